@@ -1,0 +1,2 @@
+"""The audit record, its hash chain, and the durable sinks (sqlite, DynamoDB, S3).
+"""

@@ -1,0 +1,2 @@
+"""The ``lockgate`` command and the ``kubectl-lockgate`` plugin.
+"""

@@ -1,0 +1,2 @@
+"""Thin adapters to the Kubernetes API: facts gathering (SubjectAccessReview, workloads), patches, status writes, events.
+"""
