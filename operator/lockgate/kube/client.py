@@ -1,0 +1,180 @@
+"""A small asynchronous Kubernetes API client: one session, retries with deadlines, Status errors.
+
+Every call may name what it does for (``agent``): the User-Agent then names the promotion,
+so the cluster's own audit log ties each write to the approval behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from lockgate.kube import config
+
+logger = logging.getLogger(__name__)
+
+BASE_AGENT = "lockgate/0.1.0"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+RETRIABLE = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """The API answered with a Status failure."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = dict(body or {})
+
+
+class ApiUnavailable(Exception):
+    """The API could not be reached within the call's deadline."""
+
+
+def _ssl_context(creds: config.Credentials) -> ssl.SSLContext | bool:
+    if not creds.server.startswith("https"):
+        return False
+    if creds.insecure:
+        return False
+    ctx = ssl.create_default_context()
+    if creds.ca_data:
+        ctx.load_verify_locations(cadata=creds.ca_data.decode())
+    if creds.client_cert_data and creds.client_key_data:
+        with tempfile.NamedTemporaryFile() as cert, tempfile.NamedTemporaryFile() as key:
+            cert.write(creds.client_cert_data)
+            cert.flush()
+            key.write(creds.client_key_data)
+            key.flush()
+            ctx.load_cert_chain(cert.name, key.name)
+    return ctx
+
+
+class Client:
+    """Talks to one API server with one identity. Use as an async context manager."""
+
+    def __init__(self, creds: config.Credentials, *, timeout: float = 10.0, attempts: int = 6) -> None:
+        self.creds = creds
+        self.timeout = timeout
+        self.attempts = attempts
+        self._session: aiohttp.ClientSession | None = None
+        self.calls = 0
+
+    async def __aenter__(self) -> Client:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._session is None:
+            headers = {"Accept": "application/json"}
+            if self.creds.token:
+                headers["Authorization"] = f"Bearer {self.creds.token}"
+            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.creds), limit=64)
+            self._session = aiohttp.ClientSession(self.creds.server, headers=headers, connector=connector)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        """One API call with retries on 429/5xx and connection errors, within ``attempts``."""
+        await self.open()
+        assert self._session is not None
+        headers = {"User-Agent": f"{BASE_AGENT} ({agent})" if agent else BASE_AGENT}
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = content_type
+        delay = 0.05
+        for attempt in range(1, self.attempts + 1):
+            self.calls += 1
+            try:
+                async with self._session.request(
+                    method,
+                    path,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout),
+                ) as response:
+                    text = await response.text()
+                    payload: dict[str, Any] = json.loads(text) if text.strip().startswith("{") else {}
+                    if response.status < 400:
+                        return payload
+                    if response.status in RETRIABLE and attempt < self.attempts:
+                        retry_after = response.headers.get("Retry-After", "")
+                        wait = float(retry_after) if retry_after.isdigit() else delay
+                        logger.debug("retrying %s %s after %s: %s", method, path, wait, response.status)
+                        await asyncio.sleep(min(wait, 5.0))
+                        delay = min(delay * 2, 2.0) * (1 + random.random() / 4)
+                        continue
+                    raise ApiError(
+                        response.status,
+                        str(payload.get("reason") or response.reason),
+                        str(payload.get("message") or text[:200]),
+                        payload,
+                    )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if attempt >= self.attempts:
+                    raise ApiUnavailable(f"{method} {path}: {exc!r}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise ApiUnavailable(f"{method} {path}: no attempts left")  # pragma: no cover
+
+    async def get(self, path: str, **kw: Any) -> dict[str, Any]:
+        return await self.request("GET", path, **kw)
+
+    async def get_or_none(self, path: str, **kw: Any) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", path, **kw)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create(self, path: str, body: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
+        return await self.request("POST", path, body=body, **kw)
+
+    async def patch(
+        self, path: str, body: Any, *, content_type: str = MERGE_PATCH, **kw: Any
+    ) -> dict[str, Any]:
+        return await self.request("PATCH", path, body=body, content_type=content_type, **kw)
+
+
+def resource_path(
+    group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None, sub: str = ""
+) -> str:
+    """The REST path of a resource, a namespaced collection, an object or a subresource."""
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural}"
+    if name:
+        base += f"/{name}"
+    if sub:
+        base += f"/{sub}"
+    return base

@@ -1,0 +1,42 @@
+"""Operator settings: one documented class, read from ``LOCKGATE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """How the Lockgate operator runs. Every field maps to ``LOCKGATE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore")
+
+    namespace: str = Field("lockgate-system", description="Namespace the operator runs in; holds its Secrets.")
+    identity: str = Field(
+        "system:serviceaccount:lockgate-system:lockgate-operator",
+        description="The operator's own Kubernetes username; admission lets image changes through only from it.",
+    )
+    stamp_secret: str = Field(
+        "lockgate-stamp-key", description="Secret (in `namespace`) holding the HMAC key that signs identity stamps."
+    )
+    peering_name: str = Field("lockgate", description="Kopf peering name: only one replica acts at a time.")
+    standalone: bool = Field(False, description="Run without peering (development and tests).")
+    priority: int = Field(0, description="Kopf peering priority of this replica.")
+    metrics_port: int = Field(9090, description="Port of the Prometheus /metrics endpoint (0 disables it).")
+    metrics_host: str = Field("0.0.0.0", description="Address the metrics endpoint listens on.")
+    health_port: int = Field(8081, description="Port of the liveness endpoint (0 disables it).")
+    webhook_host: str = Field("0.0.0.0", description="Address the admission webhook server listens on.")
+    webhook_port: int = Field(9443, description="Port of the admission webhook server (0 disables webhooks).")
+    webhook_cert_dir: str | None = Field(
+        None, description="Directory with tls.crt/tls.key for the webhook server; self-signed when unset."
+    )
+    webhook_public_host: str = Field(
+        "localhost", description="Host name the API server uses to reach the webhooks (SAN of a self-signed cert)."
+    )
+    break_glass_groups: list[str] = Field(
+        default_factory=list,
+        description="Groups that may change images in gated namespaces directly; every use is an emergency change.",
+    )
+    sar_cache_seconds: float = Field(10.0, description="How long a SubjectAccessReview answer is reused.")
+    log_format: str = Field("text", description="`text` or `json` (structured logs; each line names its promotion).")
+    api_timeout_seconds: float = Field(10.0, description="Deadline of one Kubernetes API call.")
