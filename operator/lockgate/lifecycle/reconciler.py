@@ -1,0 +1,402 @@
+"""Doing the lifecycle: evaluate the gate, take the one next step, write status, audit and events.
+
+One Promotion is handled by one worker at a time (``queue.KeyedQueue``). Each step's effects are
+ordered for exactly-once rollouts: audit record, then status, then the workload patch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from lockgate.api import durations
+from lockgate.kube import client as kclient
+from lockgate.kube import events, objects
+from lockgate.lifecycle import queue, statuses, steps, view
+from lockgate.rollout import plan, verification
+
+logger = logging.getLogger("lockgate.lifecycle")
+
+MAX_STEPS_PER_PASS = 8
+AUDIT_RETRY = datetime.timedelta(seconds=3)
+POLL = datetime.timedelta(seconds=5)
+
+
+class AuditUnavailableError(Exception):
+    """The audit trail could not durably record a decision; nothing may proceed (fail closed)."""
+
+
+class GateResultLike(Protocol):
+    view: steps.GateView
+    phase: str
+    status: dict[str, Any]
+    approvers: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
+    approval_statuses: dict[str, dict[str, Any]]
+    ready_for_approval: bool
+    emergency: bool
+
+
+class GateLike(Protocol):
+    async def evaluate(self, promotion: Mapping[str, Any], now: datetime.datetime) -> GateResultLike: ...
+
+
+class AuditLike(Protocol):
+    async def record(
+        self,
+        event: str,
+        promotion: Mapping[str, Any],
+        *,
+        at: datetime.datetime,
+        approvers: list[dict[str, Any]],
+        policies: list[dict[str, Any]],
+        previous_image: str | None = None,
+        verification: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+class MetricsLike(Protocol):
+    def transition(self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass
+class _HttpRun:
+    task: asyncio.Task[verification.VerificationResult]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Reconciler:
+    """Owns the keyed queue and performs lifecycle steps for Promotions in the view."""
+
+    def __init__(
+        self,
+        api: kclient.Client,
+        cluster: view.ClusterView,
+        gate: GateLike,
+        audit: AuditLike,
+        metrics: MetricsLike | None = None,
+        *,
+        clock: Callable[[], datetime.datetime] = utcnow,
+        workers: int = 8,
+    ) -> None:
+        self.api = api
+        self.view = cluster
+        self.gate = gate
+        self.audit = audit
+        self.metrics = metrics
+        self.clock = clock
+        self.queue: queue.KeyedQueue[view.Key] = queue.KeyedQueue(self.reconcile, workers=workers)
+        self._http: dict[tuple[str, str], _HttpRun] = {}
+
+    def start(self) -> None:
+        self.queue.start()
+
+    async def stop(self) -> None:
+        for run in self._http.values():
+            run.task.cancel()
+        await self.queue.stop()
+
+    # -- triggers ------------------------------------------------------------------------------
+    def touch(self, key: view.Key) -> None:
+        self.queue.touch(key)
+
+    def touch_all(self, namespaces: list[str] | None = None) -> None:
+        for key in self.view.promotions_in(namespaces):
+            self.queue.touch(key)
+
+    # -- one pass ------------------------------------------------------------------------------
+    async def reconcile(self, key: view.Key) -> None:
+        for _ in range(MAX_STEPS_PER_PASS):
+            obj = self.view.promotions.get(key)
+            if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
+                return
+            started = time.perf_counter()
+            again = await self._one_step(key, obj)
+            logger.debug("promotion %s/%s step took %.1f ms", key[0], key[1], (time.perf_counter() - started) * 1e3)
+            if not again:
+                return
+
+    async def _one_step(self, key: view.Key, obj: dict[str, Any]) -> bool:
+        now = self.clock()
+        status = obj.get("status") or {}
+        phase = str(status.get("phase") or "")
+        situation = await self._situation(key, obj, phase)
+        result: GateResultLike | None = None
+        if phase in steps.WAITING:
+            result = await self.gate.evaluate(obj, now)
+            situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
+        step = steps.next_step(situation, result.view if result else None, now)
+        logger.info("promotion %s/%s: %s (%s) %s", key[0], key[1], step.action, step.reason, step.message)
+        return await self._perform(key, obj, situation, step, result, now)
+
+    async def _situation(self, key: view.Key, obj: Mapping[str, Any], phase: str) -> steps.Situation:
+        spec = obj.get("spec", {})
+        status = obj.get("status") or {}
+        target = spec.get("target") or {}
+        kind = str(target.get("kind", "Deployment"))
+        rollout = status.get("rollout") or {}
+        workload: Mapping[str, Any] | None
+        if phase in ("Deploying", "", "Pending", "AwaitingApproval", "Approved"):
+            workload = await objects.get_workload(self.api, kind, key[0], str(target.get("name")))
+            if workload is not None:
+                self.view.put_workload(kind, dict(workload))
+        else:
+            workload = self.view.workloads.get((kind, key[0], str(target.get("name"))))
+            if workload is None:
+                workload = await objects.get_workload(self.api, kind, key[0], str(target.get("name")))
+        change = None
+        container = str(target.get("container") or target.get("name") or "")
+        if workload is not None and container in plan.container_names(workload):
+            change = plan.ImageChange(
+                namespace=key[0],
+                kind=kind,
+                name=str(target.get("name")),
+                container=container,
+                image=str(rollout.get("image") or spec.get("image")),
+                promotion=key[1],
+                spec_hash=str(status.get("specHash") or statuses.spec_hash(obj)),
+                approvers=tuple(a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")),
+            )
+        verification_spec = spec.get("verification") or {}
+        http_result = None
+        run = self._http.get((str(obj["metadata"].get("uid")), str(status.get("specHash"))))
+        if run is not None and run.task.done() and not run.task.cancelled():
+            outcome = run.task.result()
+            http_result = (outcome.passed, outcome.message)
+        return steps.Situation(
+            phase=phase,
+            spec_hash=statuses.spec_hash(obj),
+            cycle_hash=str(status.get("specHash") or ""),
+            change=change,
+            previous_image=status.get("previousImage"),
+            deployed_generation=int(rollout.get("generation") or 0),
+            deployed_at=statuses.parse_time(status.get("deployedAt")),
+            rollback_generation=int((status.get("rollback") or {}).get("generation") or 0),
+            rollback_reason=str((status.get("rollback") or {}).get("reason") or ""),
+            timeout=durations.parse(str(verification_spec.get("timeout") or "10m")),
+            rollback_on_failure=bool(verification_spec.get("rollbackOnFailure", True)),
+            has_http_checks=bool(verification_spec.get("http")),
+            http_result=http_result,
+            superseded_by=self._superseded_by(key, obj) if phase in steps.WAITING else None,
+            target_busy_with=self._target_busy_with(key, obj),
+            workload=workload,
+        )
+
+    def _superseded_by(self, key: view.Key, obj: Mapping[str, Any]) -> str | None:
+        """A newer Promotion for the same target that is still waiting or already rolling out."""
+        target = self.view.target_of(obj)
+        if target is None:
+            return None
+        mine = statuses.created_order(obj)
+        for other_key in self.view.promotions_targeting(target):
+            other = self.view.promotions.get(other_key)
+            if other is None or other_key == key:
+                continue
+            other_phase = str((other.get("status") or {}).get("phase") or "")
+            if other_phase in steps.TERMINAL or other.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            if statuses.created_order(other) > mine:
+                return other_key[1]
+        return None
+
+    def _target_busy_with(self, key: view.Key, obj: Mapping[str, Any]) -> str | None:
+        target = self.view.target_of(obj)
+        if target is None:
+            return None
+        for other_key in self.view.promotions_targeting(target):
+            if other_key == key:
+                continue
+            other = self.view.promotions.get(other_key) or {}
+            if str((other.get("status") or {}).get("phase") or "") in steps.ACTIVE:
+                return other_key[1]
+        return None
+
+    # -- performing ----------------------------------------------------------------------------
+    async def _perform(
+        self,
+        key: view.Key,
+        obj: dict[str, Any],
+        s: steps.Situation,
+        step: steps.Step,
+        result: GateResultLike | None,
+        now: datetime.datetime,
+    ) -> bool:
+        A = steps.Action
+        status = dict(obj.get("status") or {})
+        if step.action is A.DONE:
+            return False
+        if step.action is A.NEW_CYCLE:
+            await self._audit_quietly("superseded-cycle", obj, now, s, step) if s.phase in steps.ACTIVE else None
+            await self._write(obj, statuses.new_cycle(obj, now), step)
+            return True
+        if result is not None:
+            await self._write_approvals(key[0], result)
+        if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING):
+            assert result is not None
+            new = statuses.waiting(obj, result, step, now)
+            await self._write(obj, new, step)
+            if step.next_look_at is not None:
+                self.queue.touch_at(key, step.next_look_at)
+            return False
+        if step.action in (A.SUPERSEDE, A.REJECT):
+            assert result is not None
+            event = "superseded" if step.action is A.SUPERSEDE else "rejected"
+            if not await self._audit(event, obj, now, result, s, step):
+                return False
+            await self._write(obj, statuses.ended(obj, step, now, result=result), step, warning=True)
+            return False
+        if step.action is A.START_DEPLOY:
+            assert result is not None and s.change is not None and s.workload is not None
+            if not await self._audit("approved", obj, now, result, s, step):
+                return False
+            previous = plan.current_image(s.workload, s.change.container)
+            if not await self._audit("deploying", obj, now, result, s, step, previous_image=previous):
+                return False
+            await self._write(obj, statuses.deploying(obj, result, s.change, previous, now), step)
+            return True
+        if step.action in (A.PATCH, A.MARK_DEPLOYED):
+            assert s.change is not None and s.workload is not None
+            workload = s.workload
+            if step.action is A.PATCH:
+                workload = await objects.set_image(self.api, s.change)
+                self.view.put_workload(s.change.kind, workload)
+            generation = int(workload.get("metadata", {}).get("generation") or 0)
+            await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image)
+            await self._write(obj, statuses.deployed(obj, generation, now), step)
+            return True
+        if step.action is A.AWAIT_ROLLOUT or step.action is A.AWAIT_ROLLBACK:
+            await self._write(obj, statuses.progress(obj, step, now), step)
+            self.queue.touch_at(key, step.next_look_at or now + POLL)
+            return False
+        if step.action is A.VERIFY_HTTP:
+            self._start_http(key, obj, s)
+            await self._write(obj, statuses.progress(obj, step, now), step)
+            return False
+        if step.action is A.SUCCEED:
+            await self._audit("verified", obj, now, None, s, step, verification={"passed": True, "message": step.message})
+            await self._write(obj, statuses.ended(obj, step, now, phase="Succeeded"), step)
+            return False
+        if step.action is A.START_ROLLBACK:
+            await self._audit("failed", obj, now, None, s, step, verification={"passed": False, "message": step.message})
+            await self._write(obj, statuses.rolling_back(obj, step, now), step, warning=True)
+            return True
+        if step.action is A.PATCH_ROLLBACK:
+            assert s.change is not None and s.previous_image
+            back = dataclasses.replace(s.change, image=s.previous_image, operation="rollback")
+            workload = await objects.set_image(self.api, back)
+            self.view.put_workload(back.kind, workload)
+            generation = int(workload.get("metadata", {}).get("generation") or 0)
+            await self._write(obj, statuses.rollback_patched(obj, generation, now), step)
+            return True
+        if step.action is A.ROLLED_BACK:
+            await self._audit("rolled-back", obj, now, None, s, step, previous_image=s.previous_image)
+            await self._write(obj, statuses.ended(obj, step, now, phase="RolledBack"), step, warning=True)
+            return False
+        if step.action is A.FAIL:
+            await self._audit("failed", obj, now, None, s, step, verification={"passed": False, "message": step.message})
+            await self._write(obj, statuses.ended(obj, step, now, phase="Failed"), step, warning=True)
+            return False
+        raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
+
+    def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
+        run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)
+        if run_key in self._http:
+            return
+        checks = [
+            verification.HttpCheck.from_spec(item, lambda d: durations.parse(str(d)).total_seconds())
+            for item in (obj.get("spec", {}).get("verification") or {}).get("http") or []
+        ]
+        remaining = s.timeout.total_seconds()
+        if s.deployed_at is not None:
+            remaining = (s.deployed_at + s.timeout - self.clock()).total_seconds()
+        task = asyncio.create_task(verification.run_checks(checks, time.monotonic() + max(remaining, 1.0)))
+        task.add_done_callback(lambda _: self.queue.touch(key))
+        self._http[run_key] = _HttpRun(task)
+
+    async def _audit(
+        self,
+        event: str,
+        obj: Mapping[str, Any],
+        now: datetime.datetime,
+        result: GateResultLike | None,
+        s: steps.Situation,
+        step: steps.Step,
+        *,
+        previous_image: str | None = None,
+        verification: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record durably; on failure publish AuditRecorded=False and retry later (fail closed)."""
+        status = obj.get("status") or {}
+        if result is not None:
+            approvers, policies = result.approvers, result.policies
+        else:
+            approvers, policies = statuses.audit_context(status)
+        try:
+            await self.audit.record(
+                event,
+                obj,
+                at=now,
+                approvers=approvers,
+                policies=policies,
+                previous_image=previous_image or s.previous_image,
+                verification=verification,
+                extra={"reason": step.reason, "message": step.message},
+            )
+        except AuditUnavailableError as exc:
+            logger.error("promotion %s: audit unavailable: %s", obj["metadata"].get("name"), exc)
+            await self._write(obj, statuses.audit_down(obj, str(exc), now), step)
+            self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
+            return False
+        return True
+
+    async def _audit_quietly(
+        self, event: str, obj: Mapping[str, Any], now: datetime.datetime, s: steps.Situation, step: steps.Step
+    ) -> None:
+        await self._audit(event, obj, now, None, s, step)
+
+    async def _write_approvals(self, namespace: str, result: GateResultLike) -> None:
+        for name, wanted in result.approval_statuses.items():
+            current = self.view.approvals.get((namespace, name))
+            if current is None:
+                continue
+            have = current.get("status") or {}
+            if all(have.get(k) == v for k, v in wanted.items()):
+                continue
+            try:
+                updated = await objects.patch_approval_status(self.api, namespace, name, wanted)
+                self.view.put_approval(updated)
+            except kclient.ApiError as exc:
+                if exc.status != 404:
+                    raise
+
+    async def _write(
+        self, obj: Mapping[str, Any], new_status: Mapping[str, Any], step: steps.Step, *, warning: bool = False
+    ) -> None:
+        """Write status only when it differs; post an Event when the phase changes."""
+        old = obj.get("status") or {}
+        patch = statuses.diff(old, new_status)
+        if not patch:
+            return
+        meta = obj["metadata"]
+        updated = await objects.patch_promotion_status(
+            self.api, meta["namespace"], meta["name"], patch, agent=f"status promotion={meta['namespace']}/{meta['name']}"
+        )
+        self.view.put_promotion(updated)
+        old_phase, new_phase = old.get("phase"), new_status.get("phase")
+        if old_phase != new_phase:
+            if self.metrics is not None:
+                self.metrics.transition(updated, str(old_phase or ""), new_status)
+            await events.post(
+                self.api, updated, reason=step.reason if new_phase != "Pending" else "Pending",
+                message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
+                type_="Warning" if warning else "Normal",
+            )

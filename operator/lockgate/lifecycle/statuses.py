@@ -1,0 +1,226 @@
+"""Building a Promotion's status for each lifecycle step: phase, conditions, timestamps. Pure.
+
+Conditions follow metav1.Condition: ``lastTransitionTime`` moves only when a status flips, and
+each carries the generation it was computed from. ``Ready`` is True only when the cycle succeeded,
+so ``kubectl wait --for=condition=Ready`` returns exactly when the rollout is verified.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from lockgate.api import conditions, meta
+from lockgate.lifecycle import steps
+from lockgate.rollout import plan
+
+CYCLE_FIELDS = (
+    "approvals", "requiredApprovals", "approvalsSummary", "gates", "readyForApprovalAt", "approvedAt",
+    "deployedAt", "completedAt", "gateLatencySeconds", "previousImage", "rollout", "rollback",
+    "retroReviewDueAt", "emergency", "auditRecorded",
+)
+
+
+class GateResultLike(Protocol):
+    phase: str
+    status: dict[str, Any]
+    ready_for_approval: bool
+    emergency: bool
+
+
+def spec_hash(obj: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` over the canonical JSON of the spec (sorted keys, no whitespace)."""
+    canonical = json.dumps(obj.get("spec", {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fmt(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def created_order(obj: Mapping[str, Any]) -> tuple[str, int, str]:
+    """Newer promotions sort later: creation time, then resourceVersion-independent name."""
+    meta_ = obj.get("metadata", {})
+    return str(meta_.get("creationTimestamp") or ""), int(meta_.get("generation") or 0) * 0, str(meta_.get("name"))
+
+
+def _conditions(
+    obj: Mapping[str, Any], now: datetime.datetime, updates: list[tuple[str, str, str, str]]
+) -> list[dict[str, Any]]:
+    current = [meta.Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions") or []]
+    generation = obj.get("metadata", {}).get("generation")
+    for type_, status, reason, message in updates:
+        current = conditions.set_condition(
+            current, type_, status, reason, message, now, int(generation) if generation else None  # type: ignore[arg-type]
+        )
+    order = {t: i for i, t in enumerate(conditions.PROMOTION_TYPES)}
+    current.sort(key=lambda c: order.get(c.type, len(order)))
+    return [c.to_k8s() for c in current]
+
+
+def _base(obj: Mapping[str, Any]) -> dict[str, Any]:
+    status = dict(obj.get("status") or {})
+    status["observedGeneration"] = obj.get("metadata", {}).get("generation")
+    return status
+
+
+def new_cycle(obj: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    for name in CYCLE_FIELDS:
+        status[name] = None
+    status["phase"] = "Pending"
+    status["specHash"] = spec_hash(obj)
+    status["message"] = "the spec changed: a new approval cycle starts; earlier approvals no longer count"
+    status["conditions"] = _conditions(obj, now, [
+        ("Ready", "False", "NewCycle", status["message"]),
+        ("Approved", "False", "NewCycle", "approvals of the earlier spec no longer count"),
+        ("Deployed", "False", "NewCycle", ""),
+        ("Verified", "Unknown", "NewCycle", ""),
+    ])
+    return status
+
+
+def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status.update(result.status)
+    status["specHash"] = status.get("specHash") or spec_hash(obj)
+    phase = result.phase
+    if step.action is steps.Action.WAIT_FOR_TARGET or step.action is steps.Action.TARGET_MISSING:
+        phase = "Approved"
+    status["phase"] = phase
+    status["message"] = step.message
+    if result.ready_for_approval and not status.get("readyForApprovalAt"):
+        status["readyForApprovalAt"] = fmt(now)
+    policy_ok = phase != "Pending"
+    status["conditions"] = _conditions(obj, now, [
+        ("Ready", "False", step.reason, step.message),
+        ("PolicyPassed", "True" if policy_ok else "False", "PoliciesPassed" if policy_ok else step.reason,
+         "every policy rule passed" if policy_ok else step.message),
+        ("Approved", "True" if phase == "Approved" else "False", "Approved" if phase == "Approved" else "AwaitingApproval",
+         step.message),
+    ])
+    return status
+
+
+def deploying(
+    obj: Mapping[str, Any], result: GateResultLike, change: plan.ImageChange, previous: str | None, now: datetime.datetime
+) -> dict[str, Any]:
+    status = _base(obj)
+    status.update(result.status)
+    status["specHash"] = status.get("specHash") or spec_hash(obj)
+    status["phase"] = "Deploying"
+    status["approvedAt"] = status.get("approvedAt") or fmt(now)
+    ready = parse_time(status.get("readyForApprovalAt")) or now
+    status["readyForApprovalAt"] = status.get("readyForApprovalAt") or fmt(ready)
+    status["gateLatencySeconds"] = round(max(0.0, (now - ready).total_seconds()), 3)
+    status["previousImage"] = previous
+    status["emergency"] = True if result.emergency else None
+    status["auditRecorded"] = True
+    status["rollout"] = {"kind": change.kind, "name": change.name, "container": change.container,
+                         "image": change.image, "startedAt": fmt(now)}
+    status["message"] = f"approved; setting {change.kind}/{change.name} container {change.container} to {change.image}"
+    status["conditions"] = _conditions(obj, now, [
+        ("Ready", "False", "Deploying", status["message"]),
+        ("PolicyPassed", "True", "PoliciesPassed", "every policy rule passed"),
+        ("Approved", "True", "Approved", str(result.status.get("message") or "enough counted approvals")),
+        ("AuditRecorded", "True", "Recorded", "the approval and the deploying decision are in the audit trail"),
+        ("Deployed", "False", "Deploying", status["message"]),
+    ])
+    return status
+
+
+def deployed(obj: Mapping[str, Any], generation: int, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status["phase"] = "Verifying"
+    status["deployedAt"] = status.get("deployedAt") or fmt(now)
+    status["rollout"] = {**(status.get("rollout") or {}), "generation": generation}
+    status["message"] = "image set; waiting for the rollout to complete"
+    status["conditions"] = _conditions(obj, now, [
+        ("Ready", "False", "Verifying", status["message"]),
+        ("Deployed", "True", "ImageSet", f"generation {generation} carries the new image"),
+        ("Verified", "Unknown", "Verifying", status["message"]),
+    ])
+    return status
+
+
+def progress(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status["message"] = step.message
+    kind = "Verified" if status.get("phase") == "Verifying" else "Ready"
+    status["conditions"] = _conditions(obj, now, [(kind, "Unknown" if kind == "Verified" else "False", step.reason, step.message)])
+    return status
+
+
+def rolling_back(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status["phase"] = "RollingBack"
+    status["rollback"] = {"reason": step.message, "startedAt": fmt(now)}
+    status["message"] = step.message
+    status["conditions"] = _conditions(obj, now, [
+        ("Ready", "False", "RollingBack", step.message),
+        ("Verified", "False", step.reason, step.message),
+    ])
+    return status
+
+
+def rollback_patched(obj: Mapping[str, Any], generation: int, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status["rollback"] = {**(status.get("rollback") or {}), "generation": generation}
+    return status
+
+
+def ended(
+    obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime, *, phase: str | None = None,
+    result: GateResultLike | None = None,
+) -> dict[str, Any]:
+    status = _base(obj)
+    if result is not None:
+        status.update(result.status)
+    final = phase or ("Superseded" if step.action is steps.Action.SUPERSEDE else "Rejected")
+    status["phase"] = final
+    status["specHash"] = status.get("specHash") or spec_hash(obj)
+    status["completedAt"] = fmt(now)
+    status["message"] = step.message
+    updates = [("Ready", "True" if final == "Succeeded" else "False", step.reason, step.message)]
+    if final == "Succeeded":
+        updates.append(("Verified", "True", step.reason, step.message))
+    elif final in ("RolledBack", "Failed"):
+        updates.append(("Verified", "False", step.reason, step.message))
+    elif final == "Rejected":
+        updates.append(("Approved", "False", "Rejected", step.message))
+    status["conditions"] = _conditions(obj, now, updates)
+    return status
+
+
+def audit_down(obj: Mapping[str, Any], message: str, now: datetime.datetime) -> dict[str, Any]:
+    status = _base(obj)
+    status["auditRecorded"] = False
+    text = f"{message}; nothing deploys until the audit trail records the decision (retrying)"
+    status["message"] = text
+    status["conditions"] = _conditions(obj, now, [("AuditRecorded", "False", "AuditSinkUnavailable", text)])
+    return status
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch turning ``old`` into ``new`` at the top level (None removes a field)."""
+    patch: dict[str, Any] = {}
+    for name, value in new.items():
+        if old.get(name) != value and not (value is None and name not in old):
+            patch[name] = value
+    return patch
+
+
+def audit_context(status: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Counted approvers and policy verdicts as recorded in status, for audit records after approval."""
+    approvers = [dict(a) for a in status.get("approvals") or [] if a.get("counted")]
+    policies = [dict(g) for g in status.get("gates") or []]
+    return approvers, policies

@@ -1,0 +1,171 @@
+"""The lifecycle state machine: given what is known now, the one next step of a Promotion. Pure.
+
+Exactly-once rests on the order the reconciler follows: the audit record and the ``Deploying``
+status (with the previous image) are durable before the workload is patched, and a workload
+that already carries this cycle's annotations is never patched again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from lockgate.rollout import health, plan
+
+TERMINAL = frozenset({"Succeeded", "Failed", "RolledBack", "Rejected", "Superseded"})
+WAITING = frozenset({"", "Pending", "AwaitingApproval", "Approved"})
+ACTIVE = frozenset({"Deploying", "Verifying", "RollingBack"})
+
+
+class Action(enum.StrEnum):
+    NEW_CYCLE = "NewCycle"  # the spec changed after the last cycle ended: start over
+    WAIT = "Wait"  # gates not passed yet: publish what it waits for
+    SUPERSEDE = "Supersede"
+    REJECT = "Reject"
+    WAIT_FOR_TARGET = "WaitForTarget"  # approved, but another promotion is rolling the workload
+    TARGET_MISSING = "TargetMissing"
+    START_DEPLOY = "StartDeploy"  # audit + Deploying status (previous image recorded)
+    PATCH = "Patch"  # set the image (only if not yet applied)
+    MARK_DEPLOYED = "MarkDeployed"  # applied already (restart after the patch): record it
+    AWAIT_ROLLOUT = "AwaitRollout"
+    VERIFY_HTTP = "VerifyHttp"
+    SUCCEED = "Succeed"
+    START_ROLLBACK = "StartRollback"
+    PATCH_ROLLBACK = "PatchRollback"
+    AWAIT_ROLLBACK = "AwaitRollback"
+    ROLLED_BACK = "RolledBack"
+    FAIL = "Fail"
+    DONE = "Done"  # terminal, nothing to do
+
+
+@dataclasses.dataclass(frozen=True)
+class GateView:
+    """What the gate engine decided, reduced to what the lifecycle needs."""
+
+    may_deploy: bool
+    rejected: bool
+    summary: str
+    next_look_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    """Everything known about one Promotion at one moment."""
+
+    phase: str
+    spec_hash: str  # of the spec as it is now
+    cycle_hash: str  # status.specHash: the cycle the status describes
+    change: plan.ImageChange | None  # the planned image change of the current cycle
+    previous_image: str | None
+    deployed_generation: int
+    deployed_at: datetime.datetime | None
+    rollback_generation: int
+    rollback_reason: str
+    timeout: datetime.timedelta
+    rollback_on_failure: bool
+    has_http_checks: bool
+    http_result: tuple[bool, str] | None  # result of this cycle's HTTP checks, when finished
+    superseded_by: str | None  # a newer waiting promotion for the same target
+    target_busy_with: str | None  # another promotion that is rolling the same target
+    workload: Mapping[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    action: Action
+    reason: str
+    message: str
+    next_look_at: datetime.datetime | None = None
+
+
+def next_step(s: Situation, gate: GateView | None, now: datetime.datetime) -> Step:
+    """The one next step; the reconciler performs it and asks again."""
+    if s.phase in TERMINAL:
+        if s.spec_hash != s.cycle_hash:
+            return Step(Action.NEW_CYCLE, "SpecChanged", "the spec changed: a new approval cycle starts")
+        return Step(Action.DONE, s.phase, "")
+    if s.phase in ACTIVE:
+        return _active(s, now)
+    if s.cycle_hash and s.spec_hash != s.cycle_hash:
+        return Step(Action.NEW_CYCLE, "SpecChanged", "the spec changed: earlier approvals no longer count")
+    return _waiting(s, gate)
+
+
+def _waiting(s: Situation, gate: GateView | None) -> Step:
+    if gate is None:
+        return Step(Action.WAIT, "Evaluating", "waiting for the gate to be evaluated")
+    if s.superseded_by:
+        return Step(
+            Action.SUPERSEDE, "Superseded", f"superseded by Promotion {s.superseded_by} for the same target"
+        )
+    if gate.rejected:
+        return Step(Action.REJECT, "Rejected", gate.summary)
+    if not gate.may_deploy:
+        return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
+    if s.workload is None or s.change is None:
+        return Step(Action.TARGET_MISSING, "TargetNotFound", "the target workload or container does not exist")
+    if s.target_busy_with:
+        return Step(
+            Action.WAIT_FOR_TARGET,
+            "TargetBusy",
+            f"approved; waiting for Promotion {s.target_busy_with} to finish rolling out the same workload",
+        )
+    return Step(Action.START_DEPLOY, "Deploying", "approved: recording the decision and deploying")
+
+
+def _active(s: Situation, now: datetime.datetime) -> Step:
+    if s.workload is None or s.change is None:
+        return Step(Action.FAIL, "TargetNotFound", "the target workload disappeared during the rollout")
+    if s.phase == "Deploying":
+        if plan.is_applied(s.workload, s.change):
+            return Step(Action.MARK_DEPLOYED, "Deployed", f"image {s.change.image} set")
+        return Step(Action.PATCH, "Deploying", f"setting image {s.change.image}")
+    if s.phase == "Verifying":
+        return _verifying(s, now)
+    return _rolling_back(s, now)
+
+
+def _deadline(s: Situation) -> datetime.datetime | None:
+    return s.deployed_at + s.timeout if s.deployed_at else None
+
+
+def _verifying(s: Situation, now: datetime.datetime) -> Step:
+    assert s.workload is not None and s.change is not None
+    judged = health.judge(s.change.kind, s.workload, s.deployed_generation)
+    deadline = _deadline(s)
+    failure: tuple[str, str] | None = None
+    if judged.state is health.RolloutState.FAILED:
+        failure = (judged.reason, judged.message)
+    elif judged.state is health.RolloutState.PROGRESSING:
+        if deadline is not None and now >= deadline:
+            failure = ("VerificationTimeout", f"rollout not complete within {s.timeout}: {judged.message}")
+        else:
+            return Step(Action.AWAIT_ROLLOUT, judged.reason, judged.message, deadline)
+    elif s.has_http_checks:
+        if s.http_result is None:
+            return Step(Action.VERIFY_HTTP, "HttpChecksRunning", "rollout complete; running HTTP checks", deadline)
+        passed, message = s.http_result
+        if not passed:
+            failure = ("HttpCheckFailed", message)
+    if failure is None:
+        return Step(Action.SUCCEED, "Verified", judged.message if not s.has_http_checks else "rollout complete and HTTP checks passed")
+    reason, message = failure
+    if s.rollback_on_failure and s.previous_image:
+        return Step(Action.START_ROLLBACK, reason, f"{message}; rolling back to {s.previous_image}")
+    return Step(Action.FAIL, reason, message)
+
+
+def _rolling_back(s: Situation, now: datetime.datetime) -> Step:
+    assert s.workload is not None and s.change is not None and s.previous_image
+    back = dataclasses.replace(s.change, image=s.previous_image, operation="rollback")
+    if not plan.is_applied(s.workload, back):
+        return Step(Action.PATCH_ROLLBACK, "RollingBack", f"restoring image {s.previous_image}")
+    judged = health.judge(s.change.kind, s.workload, s.rollback_generation)
+    if judged.state is health.RolloutState.COMPLETE:
+        return Step(Action.ROLLED_BACK, "RolledBack", f"{s.rollback_reason}; previous image {s.previous_image} restored")
+    if judged.state is health.RolloutState.FAILED:
+        return Step(Action.FAIL, "RollbackFailed", f"{s.rollback_reason}; the rollback also failed: {judged.message}")
+    return Step(Action.AWAIT_ROLLBACK, judged.reason, f"rolling back: {judged.message}", now + datetime.timedelta(seconds=5))
