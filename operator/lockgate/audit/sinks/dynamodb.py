@@ -1,0 +1,305 @@
+"""The DynamoDB sink: the seed's deployment-record table, plus the hash chain.
+
+Items (one table, on-demand):
+
+* record ``PK=DEPLOY#<env>``, ``SK=<at UTC ISO>#<seq 12 digits>``: the seed's attributes
+  (actor, approver, commit, imageTag, pipelineRun, scanStatus, testStatus,
+  changeDescription, rollbackTarget, ``ttl`` = at + retention in epoch seconds), the
+  chain fields (recordId, seq, prevHash, hash) and ``record`` (the canonical JSON);
+* head ``PK=DEPLOY#<env>``, ``SK=HEAD``: seq, hash and id of the last record;
+* id claim ``PK=RECORD#<id>``, ``SK=RECORD``: makes appends idempotent by record id.
+
+All three are written in one ``TransactWriteItems``: the record and the id claim only
+if absent, the head only if it still holds the seq/hash the record was chained to.
+A retry of the same record, or a second writer racing for the same seq, is cancelled
+and re-reads instead of forking the chain.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from lockgate.audit import chain, errors, record
+from lockgate.audit.sinks import base
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+HEAD_SK = "HEAD"
+
+
+def _s(value: str) -> dict[str, Any]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, Any]:
+    return {"N": str(value)}
+
+
+def sort_key(rec: record.AuditRecord) -> str:
+    """``<timestamp>#<seq>``: the seed's SK, sortable as text."""
+    return f"{record.format_time(rec.at)}#{rec.seq:012d}"
+
+
+def _status(evidence: dict[str, Any], name: str) -> str | None:
+    item = evidence.get(name)
+    return str(item.get("status")) if isinstance(item, dict) and item.get("status") is not None else None
+
+
+def _image_tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else (image.split("@", 1)[1] if "@" in image else "latest")
+
+
+def item_for(rec: record.AuditRecord) -> dict[str, Any]:
+    """The DynamoDB item of a chained record (seed attributes + chain + canonical record)."""
+    attrs: dict[str, str | None] = {
+        "actor": rec.requester.username if rec.requester else None,
+        "approver": ",".join(a.username for a in rec.approvers) or None,
+        "commit": str(rec.extra["commit"]) if rec.extra.get("commit") else None,
+        "image": rec.image,
+        "imageTag": _image_tag(rec.image),
+        "digest": rec.digest,
+        "pipelineRun": str(rec.extra["pipelineRun"]) if rec.extra.get("pipelineRun") else None,
+        "scanStatus": _status(rec.evidence, "securityScan"),
+        "testStatus": _status(rec.evidence, "integrationTests"),
+        "changeDescription": rec.change.description,
+        "ticket": rec.change.ticket,
+        "rollbackTarget": rec.previous_image,
+        "event": rec.event,
+        "at": record.format_time(rec.at),
+        "promotion": f"{rec.promotion.namespace}/{rec.promotion.name}",
+        "promotionUid": rec.promotion.uid,
+        "specHash": rec.promotion.spec_hash,
+        "author": rec.author,
+        "operator": rec.operator,
+        "recordId": rec.id,
+        "prevHash": rec.prev_hash,
+        "hash": rec.hash,
+        "record": rec.canonical().decode("utf-8"),
+    }
+    item: dict[str, Any] = {"PK": _s(rec.stream), "SK": _s(sort_key(rec))}
+    item.update({k: _s(v) for k, v in attrs.items() if v})
+    item["prevHash"] = _s(rec.prev_hash)  # empty for the first record of a stream: still present
+    item["seq"] = _n(rec.seq)
+    item["ttl"] = _n(int(rec.retention_until.timestamp()))
+    return item
+
+
+def create_table(client: DynamoDBClient, table: str) -> None:
+    """Create the audit table (PK/SK strings, on-demand) and enable TTL on ``ttl``. For dev/tests."""
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    client.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+    )
+
+
+def client(region: str | None, endpoint_url: str | None) -> DynamoDBClient:
+    """A DynamoDB client with short, bounded retries (an outage must surface, not hang)."""
+    config = botocore.config.Config(
+        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
+    )
+    return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+class DynamoDBSink:
+    """Audit chain in a DynamoDB table with the seed's key schema."""
+
+    def __init__(self, table: str, *, dynamodb: DynamoDBClient) -> None:
+        self.table = table
+        self.name = f"dynamodb({table})"
+        self._client = dynamodb
+
+    def _fail(self, action: str, exc: BaseException) -> errors.AuditUnavailable:
+        return errors.AuditUnavailable(
+            f"audit sink DynamoDB table {self.table} could not {action}: {exc}; "
+            "check the table exists, the endpoint is reachable and the operator's role may write it",
+            sink=self.name,
+        )
+
+    def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self.table, Key={"PK": _s(pk), "SK": _s(sk)}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return dict(item) if item else None
+
+    def _by_id(self, record_id: str) -> record.AuditRecord | None:
+        claim = self._get_item(f"RECORD#{record_id}", "RECORD")
+        if claim is None:
+            return None
+        stored = self._get_item(claim["stream"]["S"], claim["sk"]["S"])
+        return record.parse(stored["record"]["S"]) if stored else None
+
+    def _head(self, stream: str) -> chain.ChainHead | None:
+        item = self._get_item(stream, HEAD_SK)
+        if item is None:
+            return None
+        return chain.ChainHead(
+            stream=stream, seq=int(item["seq"]["N"]), hash=item["hash"]["S"], id=item["recordId"]["S"]
+        )
+
+    def append(self, rec: record.AuditRecord) -> record.AuditRecord:
+        """Chain and write ``rec`` in one conditional transaction; idempotent by id."""
+        try:
+            for attempt in range(base.MAX_APPEND_ATTEMPTS):
+                existing = self._by_id(rec.id)
+                if existing is not None:
+                    return existing
+                head = self._head(rec.stream)
+                linked = chain.link(rec, head)
+                if self._try_write(linked, head):
+                    return linked
+                time.sleep(min(0.01 * (attempt + 1), 0.2))
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._fail("append a record", exc) from exc
+        except botocore.exceptions.ClientError as exc:
+            raise self._fail("append a record", exc) from exc
+        raise self._fail("append a record", RuntimeError("too much contention for the chain head"))
+
+    def _try_write(self, linked: record.AuditRecord, head: chain.ChainHead | None) -> bool:
+        item = item_for(linked)
+        ttl = item["ttl"]
+        head_item = {
+            "PK": _s(linked.stream),
+            "SK": _s(HEAD_SK),
+            "seq": _n(linked.seq),
+            "hash": _s(linked.hash),
+            "recordId": _s(linked.id),
+            "recordSK": item["SK"],
+        }
+        if head is None:
+            head_put: dict[str, Any] = {
+                "TableName": self.table,
+                "Item": head_item,
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        else:
+            head_put = {
+                "TableName": self.table,
+                "Item": head_item,
+                "ConditionExpression": "seq = :seq AND #h = :hash",
+                "ExpressionAttributeNames": {"#h": "hash"},
+                "ExpressionAttributeValues": {":seq": _n(head.seq), ":hash": _s(head.hash)},
+            }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                "PK": _s(f"RECORD#{linked.id}"),
+                                "SK": _s("RECORD"),
+                                "stream": _s(linked.stream),
+                                "sk": item["SK"],
+                                "seq": _n(linked.seq),
+                                "ttl": ttl,
+                            },
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                    {"Put": head_put},  # type: ignore[typeddict-item]
+                ]
+            )
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in (
+                "TransactionCanceledException",
+                "ConditionalCheckFailedException",
+                "TransactionConflictException",
+            ):
+                return False
+            raise
+        return True
+
+    def get(self, record_id: str) -> record.AuditRecord | None:
+        """The stored record with this id, if any."""
+        try:
+            return self._by_id(record_id)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("read a record", exc) from exc
+
+    def head(self, stream: str) -> chain.ChainHead | None:
+        """The head item of ``stream``."""
+        try:
+            return self._head(stream)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("read the chain head", exc) from exc
+
+    def streams(self) -> list[str]:
+        """Every stream with a head item."""
+        try:
+            names: list[str] = []
+            paginator = self._client.get_paginator("scan")
+            for page in paginator.paginate(
+                TableName=self.table,
+                FilterExpression="SK = :head",
+                ExpressionAttributeValues={":head": _s(HEAD_SK)},
+                ProjectionExpression="PK",
+            ):
+                names.extend(item["PK"]["S"] for item in page.get("Items", []))
+            return sorted(names)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("list streams", exc) from exc
+
+    def entries(self, stream: str) -> list[chain.Entry]:
+        """The record items of ``stream`` in seq order, documents as stored."""
+        try:
+            out: list[chain.Entry] = []
+            paginator = self._client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table,
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": _s(stream)},
+                ConsistentRead=True,
+            ):
+                for item in page.get("Items", []):
+                    if item["SK"]["S"] == HEAD_SK:
+                        continue
+                    out.append(
+                        chain.Entry(
+                            stream=stream,
+                            seq=int(item["seq"]["N"]),
+                            id=item.get("recordId", {}).get("S", ""),
+                            text=item.get("record", {}).get("S", ""),
+                        )
+                    )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("read the chain", exc) from exc
+        return sorted(out, key=lambda e: e.seq)
+
+    def records(
+        self,
+        stream: str | None = None,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+    ) -> list[record.AuditRecord]:
+        """Parsed records (of one stream or all) within the window."""
+        out: list[record.AuditRecord] = []
+        for name in [stream] if stream else self.streams():
+            out.extend(r for r in base.parse_entries(self.entries(name)) if base.in_window(r, since, until))
+        return out

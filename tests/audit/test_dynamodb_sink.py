@@ -1,0 +1,100 @@
+"""The DynamoDB sink keeps the seed's item shape, a TTL equal to the retention, and one chain."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+from typing import Any
+
+import pytest
+
+from lockgate.audit import trail
+from lockgate.audit.sinks import dynamodb
+
+
+@pytest.fixture
+def table(aws_endpoint: str, unique: str) -> tuple[Any, str]:
+    client = dynamodb.client("us-east-1", aws_endpoint)
+    dynamodb.create_table(client, unique)
+    return client, unique
+
+
+def test_item_has_the_seed_shape_chain_fields_and_ttl(table: tuple[Any, str], samples: Any) -> None:
+    client, name = table
+    sink = dynamodb.DynamoDBSink(name, dynamodb=client)
+    promo = samples.promotion()
+    rec = samples.make(
+        "deploying", promo, retention="3y", extra={"commit": "9f1c2e7", "pipelineRun": "ci/run/77"}
+    )
+    stored = sink.append(rec)
+
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "ttl")
+    items = client.query(
+        TableName=name,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": "DEPLOY#production"}},
+    )["Items"]
+    item = next(i for i in items if i["SK"]["S"] != "HEAD")
+    assert item["SK"]["S"] == "2026-03-02T09:00:00.000000Z#000000000001"
+    plain = {k: next(iter(v.values())) for k, v in item.items()}
+    assert plain["actor"] == "carol"
+    assert plain["approver"] == "alice,sam"
+    assert plain["commit"] == "9f1c2e7"
+    assert plain["imageTag"] == "sha256:" + "ab" * 32
+    assert plain["pipelineRun"] == "ci/run/77"
+    assert (plain["scanStatus"], plain["testStatus"]) == ("passed", "passed")
+    assert plain["changeDescription"] == "Fix the login timeout"
+    assert plain["rollbackTarget"] == promo["status"]["previousImage"]
+    assert (plain["seq"], plain["prevHash"], plain["hash"]) == ("1", "", stored.hash)
+    assert plain["record"] == stored.canonical().decode()
+    expected = datetime.datetime(2029, 3, 2, 9, 0, tzinfo=datetime.UTC)  # at + 3y
+    assert int(plain["ttl"]) == int(expected.timestamp())
+    head = next(i for i in items if i["SK"]["S"] == "HEAD")
+    assert (head["seq"]["N"], head["hash"]["S"]) == ("1", stored.hash)
+
+
+def test_retry_never_duplicates(table: tuple[Any, str], samples: Any) -> None:
+    client, name = table
+    sink = dynamodb.DynamoDBSink(name, dynamodb=client)
+    recs = samples.lifecycle()
+    first = sink.append(recs[0])
+    sink.append(recs[1])
+    assert sink.append(recs[0]) == first
+    assert sink.get(recs[0].id) == first
+    assert [r.event for r in sink.records()] == ["approved", "deploying"]
+
+
+def test_two_concurrent_writers_never_fork(table: tuple[Any, str], samples: Any, aws_endpoint: str) -> None:
+    _, name = table
+    records = [r for _ in range(6) for r in samples.lifecycle()]
+
+    def writer(chunk: list[Any]) -> None:
+        # Each writer is a separate "operator replica" with its own client.
+        sink = dynamodb.DynamoDBSink(name, dynamodb=dynamodb.client("us-east-1", aws_endpoint))
+        for rec in chunk:
+            sink.append(rec)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(writer, [records[0::2], records[1::2]]))
+    sink = dynamodb.DynamoDBSink(name, dynamodb=dynamodb.client("us-east-1", aws_endpoint))
+    [report] = trail.AuditTrail([sink]).verify()
+    assert report.ok and report.count == 24
+    assert sorted(r.seq for r in sink.records()) == list(range(1, 25))
+
+
+def test_tampered_item_is_named_by_verify(table: tuple[Any, str], samples: Any) -> None:
+    client, name = table
+    sink = dynamodb.DynamoDBSink(name, dynamodb=client)
+    stored = [sink.append(r) for r in samples.lifecycle()]
+    key = {"PK": {"S": stored[1].stream}, "SK": {"S": dynamodb.sort_key(stored[1])}}
+    item = client.get_item(TableName=name, Key=key)["Item"]
+    client.update_item(
+        TableName=name,
+        Key=key,
+        UpdateExpression="SET #r = :r",
+        ExpressionAttributeNames={"#r": "record"},
+        ExpressionAttributeValues={":r": {"S": item["record"]["S"].replace('"alice"', '"mallory"')}},
+    )
+    [report] = trail.AuditTrail([sink]).verify()
+    assert (report.ok, report.first_broken_seq, report.problem) == (False, 2, "edited")

@@ -1,0 +1,99 @@
+"""The embedded sqlite sink: durable, idempotent, never forked, and tamper-evident on disk."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import pathlib
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from lockgate.audit import chain, trail
+from lockgate.audit.sinks import sqlite
+
+
+def test_append_chains_and_reads_back(tmp_path: pathlib.Path, samples: Any) -> None:
+    sink = sqlite.SqliteSink(tmp_path / "audit.sqlite3")
+    stored = [sink.append(r) for r in samples.lifecycle()]
+    assert [r.seq for r in stored] == [1, 2, 3, 4]
+    assert sink.head("DEPLOY#production") == chain.head_of(stored[-1])
+    assert sink.records() == stored
+    assert sink.streams() == ["DEPLOY#production"]
+    conn = sqlite3.connect(tmp_path / "audit.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_re_append_returns_the_stored_record_without_duplicating(
+    tmp_path: pathlib.Path, samples: Any
+) -> None:
+    sink = sqlite.SqliteSink(tmp_path / "audit.sqlite3")
+    recs = samples.lifecycle()
+    first = sink.append(recs[0])
+    sink.append(recs[1])
+    again = sink.append(recs[0])
+    assert again == first
+    # A restarted operator rebuilds the same decision later: same id, still one record.
+    rebuilt = samples.make("approved", samples.promotion(uid=recs[0].promotion.uid), minutes=30)
+    assert sink.append(rebuilt) == first
+    assert len(sink.records()) == 2
+
+
+def test_one_byte_edit_in_the_file_names_the_broken_record(tmp_path: pathlib.Path, samples: Any) -> None:
+    path = tmp_path / "audit.sqlite3"
+    sink = sqlite.SqliteSink(path)
+    stored = [sink.append(r) for r in samples.lifecycle()]
+    audit = trail.AuditTrail([sink])
+    assert [r.ok for r in audit.verify()] == [True]
+
+    data = bytearray(path.read_bytes())  # connections are closed: the WAL is checkpointed
+    marker = b'"event":"deployed"'
+    at = data.find(marker)
+    assert at > 0 and data.count(marker) == 1
+    data[at + len(b'"event":"')] = ord("D")  # deployed -> Deployed, one byte
+    path.write_bytes(bytes(data))
+
+    [report] = audit.verify()
+    assert not report.ok
+    assert (report.first_broken_seq, report.first_broken_id, report.problem) == (3, stored[2].id, "edited")
+    assert f"seq 3 (id {stored[2].id})" in report.summary()
+
+
+def test_two_threads_never_fork_the_chain(tmp_path: pathlib.Path, samples: Any) -> None:
+    path = tmp_path / "audit.sqlite3"
+    records = [r for _ in range(10) for r in samples.lifecycle()]
+
+    def write(rec: Any) -> None:
+        sqlite.SqliteSink(path).append(rec)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, records))
+    sink = sqlite.SqliteSink(path)
+    [report] = trail.AuditTrail([sink]).verify()
+    assert report.ok and report.count == 40
+
+
+def test_two_processes_never_fork_the_chain(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    script = textwrap.dedent(
+        """
+        import datetime, sys, uuid
+        from lockgate.audit import record
+        from lockgate.audit.sinks import sqlite
+        sink = sqlite.SqliteSink(sys.argv[1])
+        at = datetime.datetime(2026, 3, 2, tzinfo=datetime.UTC)
+        for i in range(25):
+            promo = {"metadata": {"uid": str(uuid.uuid4()), "name": f"p{i}", "namespace": "production"},
+                     "spec": {"image": "registry.example/web:1", "target": {"name": "web"}},
+                     "status": {"specHash": "sha256:x"}}
+            sink.append(record.build("deploying", promo, at=at, operator=sys.argv[2]))
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), f"writer-{n}"]) for n in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    sink = sqlite.SqliteSink(path)
+    [report] = trail.AuditTrail([sink]).verify()
+    assert report.ok and report.count == 75
+    assert {r.operator for r in sink.records()} == {"writer-0", "writer-1", "writer-2"}
