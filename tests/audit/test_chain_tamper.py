@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 from typing import Any
+
+import hypothesis
+from hypothesis import strategies
 
 from lockgate.audit import chain, record
 
@@ -42,9 +46,7 @@ def test_intact_chain_verifies(samples: Any) -> None:
     assert report.ok and report.count == 5
     assert report.summary() == "DEPLOY#production: chain intact: 5 records"
     assert [r.seq for r in recs] == [1, 2, 3, 4, 5]
-    assert recs[0].prev_hash == "" and all(
-        b.prev_hash == a.hash for a, b in itertools.pairwise(recs)
-    )
+    assert recs[0].prev_hash == "" and all(b.prev_hash == a.hash for a, b in itertools.pairwise(recs))
 
 
 def test_edited_field_is_named(samples: Any) -> None:
@@ -134,3 +136,39 @@ def test_unreadable_document_is_reported_not_crashed_on(samples: Any) -> None:
     report = chain.verify([_entry(recs[0]), _entry(recs[1], text[:-1])])
     assert (report.ok, report.problem, report.first_broken_seq) == (False, "edited", 2)
     assert json.dumps(report.detail)  # a printable reason
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(data=strategies.data())
+def test_any_one_character_edit_anywhere_is_detected(data: strategies.DataObject) -> None:
+    recs = _CHAIN
+    which = data.draw(strategies.integers(0, len(recs) - 1))
+    text = recs[which].canonical().decode()
+    pos = data.draw(strategies.integers(0, len(text) - 1))
+    char = data.draw(strategies.characters(codec="ascii", exclude_characters=text[pos]))
+    entries = [_entry(r) for r in recs]
+    entries[which] = _entry(recs[which], text[:pos] + char + text[pos + 1 :])
+    report = chain.verify(entries)
+    assert not report.ok
+    assert report.first_broken_seq == which + 1
+
+
+def _sample_chain() -> list[record.AuditRecord]:
+    head: chain.ChainHead | None = None
+    out = []
+    promo = {
+        "metadata": {"uid": "u-9", "name": "web", "namespace": "production"},
+        "spec": {"image": "registry.example/web:1.2.3", "target": {"name": "web"}},
+        "status": {"specHash": "sha256:9", "requestedBy": {"username": "carol", "groups": ["dev"]}},
+    }
+    at = datetime.datetime(2026, 3, 2, tzinfo=datetime.UTC)
+    for event in ("approved", "deploying", "deployed"):
+        linked = chain.link(
+            record.build(event, promo, at=at, operator="op", approvers=[{"username": "alice"}]), head
+        )
+        head = chain.head_of(linked)
+        out.append(linked)
+    return out
+
+
+_CHAIN = _sample_chain()
