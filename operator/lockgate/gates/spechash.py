@@ -1,0 +1,35 @@
+"""The spec hash: ``sha256:<hex>`` over the canonical JSON of a Promotion spec; Approvals bind to it.
+
+Canonical JSON: the spec as the models normalise it (camelCase keys, defaults filled in, absent
+optional fields left out), keys sorted, no whitespace, UTF-8. Normalising through the model first
+means the hash does not depend on whether the API server or the client applied a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from lockgate.api import promotion
+
+
+def canonical(spec: Mapping[str, Any]) -> bytes:
+    """The canonical JSON bytes of a (camelCase) spec dict."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute(spec: Mapping[str, Any]) -> str:
+    """``sha256:<64 hex>`` of a spec dict exactly as given (callers normally use ``of_promotion``)."""
+    return "sha256:" + hashlib.sha256(canonical(spec)).hexdigest()
+
+
+def of_spec(spec: promotion.PromotionSpec) -> str:
+    """The hash of a Promotion spec model, normalised first."""
+    return compute(spec.to_k8s())
+
+
+def of_promotion(obj: promotion.Promotion) -> str:
+    """The hash the operator writes to ``status.specHash`` and Approvals must name."""
+    return of_spec(obj.spec)
