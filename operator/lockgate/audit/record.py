@@ -275,7 +275,7 @@ def build(
     return AuditRecord(
         id=record_id(str(uid), str(spec_hash), event, key),
         stream=stream_for(environment or str(namespace)),
-        event=event,  # type: ignore[arg-type]  # checked against EVENTS above
+        event=typing.cast(Event, event),  # checked against EVENTS above
         at=at_utc,
         promotion=PromotionRef(
             uid=str(uid), name=str(name), namespace=str(namespace), spec_hash=str(spec_hash)
