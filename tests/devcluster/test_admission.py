@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
 import json
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -407,3 +409,125 @@ async def test_dry_run_requires_side_effect_free_webhooks(server: WebhookServer)
     ]
     assert (await admission.validate(safe, attrs, PRODUCTION)).allowed
     assert server.requests[0][1]["request"]["dryRun"] is True
+
+
+async def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """The real kubectl, run without blocking the loop that serves the webhooks."""
+    process = await asyncio.create_subprocess_exec(
+        "kubectl",
+        "--context",
+        "admin",
+        "--request-timeout=20s",
+        *args,
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode() if stdin else None), timeout=60)
+    return int(process.returncode or 0), out.decode(), err.decode()
+
+
+def configmap(namespace: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "data": {"a": "b"},
+            "metadata": {"name": "settings", "namespace": namespace},
+        }
+    )
+
+
+@pytest.mark.kubectl
+async def test_kubectl_sees_a_mutating_and_a_denying_webhook(server: WebhookServer) -> None:
+    async def stamp(request: dict[str, Any]) -> dict[str, Any]:
+        patch = [
+            {
+                "op": "add",
+                "path": "/metadata/labels",
+                "value": {"stamped-by": request["userInfo"]["username"]},
+            }
+        ]
+        return {
+            "allowed": True,
+            "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
+        }
+
+    async def deny(request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "allowed": False,
+            "status": {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": "configmaps in production need a Promotion",
+            },
+        }
+
+    runner = pytest.importorskip("lockgate.devcluster.runner")
+    server.handlers.update({"/mutate": stamp, "/deny": deny})
+    rule = {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}
+    webhooks = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            config(
+                "MutatingWebhookConfiguration",
+                "stamp",
+                webhook("stamp.lockgate.dev", server.url + "/mutate", server.ca_bundle, rules=[rule]),
+            ),
+            config(
+                "ValidatingWebhookConfiguration",
+                "gate",
+                webhook(
+                    "gate.lockgate.dev",
+                    server.url + "/deny",
+                    server.ca_bundle,
+                    rules=[rule],
+                    namespaceSelector={"matchLabels": {"lockgate.dev/environment": "production"}},
+                ),
+            ),
+        ],
+    }
+    with runner.start_in_thread(crd_dir=runner.default_crd_dir()) as cluster:
+        kubeconfig = str(cluster.kubeconfig)
+        for item in webhooks["items"]:
+            # kubectl apply validates client-side against OpenAPI; --raw posts the object as is.
+            plural = item["kind"].lower() + "s"
+            path = f"/apis/admissionregistration.k8s.io/v1/{plural}"
+            code, _, err = await kubectl(
+                kubeconfig, "create", "--raw", path, "-f", "-", stdin=json.dumps(item)
+            )
+            assert code == 0, err
+        code, _, err = await kubectl(
+            kubeconfig,
+            "create",
+            "-f",
+            "-",
+            "--as",
+            "alice",
+            "--as-group",
+            "system:masters",
+            stdin=configmap("staging"),
+        )
+        assert code == 0, err
+        code, out, err = await kubectl(
+            kubeconfig,
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            "staging",
+            "-o",
+            "jsonpath={.metadata.labels.stamped-by}",
+        )
+        assert (code, out) == (0, "alice"), err
+        code, out, err = await kubectl(kubeconfig, "create", "-f", "-", stdin=configmap("production"))
+        assert code == 1
+        assert (
+            'admission webhook "gate.lockgate.dev" denied the request: configmaps in production need a '
+            "Promotion"
+        ) in err
+        code, _, err = await kubectl(kubeconfig, "get", "configmap", "settings", "-n", "production")
+        assert code == 1 and "NotFound" in err
