@@ -12,6 +12,7 @@ sinks; ids and content are the same. The first sink is the primary: its copy is 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Sequence
 
@@ -138,7 +139,7 @@ class AuditTrail:
                 names = [stream] if stream else sink.streams()
                 for name in names:
                     report = chain.verify(sink.entries(name), stream=name, head=sink.head(name))
-                    reports.append(chain.VerifyReport(**{**report.__dict__, "sink": sink.name}))
+                    reports.append(dataclasses.replace(report, sink=sink.name))
             except Exception as exc:
                 raise _guard(sink, exc, "read the chain") from exc
         return reports

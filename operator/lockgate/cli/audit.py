@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import enum
 import io
@@ -112,7 +113,9 @@ def verify(
     reports: list[chain.VerifyReport] = _guarded(lambda: audit.verify(stream))
     broken = [r for r in reports if not r.ok]
     if output is Output.json:
-        typer.echo(json.dumps({"ok": not broken, "streams": [r.__dict__ for r in reports]}, indent=2))
+        typer.echo(
+            json.dumps({"ok": not broken, "streams": [dataclasses.asdict(r) for r in reports]}, indent=2)
+        )
     else:
         console = _console()
         if not reports:
