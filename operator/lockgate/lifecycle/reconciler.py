@@ -58,6 +58,7 @@ class AuditLike(Protocol):
         previous_image: str | None = None,
         verification: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> None: ...
 
 
@@ -235,7 +236,6 @@ class Reconciler:
         if step.action is A.DONE:
             return False
         if step.action is A.NEW_CYCLE:
-            await self._audit_quietly("superseded-cycle", obj, now, s, step) if s.phase in steps.ACTIVE else None
             await self._write(obj, statuses.new_cycle(obj, now), step)
             return True
         if result is not None:
@@ -340,6 +340,8 @@ class Reconciler:
             approvers, policies = result.approvers, result.policies
         else:
             approvers, policies = statuses.audit_context(status)
+        if result is not None:  # the cycle's identity fields as this step will publish them
+            obj = {**obj, "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash}}
         try:
             await self.audit.record(
                 event,
@@ -357,11 +359,6 @@ class Reconciler:
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
             return False
         return True
-
-    async def _audit_quietly(
-        self, event: str, obj: Mapping[str, Any], now: datetime.datetime, s: steps.Situation, step: steps.Step
-    ) -> None:
-        await self._audit(event, obj, now, None, s, step)
 
     async def _write_approvals(self, namespace: str, result: GateResultLike) -> None:
         for name, wanted in result.approval_statuses.items():

@@ -8,12 +8,13 @@ so ``kubectl wait --for=condition=Ready`` returns exactly when the rollout is ve
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from lockgate.api import conditions, meta
+import pydantic
+
+from lockgate.api import conditions, meta, promotion
+from lockgate.gates import spechash
 from lockgate.lifecycle import steps
 from lockgate.rollout import plan
 
@@ -32,9 +33,11 @@ class GateResultLike(Protocol):
 
 
 def spec_hash(obj: Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` over the canonical JSON of the spec (sorted keys, no whitespace)."""
-    canonical = json.dumps(obj.get("spec", {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    """The gate's spec hash (``gates.spechash``): normalised through the model, then canonical JSON."""
+    try:
+        return spechash.of_promotion(promotion.Promotion.from_k8s(obj))
+    except pydantic.ValidationError:  # not admitted by our CRD schema: hash it as written
+        return spechash.compute(obj.get("spec", {}))
 
 
 def fmt(when: datetime.datetime) -> str:

@@ -7,8 +7,15 @@ and by source workload, namespaces' labels.
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import pydantic
+
+from lockgate.api import gatepolicy
+
+logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 WorkloadKey = tuple[str, str, str]  # (kind, namespace, name)
@@ -31,9 +38,11 @@ class ClusterView:
         self.promotions: dict[Key, dict[str, Any]] = {}
         self.approvals: dict[Key, dict[str, Any]] = {}
         self.policies: dict[str, dict[str, Any]] = {}
+        self.policy_models: dict[str, gatepolicy.GatePolicy] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.workloads: dict[WorkloadKey, dict[str, Any]] = {}
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
+        self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
         self._promotions_by_source: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
 
@@ -107,26 +116,40 @@ class ClusterView:
             return False
         if old is not None:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
+            self._approvals_by_promotion_name[self.promotion_of(old)[1]].discard(key)
         self.approvals[key] = obj
         self._approvals_by_promotion[self.promotion_of(obj)].add(key[1])
+        self._approvals_by_promotion_name[self.promotion_of(obj)[1]].add(key)
         return True
 
     def drop_approval(self, key: Key) -> dict[str, Any] | None:
         old = self.approvals.pop(key, None)
         if old is not None:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
+            self._approvals_by_promotion_name[self.promotion_of(old)[1]].discard(key)
         return old
 
     def approvals_for(self, promotion: Key) -> list[dict[str, Any]]:
         names = sorted(self._approvals_by_promotion.get(promotion, ()))
         return [self.approvals[(promotion[0], name)] for name in names]
 
+    def approvals_elsewhere(self, promotion: Key) -> list[dict[str, Any]]:
+        """Approvals naming this Promotion from other namespaces (they never count; listed so users see why)."""
+        keys = sorted(k for k in self._approvals_by_promotion_name.get(promotion[1], ()) if k[0] != promotion[0])
+        return [self.approvals[k] for k in keys]
+
     # -- policies, namespaces, workloads -----------------------------------------------------
     def put_policy(self, obj: dict[str, Any]) -> None:
-        self.policies[str(obj["metadata"]["name"])] = obj
+        name = str(obj["metadata"]["name"])
+        self.policies[name] = obj
+        try:
+            self.policy_models[name] = gatepolicy.GatePolicy.from_k8s(obj)
+        except pydantic.ValidationError as exc:  # admission refuses these; keep the last good one
+            logger.error("GatePolicy %s is malformed and is ignored: %s", name, exc)
 
     def drop_policy(self, name: str) -> None:
         self.policies.pop(name, None)
+        self.policy_models.pop(name, None)
 
     def put_namespace(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata", {})

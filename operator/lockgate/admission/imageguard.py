@@ -1,0 +1,91 @@
+"""The image-change guard: in a gated namespace, only the operator, for a Promotion that is rolling
+out (or rolling back), may change a workload's container image. Everything else passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lockgate.admission import stamping
+
+ANNOTATION_PROMOTION = "lockgate.dev/promotion"
+ANNOTATION_OPERATION = "lockgate.dev/operation"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+    message: str
+    emergency: bool = False
+
+
+def judge(
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    user: stamping.User,
+    namespace_gated: bool,
+    operator_identity: str,
+    break_glass_groups: Sequence[str],
+    promotion: Mapping[str, Any] | None,
+) -> Verdict:
+    """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names."""
+    changes = stamping.changed_images(old, new)
+    if not changes:
+        return Verdict(True, "NoImageChange", "no container image changes")
+    if not namespace_gated:
+        return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
+    described = ", ".join(f"{c}: {a} -> {b}" for c, a, b in changes)
+    if user.username == operator_identity:
+        if _promotion_allows(promotion, new, changes):
+            return Verdict(True, "PromotionRollout", f"rollout for Promotion {namespace}/{_name(promotion)}")
+        return Verdict(
+            False,
+            "NoActivePromotion",
+            f"the operator may change images in {namespace} only for a Promotion that is deploying or rolling back "
+            f"({described})",
+        )
+    if set(user.groups) & set(break_glass_groups):
+        return Verdict(
+            True,
+            "BreakGlass",
+            f"break-glass change by {user.username} ({described}): recorded as an emergency change "
+            "needing retro review",
+            emergency=True,
+        )
+    return Verdict(
+        False,
+        "PromotionRequired",
+        f"namespace {namespace} is gated by Lockgate: container image changes to {kind} {name} ({described}) "
+        f"need an approved Promotion. Create one: kubectl apply -f promotion.yaml "
+        f"(spec.target.name: {name}, spec.image: <new image>), then ask approvers to approve it",
+    )
+
+
+def _name(promotion: Mapping[str, Any] | None) -> str:
+    return str((promotion or {}).get("metadata", {}).get("name"))
+
+
+def _promotion_allows(
+    promotion: Mapping[str, Any] | None, new: Mapping[str, Any], changes: list[tuple[str, str | None, str | None]]
+) -> bool:
+    if promotion is None:
+        return False
+    status = promotion.get("status") or {}
+    phase = status.get("phase")
+    operation = (new.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_OPERATION)
+    target = promotion.get("spec", {}).get("target") or {}
+    container = target.get("container") or target.get("name")
+    if phase == "Deploying" and operation == "deploy":
+        wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
+    elif phase == "RollingBack" and operation == "rollback":
+        wanted = status.get("previousImage")
+    else:
+        return False
+    return all(c == container and image == wanted for c, _, image in changes)

@@ -1,0 +1,144 @@
+"""Kopf admission handlers: stamp identities, validate GatePolicies, guard image changes.
+
+Each handler translates the AdmissionReview into a call of ``lockgate.admission`` and turns
+``Refused`` into a denial whose message names the rule and what to do.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import pathlib
+import tempfile
+from typing import Any
+
+import kopf
+
+from lockgate import settings as lockgate_settings
+from lockgate import webhookcert
+from lockgate.admission import imageguard, stamping
+from lockgate.api import gatepolicy
+from lockgate.gates import policies
+from lockgate.kube import client as kclient
+from lockgate.kube import objects
+from lockgate.lifecycle import view as lifecycle_view
+
+logger = logging.getLogger("lockgate.admission")
+GROUP = "lockgate.dev"
+MANAGED_NAME = "lockgate.dev"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def webhook_server(settings: lockgate_settings.OperatorSettings) -> kopf.WebhookServer:
+    """TLS from ``webhook_cert_dir`` when set, otherwise a fresh self-signed certificate (development)."""
+    if settings.webhook_cert_dir:
+        directory = pathlib.Path(settings.webhook_cert_dir)
+        cert, key = directory / "tls.crt", directory / "tls.key"
+        ca = directory / "ca.crt"
+        return kopf.WebhookServer(
+            addr=settings.webhook_host, port=settings.webhook_port, host=settings.webhook_public_host,
+            certfile=cert, pkeyfile=key, cafile=ca if ca.exists() else cert,
+        )
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="lockgate-webhook-"))
+    cert, key = webhookcert.write_self_signed(directory, [settings.webhook_public_host, "127.0.0.1", "localhost"])
+    return kopf.WebhookServer(
+        addr=settings.webhook_host, port=settings.webhook_port or None, host=settings.webhook_public_host,
+        certfile=cert, pkeyfile=key, cafile=cert,
+    )
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    kopf_settings: kopf.OperatorSettings,
+    settings: lockgate_settings.OperatorSettings,
+    key: bytes,
+    cluster: lifecycle_view.ClusterView,
+    api: kclient.Client,
+    on_break_glass: Any = None,
+) -> None:
+    """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``)."""
+    if settings.webhook_port < 0:
+        return
+    kopf_settings.admission.server = webhook_server(settings)
+    kopf_settings.admission.managed = MANAGED_NAME
+
+    @kopf.on.mutate(GROUP, "promotions", operations=["CREATE", "UPDATE"], registry=registry, id="stamp-requester")
+    def stamp_requester(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
+        old = kwargs.get("old")
+        try:
+            user = stamping.User.from_userinfo(dict(userinfo))
+            value = stamping.stamp_promotion(key, dict(body), dict(old) if old else None, user, _now())
+        except stamping.Refused as exc:
+            raise kopf.AdmissionError(str(exc), code=403) from None
+        if value is not None:
+            patch.setdefault("metadata", {}).setdefault("annotations", {})[stamping.REQUESTED_BY] = value
+
+    @kopf.on.mutate(GROUP, "approvals", operations=["CREATE"], registry=registry, id="stamp-approver")
+    def stamp_approver(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
+        meta = body.get("metadata", {})
+        try:
+            user = stamping.User.from_userinfo(dict(userinfo))
+            fields = stamping.stamp_approval(
+                key, str(meta.get("namespace") or ""), str(meta.get("name") or ""), dict(body.get("spec", {})),
+                user, _now(),
+            )
+        except stamping.Refused as exc:
+            raise kopf.AdmissionError(str(exc), code=403) from None
+        patch.setdefault("spec", {}).update(fields)
+
+    @kopf.on.validate(GROUP, "approvals", operations=["UPDATE"], registry=registry, id="approval-immutable")
+    def approval_immutable(**kwargs: Any) -> None:
+        old, new = kwargs.get("old"), kwargs.get("new")
+        if old and new and dict(old.get("spec", {})) != dict(new.get("spec", {})):
+            raise kopf.AdmissionError("Approval spec is immutable; create a new Approval", code=422)
+
+    @kopf.on.validate(GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid")
+    def policy_valid(body: kopf.Body, **_: Any) -> None:
+        try:
+            policy = gatepolicy.GatePolicy.from_k8s(dict(body))
+        except ValueError as exc:
+            raise kopf.AdmissionError(f"GatePolicy is malformed: {exc}", code=422) from None
+        problems = policies.validate_policy(policy)
+        if problems:
+            raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
+
+    for plural, kind in (("deployments", "Deployment"), ("statefulsets", "StatefulSet"), ("daemonsets", "DaemonSet")):
+        _register_guard(registry, settings, cluster, api, plural, kind, on_break_glass)
+
+
+def _register_guard(
+    registry: kopf.OperatorRegistry,
+    settings: lockgate_settings.OperatorSettings,
+    cluster: lifecycle_view.ClusterView,
+    api: kclient.Client,
+    plural: str,
+    kind: str,
+    on_break_glass: Any,
+) -> None:
+    @kopf.on.validate("apps", "v1", plural, operations=["UPDATE"], registry=registry, id=f"guard-{plural}")
+    async def guard(userinfo: kopf.UserInfo, namespace: str | None, name: str, **kwargs: Any) -> None:
+        old, new = kwargs.get("old"), kwargs.get("new")
+        if not old or not new:
+            return
+        user = stamping.User.from_userinfo(dict(userinfo))
+        ns = namespace or str(new.get("metadata", {}).get("namespace"))
+        promotion = None
+        ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
+        if user.username == settings.identity and "/" in ref:
+            promo_ns, promo_name = ref.split("/", 1)
+            promotion = await api.get_or_none(objects.promotion_path(promo_ns, promo_name)) if promo_ns == ns else None
+        verdict = imageguard.judge(
+            kind=kind, namespace=ns, name=str(name or new.get("metadata", {}).get("name")),
+            old=dict(old), new=dict(new), user=user,
+            namespace_gated=bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))),
+            operator_identity=settings.identity, break_glass_groups=settings.break_glass_groups,
+            promotion=promotion,
+        )
+        if not verdict.allowed:
+            logger.warning("denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
+            raise kopf.AdmissionError(verdict.message, code=403)
+        if verdict.emergency and on_break_glass is not None:
+            await on_break_glass(kind, dict(new), user, verdict)

@@ -1,0 +1,104 @@
+"""Assembling and running the operator: credentials, view, gate, audit, metrics, Kopf.
+
+``run_operator`` is what ``lockgate run`` and ``lockgate dev`` call; everything it builds is
+passed explicitly, so several operators can run in one process (tests, restarts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from lockgate import metrics as lockgate_metrics
+from lockgate import settings as lockgate_settings
+from lockgate.handlers import admission, watching
+from lockgate.kube import access, config, stampkeys
+from lockgate.kube import client as kclient
+from lockgate.lifecycle import auditing, gating, reconciler, view
+
+logger = logging.getLogger("lockgate")
+
+
+def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.OperatorSettings:
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.peering.name = settings.peering_name
+    kopf_settings.peering.priority = settings.priority
+    kopf_settings.peering.standalone = settings.standalone
+    kopf_settings.peering.clusterwide = True
+    kopf_settings.scanning.disabled = True
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.networking.request_timeout = settings.api_timeout_seconds * 3
+    kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    return kopf_settings
+
+
+async def run_operator(
+    *,
+    kubeconfig: str | os.PathLike[str] | None = None,
+    context: str | None = None,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+    settings: lockgate_settings.OperatorSettings | None = None,
+    audit_trail: Any = None,
+) -> None:
+    """Run until ``stop`` is set. ``audit_trail`` overrides the sinks from settings (tests)."""
+    settings = settings or lockgate_settings.OperatorSettings()
+    creds = config.load(kubeconfig, context)
+    api = kclient.Client(creds, timeout=settings.api_timeout_seconds)
+    await api.open()
+    cluster = view.ClusterView()
+    metrics = lockgate_metrics.Metrics(cluster)
+    trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
+    key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
+    gate = gating.Gate(cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics)
+    engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            token=creds.token,
+            scheme="Bearer" if creds.token else None,
+            ca_data=creds.ca_data,
+            insecure=creds.insecure or None,
+            certificate_data=creds.client_cert_data,
+            private_key_data=creds.client_key_data,
+            default_namespace=creds.default_namespace,
+        )
+
+    async def approval_deleted(old: dict[str, Any]) -> None:
+        await trail.approval_withdrawn(old, cluster.promotions.get(cluster.promotion_of(old)))
+
+    watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
+    kopf_settings = _kopf_settings(settings)
+    admission.register(registry, kopf_settings, settings, key, cluster, api)
+    metrics_server = (
+        lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
+    )
+    engine.start()
+    stop_flag = stop or asyncio.Event()
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings,
+            standalone=settings.standalone,
+            clusterwide=True,
+            peering_name=settings.peering_name,
+            priority=settings.priority,
+            stop_flag=stop_flag,
+            ready_flag=ready,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        )
+    finally:
+        await engine.stop()
+        await api.close()
+        if metrics_server is not None:
+            metrics_server.close()
+        trail.close()

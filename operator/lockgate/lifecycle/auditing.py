@@ -1,0 +1,96 @@
+"""The lifecycle's door to the audit trail: records built from Promotions, written off the event loop.
+
+A sink failure becomes ``reconciler.AuditUnavailableError`` (the lifecycle then waits: fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from lockgate.audit import errors, record, settings, trail
+from lockgate.lifecycle import reconciler
+
+logger = logging.getLogger("lockgate.audit")
+
+
+class AuditMetrics(Protocol):
+    def audit_write(self, sink: str, ok: bool) -> None: ...
+
+
+class AuditAdapter:
+    def __init__(
+        self, audit_trail: trail.AuditTrail, *, operator: str, retention: str = "7y",
+        environment: str | None = None, metrics: AuditMetrics | None = None,
+    ) -> None:
+        self.trail = audit_trail
+        self.operator = operator
+        self.retention = retention
+        self.environment = environment
+        self.metrics = metrics
+
+    @classmethod
+    def from_settings(
+        cls, *, operator: str, trail: trail.AuditTrail | None = None, metrics: AuditMetrics | None = None
+    ) -> AuditAdapter:
+        config = settings.AuditSettings()
+        return cls(
+            trail or _trail_from(config), operator=operator, retention=config.retention,
+            environment=config.environment, metrics=metrics,
+        )
+
+    async def record(
+        self,
+        event: str,
+        promotion: Mapping[str, Any],
+        *,
+        at: datetime.datetime,
+        approvers: list[dict[str, Any]],
+        policies: list[dict[str, Any]],
+        previous_image: str | None = None,
+        verification: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> None:
+        rec = record.build(
+            event, promotion, at=at, operator=self.operator, approvers=approvers, policies=policies,
+            previous_image=previous_image, verification=verification, extra=extra,
+            environment=self.environment, retention=self.retention, key=key,
+        )
+        try:
+            await asyncio.to_thread(self.trail.write, rec)
+        except errors.AuditUnavailable as exc:
+            if self.metrics is not None:
+                self.metrics.audit_write(getattr(exc, "sink", "unknown") or "unknown", False)
+            raise reconciler.AuditUnavailableError(str(exc)) from None
+        if self.metrics is not None:
+            for sink in self.trail.sinks:
+                self.metrics.audit_write(sink.name, True)
+
+    async def approval_withdrawn(self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None) -> None:
+        """Record that an Approval was deleted (only meaningful for a Promotion that still exists)."""
+        if promotion is None or not (promotion.get("status") or {}).get("specHash"):
+            return
+        spec = approval.get("spec", {})
+        meta = approval.get("metadata", {})
+        try:
+            await self.record(
+                "approval-withdrawn", promotion, at=datetime.datetime.now(datetime.UTC),
+                approvers=[], policies=[], key=str(meta.get("uid") or meta.get("name")),
+                extra={"approval": meta.get("name"), "approver": spec.get("approver"), "decision": spec.get("decision")},
+            )
+        except reconciler.AuditUnavailableError as exc:
+            logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)
+
+    def close(self) -> None:
+        for sink in self.trail.sinks:
+            closer = getattr(sink, "close", None)
+            if callable(closer):
+                closer()
+
+
+def _trail_from(config: settings.AuditSettings) -> trail.AuditTrail:
+    return trail.AuditTrail.from_settings(config)

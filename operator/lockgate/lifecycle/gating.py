@@ -1,0 +1,154 @@
+"""Asking the gate: gather the facts for one Promotion (the only I/O: SubjectAccessReviews),
+call the pure engine, and shape its Decision for the lifecycle, the status and the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from lockgate.api import approval, phases, promotion
+from lockgate.gates import decision, engine, facts, policies, stamps
+from lockgate.kube import access
+from lockgate.lifecycle import steps, view
+from lockgate.rollout import health, plan
+
+logger = logging.getLogger("lockgate.gate")
+
+
+class GateMetrics(Protocol):
+    def approval_verdicts(self, namespace: str, verdicts: Sequence[Mapping[str, Any]]) -> None: ...
+    def policy_denial(self, promotion_key: str, policy: str, rule: str) -> None: ...
+
+
+@dataclasses.dataclass
+class GateResult:
+    view: steps.GateView
+    phase: str
+    status: dict[str, Any]
+    approvers: list[dict[str, Any]]
+    policies: list[dict[str, Any]]
+    approval_statuses: dict[str, dict[str, Any]]
+    ready_for_approval: bool
+    emergency: bool
+    decision: decision.Decision
+
+
+def _time(value: Any) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def source_state(workload: Mapping[str, Any] | None, kind: str, container: str) -> facts.SourceState | None:
+    """What the source workload runs, whether it is healthy, and since when (for the soak gate)."""
+    if workload is None:
+        return None
+    image = plan.current_image(workload, container)
+    if image is None:
+        return None
+    judged = health.judge(kind, workload)
+    since = None
+    for condition in (workload.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "NewReplicaSetAvailable":
+            since = _time(condition.get("lastTransitionTime") or condition.get("lastUpdateTime"))
+        elif condition.get("type") == "Available" and condition.get("status") == "True" and since is None:
+            since = _time(condition.get("lastTransitionTime"))
+    if since is None:
+        since = _time(workload.get("metadata", {}).get("creationTimestamp"))
+    return facts.SourceState(
+        image=image, healthy=judged.state is health.RolloutState.COMPLETE, available_since=since
+    )
+
+
+class Gate:
+    def __init__(
+        self, cluster: view.ClusterView, approvers: access.ApproverAccess, key: bytes,
+        metrics: GateMetrics | None = None,
+    ) -> None:
+        self.view = cluster
+        self.access = approvers
+        self.key = key
+        self.metrics = metrics
+
+    async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime) -> GateResult:
+        model = promotion.Promotion.from_k8s(obj)
+        namespace, name = view.key_of(obj)
+        raw_approvals = self.view.approvals_for((namespace, name))
+        approvals = [approval.Approval.from_k8s(a) for a in raw_approvals]
+        labels = self.view.namespaces.get(namespace, {})
+        matched = policies.matching(self.view.policy_models.values(), labels)
+        verified = frozenset(a.metadata.name for a in approvals if stamps.verify_approval(self.key, a))
+        requester = stamps.verified_requester(self.key, model)
+        identities = {
+            (a.spec.approver, tuple(a.spec.groups)) for a in approvals if a.metadata.name in verified and a.spec.approver
+        }
+        answers = await asyncio.gather(
+            *(self.access.can_approve(user, groups, namespace) for user, groups in sorted(identities))
+        )
+        can_approve: dict[str, bool] = {}
+        for (user, _), (allowed, _reason) in zip(sorted(identities), answers, strict=True):
+            can_approve[user] = can_approve.get(user, False) or allowed
+        source = None
+        if model.spec.source is not None:
+            src = model.spec.source
+            container = model.spec.target.container or model.spec.target.name
+            source = source_state(self.view.workloads.get((src.kind, src.namespace, src.name)), src.kind, container)
+        gathered = facts.Facts(
+            can_approve=can_approve, verified_approvals=verified, requester=requester, source=source,
+            namespace_labels=labels,
+        )
+        made = engine.evaluate(model, approvals, matched, gathered, now)
+        return self._shape(obj, made, requester)
+
+    def _shape(
+        self, obj: Mapping[str, Any], made: decision.Decision, requester: facts.Identity | None
+    ) -> GateResult:
+        namespace, name = view.key_of(obj)
+        status = made.status_fields()
+        if requester is not None:
+            status["requestedBy"] = {"username": requester.username, "groups": list(requester.groups)}
+        elsewhere = [
+            {"approval": f"{a['metadata']['namespace']}/{a['metadata']['name']}",
+             "approver": a.get("spec", {}).get("approver"), "groups": a.get("spec", {}).get("groups") or [],
+             "decision": a.get("spec", {}).get("decision"), "counted": False, "reason": "OtherNamespace",
+             "message": f"Approvals count only in the Promotion's namespace ({namespace}); "
+                        f"create it in {namespace}"}
+            for a in self.view.approvals_elsewhere((namespace, name))
+        ]
+        status["approvals"] = list(status.get("approvals") or []) + elsewhere
+        verdicts = [a.to_status() for a in made.approvals]
+        approvers = [
+            {**v, "username": v.get("approver")} for v in verdicts if v.get("counted") and v.get("decision") == "Approve"
+        ]
+        by_policy: dict[str, list[dict[str, Any]]] = {}
+        for gate in made.gates:
+            policy = gate.name.split("/", 1)[0] if "/" in gate.name else gate.name
+            by_policy.setdefault(policy, []).append(gate.to_status())
+            if not gate.passed and self.metrics is not None and gate.kind in ("Rule", "Policy"):
+                self.metrics.policy_denial(f"{namespace}/{name}", policy, gate.name)
+        policy_results = [
+            {"name": policy, "passed": all(v["passed"] for v in items), "verdicts": items}
+            for policy, items in sorted(by_policy.items())
+        ]
+        approval_statuses = {
+            a.approval: {"counted": a.counted, "reason": a.reason, "message": a.message, "rule": a.rule}
+            for a in made.approvals
+        }
+        if self.metrics is not None:
+            self.metrics.approval_verdicts(namespace, verdicts)
+        gate_view = steps.GateView(
+            may_deploy=made.phase is phases.Phase.APPROVED,
+            rejected=made.phase is phases.Phase.REJECTED,
+            summary=made.summary,
+            next_look_at=made.next_look_at,
+        )
+        return GateResult(
+            view=gate_view, phase=made.phase.value, status=status, approvers=approvers, policies=policy_results,
+            approval_statuses=approval_statuses, ready_for_approval=made.ready_for_approval,
+            emergency=made.emergency, decision=made,
+        )
