@@ -8,7 +8,7 @@ import dataclasses
 import pathlib
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 import kmock
@@ -45,7 +45,7 @@ def default_crd_dir() -> pathlib.Path | None:
 @contextlib.asynccontextmanager
 async def serve(
     *,
-    crd_dir: str | pathlib.Path | None = None,
+    crd_dir: str | pathlib.Path | Sequence[str | pathlib.Path] | None = None,
     seed: bool = True,
     port: int = 0,
     kubeconfig_path: str | pathlib.Path | None = None,
@@ -55,8 +55,9 @@ async def serve(
     """Serve a DevCluster on 127.0.0.1 for the duration of the context."""
     cluster = server.DevCluster(workload_delay=workload_delay, bookmark_interval=bookmark_interval)
     world.base(cluster)
-    if crd_dir is not None:
-        world.load_crds(cluster, crd_dir)
+    crd_dirs = [crd_dir] if isinstance(crd_dir, str | pathlib.Path) else list(crd_dir or [])
+    for directory in crd_dirs:
+        world.load_crds(cluster, directory)
     users = world.seed(cluster) if seed else world.seed_users_only(cluster)
     fallback = False
     certificate = tls.make_certificate()
@@ -171,7 +172,7 @@ class RunningCluster:
 
 def start_in_thread(
     *,
-    crd_dir: str | pathlib.Path | None = None,
+    crd_dir: str | pathlib.Path | Sequence[str | pathlib.Path] | None = None,
     seed: bool = True,
     port: int = 0,
     kubeconfig_path: str | pathlib.Path | None = None,
