@@ -1,0 +1,99 @@
+"""The spec hash and the HMAC stamps."""
+
+import datetime
+import json
+
+from lockgate.api import promotion, samples
+from lockgate.gates import spechash, stamps
+
+KEY = b"k" * 32
+AT = datetime.datetime(2025, 1, 6, 14, 0, tzinfo=datetime.UTC)
+
+
+def test_spec_hash_is_canonical() -> None:
+    raw = samples.promotion_dict()
+    reordered = dict(reversed(list(raw["spec"].items())))
+    with_defaults = json.loads(json.dumps(raw))
+    del with_defaults["spec"]["target"]["kind"]  # the default Deployment
+    hashes = {
+        spechash.of_promotion(promotion.Promotion.from_k8s(raw)),
+        spechash.of_promotion(promotion.Promotion.from_k8s({**raw, "spec": reordered})),
+        spechash.of_promotion(promotion.Promotion.from_k8s(with_defaults)),
+    }
+    assert len(hashes) == 1
+    (value,) = hashes
+    assert value.startswith("sha256:") and len(value) == 71
+    assert spechash.compute({"b": 1, "a": [1, 2]}) == spechash.compute({"a": [1, 2], "b": 1})
+    assert spechash.canonical({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_spec_hash_changes_with_the_spec() -> None:
+    assert spechash.of_promotion(samples.promotion()) != spechash.of_promotion(
+        samples.promotion(image="registry.example/web:1.4.3")
+    )
+
+
+def _signed_approval():
+    item = samples.approval()
+    item.spec.stamp.signature = stamps.sign(
+        KEY, stamps.approval_payload("production", item.metadata.name, item.spec)
+    )
+    return item
+
+
+def test_approval_stamp_verifies_and_detects_tampering() -> None:
+    item = _signed_approval()
+    assert stamps.verify_approval(KEY, item)
+    assert not stamps.verify_approval(b"other-key", item)
+    for field, value in (
+        ("approver", "mallory"),
+        ("groups", ["security-leads"]),
+        ("decision", "Reject"),
+        ("spec_hash", "sha256:" + "1" * 64),
+        ("purpose", "RetroReview"),
+        ("promotion", "x"),
+    ):
+        tampered = item.model_copy(deep=True)
+        setattr(tampered.spec, field, value)
+        assert not stamps.verify_approval(KEY, tampered), field
+    moved = item.model_copy(deep=True)
+    moved.metadata.namespace = "staging"
+    assert not stamps.verify_approval(KEY, moved)
+    unstamped = item.model_copy(deep=True)
+    unstamped.spec.stamp = None
+    assert not stamps.verify_approval(KEY, unstamped)
+
+
+def test_signature_format_matches_the_schema() -> None:
+    import re
+
+    from lockgate.api import approval
+
+    assert re.match(approval.SIGNATURE_PATTERN, stamps.sign(KEY, b"x"))
+
+
+def test_requester_annotation_round_trips_and_rejects_forgery() -> None:
+    obj = samples.promotion()
+    annotation = stamps.requester_annotation(KEY, "production", obj.metadata.name, "alice", ["dev"], AT)
+    obj.metadata.annotations[promotion.REQUESTED_BY_ANNOTATION] = annotation
+    identity = stamps.verified_requester(KEY, obj)
+    assert identity is not None and (identity.username, identity.groups) == ("alice", ("dev",))
+    forged = json.loads(annotation)
+    forged["username"] = "bob"
+    obj.metadata.annotations[promotion.REQUESTED_BY_ANNOTATION] = json.dumps(forged)
+    assert stamps.verified_requester(KEY, obj) is None
+    obj.metadata.annotations[promotion.REQUESTED_BY_ANNOTATION] = "not json"
+    assert stamps.verified_requester(KEY, obj) is None
+    del obj.metadata.annotations[promotion.REQUESTED_BY_ANNOTATION]
+    assert stamps.verified_requester(KEY, obj) is None
+
+
+def test_decision_status_fields_are_camel_case(world) -> None:
+    world.approve("bob", "engineering-leads")
+    fields = world.evaluate().status_fields()
+    assert fields["approvalsSummary"] == "1/2"
+    assert fields["specHash"] == world.spec_hash
+    assert fields["approvals"][0]["approver"] == "bob"
+    assert fields["approvals"][0]["at"].endswith("Z")
+    assert set(fields["gates"][0]) == {"name", "kind", "passed", "reason", "message"}
+    assert fields["nextCheckAt"].endswith("Z")
