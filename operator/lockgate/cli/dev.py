@@ -1,4 +1,4 @@
-"""``lockgate dev``: the embedded Kubernetes API, the sample world, a kubeconfig and the operator in-process."""
+"""``lockgate dev``: the embedded Kubernetes API, sample world, kubeconfig and the operator in-process."""
 
 from __future__ import annotations
 
