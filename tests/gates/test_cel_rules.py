@@ -91,3 +91,21 @@ def test_expressions_compile_once() -> None:
     first = celrules.compile_expression("1 == 1")
     assert celrules.compile_expression("1 == 1") is first
     assert celrules.compile_expression.cache_info().hits == 1
+
+
+def test_results_of_rules_that_read_now_are_not_memoised(world, find) -> None:
+    import datetime
+
+    world.policy(
+        rules=[
+            {"name": "monday", "expression": "now.getDayOfWeek() == 1"},
+            {"name": "digest", "expression": "promotion.spec.image.contains('@sha256:')"},
+        ]
+    )
+    assert find.gate(world.evaluate(), "production/monday").passed
+    tuesday = world.evaluate(world.now + datetime.timedelta(days=1))
+    assert not find.gate(tuesday, "production/monday").passed
+    assert find.gate(tuesday, "production/digest").passed
+    assert celrules.static("promotion.spec.image == 'x'")
+    assert not celrules.static("now > timestamp('2025-01-01T00:00:00Z')")
+    assert not celrules.static("source == null")

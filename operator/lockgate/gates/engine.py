@@ -126,9 +126,9 @@ def evaluate(
 
     for policy in applied:
         pname, spec = policy.metadata.name, policy.spec
-        for rule in spec.rules:
-            assert scope is not None
-            passed, error = scope.run(celrules.compile_expression(rule.expression), now, source_view)
+        expressions = tuple(r.expression for r in spec.rules) + tuple(t.when for t in spec.risk_thresholds)
+        results = scope.run_all(expressions, now, source_view) if scope is not None and expressions else []
+        for rule, (passed, error) in zip(spec.rules, results, strict=False):
             gname = f"{pname}/{rule.name}"
             if error:
                 gates.append(
@@ -191,9 +191,9 @@ def evaluate(
                 )
             overrides: dict[str, int] = {}
             allow_zero = False
-            for threshold in spec.risk_thresholds:
-                assert scope is not None
-                passed, error = scope.run(celrules.compile_expression(threshold.when), now, source_view)
+            for threshold, (passed, error) in zip(
+                spec.risk_thresholds, results[len(spec.rules) :], strict=False
+            ):
                 gname = f"{pname}/{threshold.name}"
                 if error:
                     gates.append(
