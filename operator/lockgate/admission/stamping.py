@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 
 from lockgate.api import approval, promotion
-from lockgate.gates import stamps
+from lockgate.gates import spechash, stamps
 
 REQUESTED_BY = promotion.REQUESTED_BY_ANNOTATION
 
@@ -85,7 +85,7 @@ def stamp_approval(
     if spec.get("stamp"):
         raise Refused("spec.stamp is set by Lockgate's admission webhook; remove it from the manifest")
     stamped = {**spec, "approver": user.username, "groups": list(user.groups),
-               "stamp": {"at": now.isoformat(), "signature": ""}}
+               "stamp": {"at": now.isoformat(), "signature": "hmac-sha256:" + "0" * 64}}
     try:
         model = approval.ApprovalSpec.model_validate(stamped)
     except pydantic.ValidationError as exc:
@@ -94,6 +94,19 @@ def stamp_approval(
     assert model.stamp is not None
     stamp = {"at": model.stamp.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "signature": signature}
     return {"approver": user.username, "groups": list(user.groups), "stamp": stamp}
+
+
+def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str, Any] | None) -> str:
+    """The hash of the named Promotion's current spec, which an Approval without one binds to."""
+    if target is None:
+        raise Refused(
+            f"Promotion {spec.get('promotion')!r} does not exist in namespace {namespace}: an Approval must be "
+            "created in the Promotion's namespace and name it in spec.promotion"
+        )
+    try:
+        return spechash.of_promotion(promotion.Promotion.from_k8s(target))
+    except pydantic.ValidationError:
+        return spechash.compute(target.get("spec") or {})
 
 
 def changed_images(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:

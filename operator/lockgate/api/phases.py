@@ -16,6 +16,8 @@ class Phase(enum.StrEnum):
     """Every gate passed; the operator may deploy."""
     DEPLOYING = "Deploying"
     VERIFYING = "Verifying"
+    ROLLING_BACK = "RollingBack"
+    """Verification failed and rollbackOnFailure is set: the previous image is being restored."""
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     ROLLED_BACK = "RolledBack"

@@ -215,6 +215,31 @@ class GateRecord(meta.Model):
 _STATUS_EXTRA: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
 
 
+class RolloutRecord(meta.Model):
+    """The image change of the current cycle, as the operator planned and applied it."""
+
+    kind: WorkloadKind = "Deployment"
+    name: str = ""
+    container: str = ""
+    image: str = ""
+    started_at: datetime.datetime | None = None
+    """When the operator started deploying (the Deploying record was written)."""
+    generation: int | None = None
+    """The workload generation the image patch produced; the rollout is judged from it."""
+
+
+class RollbackRecord(meta.Model):
+    """Why and when the operator restored the previous image."""
+
+    reason: str = ""
+    """CamelCase reason of the failed verification (e.g. ProgressDeadlineExceeded, HttpCheckFailed)."""
+    message: str = ""
+    """What failed, in a sentence."""
+    started_at: datetime.datetime | None = None
+    generation: int | None = None
+    """The workload generation the rollback patch produced."""
+
+
 class PromotionStatus(meta.Model):
     """Written by the operator only."""
 
@@ -260,6 +285,12 @@ class PromotionStatus(meta.Model):
     gate_latency_seconds: float | None = None
     """readyForApprovalAt to approvedAt, in seconds."""
     previous_image: str | None = None
+    rollout: RolloutRecord | None = None
+    """The current cycle's image change (set when deploying starts)."""
+    rollback: RollbackRecord | None = None
+    """Set when a failed verification started a rollback."""
+    audit_recorded: bool | None = None
+    """False while the audit trail cannot record a decision (nothing proceeds until it can)."""
     """Image before the change (the rollback target)."""
     audit_records: list[str] = pydantic.Field(default_factory=list)
     """Identifiers of the audit records written for this Promotion."""

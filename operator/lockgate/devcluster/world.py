@@ -104,6 +104,12 @@ def rbac_objects() -> list[dict[str, Any]]:
                 {"apiGroups": ["lockgate.dev"], "resources": ["gatepolicies"], "verbs": _READ},
             ],
         ),
+        # Anyone signed in may record a decision; only holders of the `approve` verb count (the operator
+        # asks a SubjectAccessReview), so an Approval from someone else is listed with the reason.
+        _cluster_role(
+            "lockgate-approval-author",
+            [{"apiGroups": ["lockgate.dev"], "resources": ["approvals"], "verbs": ["create"]}],
+        ),
         _cluster_role(
             "lockgate-viewer",
             [
@@ -201,6 +207,7 @@ def rbac_objects() -> list[dict[str, Any]]:
             "lockgate-approver",
             _groups("engineering-leads", "security-leads", "oncall-leads"),
         ),
+        _binding("lockgate-approval-authors", "lockgate-approval-author", _groups("system:authenticated")),
         _binding(
             "lockgate-viewers",
             "lockgate-viewer",

@@ -77,17 +77,21 @@ def register(
             patch.setdefault("metadata", {}).setdefault("annotations", {})[stamping.REQUESTED_BY] = value
 
     @kopf.on.mutate(GROUP, "approvals", operations=["CREATE"], registry=registry, id="stamp-approver")
-    def stamp_approver(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
+    async def stamp_approver(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
         meta = body.get("metadata", {})
+        spec = dict(body.get("spec", {}))
+        namespace = str(meta.get("namespace") or "")
         try:
             user = stamping.User.from_userinfo(dict(userinfo))
-            fields = stamping.stamp_approval(
-                key, str(meta.get("namespace") or ""), str(meta.get("name") or ""), dict(body.get("spec", {})),
-                user, _now(),
-            )
+            if not spec.get("specHash"):  # bind to the spec as it is now
+                target = cluster.promotions.get((namespace, str(spec.get("promotion"))))
+                if target is None:
+                    target = await api.get_or_none(objects.promotion_path(namespace, str(spec.get("promotion"))))
+                spec["specHash"] = stamping.bind_spec_hash(namespace, spec, target)
+            fields = stamping.stamp_approval(key, namespace, str(meta.get("name") or ""), spec, user, _now())
         except stamping.Refused as exc:
             raise kopf.AdmissionError(str(exc), code=403) from None
-        patch.setdefault("spec", {}).update(fields)
+        patch.setdefault("spec", {}).update({**fields, "specHash": spec["specHash"]})
 
     @kopf.on.validate(GROUP, "approvals", operations=["UPDATE"], registry=registry, id="approval-immutable")
     def approval_immutable(**kwargs: Any) -> None:

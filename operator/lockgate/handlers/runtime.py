@@ -29,6 +29,7 @@ def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.Operato
     kopf_settings.peering.name = settings.peering_name
     kopf_settings.peering.priority = settings.priority
     kopf_settings.peering.standalone = settings.standalone
+    kopf_settings.peering.mandatory = not settings.standalone
     kopf_settings.peering.clusterwide = True
     kopf_settings.scanning.disabled = True
     kopf_settings.watching.connect_timeout = 10
@@ -88,10 +89,7 @@ async def run_operator(
         await kopf.operator(
             registry=registry,
             settings=kopf_settings,
-            standalone=settings.standalone,
             clusterwide=True,
-            peering_name=settings.peering_name,
-            priority=settings.priority,
             stop_flag=stop_flag,
             ready_flag=ready,
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,

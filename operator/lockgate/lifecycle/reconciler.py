@@ -182,7 +182,7 @@ class Reconciler:
             deployed_generation=int(rollout.get("generation") or 0),
             deployed_at=statuses.parse_time(status.get("deployedAt")),
             rollback_generation=int((status.get("rollback") or {}).get("generation") or 0),
-            rollback_reason=str((status.get("rollback") or {}).get("reason") or ""),
+            rollback_reason=str((status.get("rollback") or {}).get("message") or ""),
             timeout=durations.parse(str(verification_spec.get("timeout") or "10m")),
             rollback_on_failure=bool(verification_spec.get("rollbackOnFailure", True)),
             has_http_checks=bool(verification_spec.get("http")),

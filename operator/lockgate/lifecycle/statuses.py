@@ -166,7 +166,7 @@ def progress(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime) -
 def rolling_back(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
     status = _base(obj)
     status["phase"] = "RollingBack"
-    status["rollback"] = {"reason": step.message, "startedAt": fmt(now)}
+    status["rollback"] = {"reason": step.reason, "message": step.message, "startedAt": fmt(now)}
     status["message"] = step.message
     status["conditions"] = _conditions(obj, now, [
         ("Ready", "False", "RollingBack", step.message),
@@ -196,7 +196,7 @@ def ended(
     updates = [("Ready", "True" if final == "Succeeded" else "False", step.reason, step.message)]
     if final == "Succeeded":
         updates.append(("Verified", "True", step.reason, step.message))
-    elif final in ("RolledBack", "Failed"):
+    elif final == "Failed":
         updates.append(("Verified", "False", step.reason, step.message))
     elif final == "Rejected":
         updates.append(("Approved", "False", "Rejected", step.message))
