@@ -75,22 +75,33 @@ class Metrics:
         self.registry = prometheus_client.CollectorRegistry()
         r = self.registry
         self.gate_latency = prometheus_client.Histogram(
-            "lockgate_gate_latency_seconds", "Ready for approval to approved",
-            ["namespace", "policy"], buckets=LATENCY_BUCKETS, registry=r,
+            "lockgate_gate_latency_seconds",
+            "Ready for approval to approved",
+            ["namespace", "policy"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.promotions = prometheus_client.Counter(
             "lockgate_promotions", "Promotions that ended, by outcome", ["namespace", "outcome"], registry=r
         )
         self.duration = prometheus_client.Histogram(
-            "lockgate_promotion_duration_seconds", "Creation to end of a Promotion cycle", ["outcome"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "lockgate_promotion_duration_seconds",
+            "Creation to end of a Promotion cycle",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.approvals = prometheus_client.Counter(
-            "lockgate_approvals", "Approvals seen, by decision and whether they counted", ["decision", "counted"],
+            "lockgate_approvals",
+            "Approvals seen, by decision and whether they counted",
+            ["decision", "counted"],
             registry=r,
         )
         self.not_counted = prometheus_client.Counter(
-            "lockgate_approvals_not_counted", "Approvals that did not count, by reason", ["reason"], registry=r
+            "lockgate_approvals_not_counted",
+            "Approvals that did not count, by reason",
+            ["reason"],
+            registry=r,
         )
         self.policy_denials = prometheus_client.Counter(
             "lockgate_policy_denials", "Policy rules that held a Promotion", ["policy", "rule"], registry=r
@@ -112,7 +123,11 @@ class Metrics:
         namespace = str(promotion.get("metadata", {}).get("namespace"))
         phase = str(new_status.get("phase") or "")
         if phase == "Deploying" and new_status.get("gateLatencySeconds") is not None:
-            policies = [g.get("policy") or g.get("name") for g in new_status.get("gates") or [] if g.get("kind") == "approvals"]
+            policies = [
+                g.get("policy") or g.get("name")
+                for g in new_status.get("gates") or []
+                if g.get("kind") == "approvals"
+            ]
             label = ",".join(sorted({str(p) for p in policies if p})) or "none"
             self.gate_latency.labels(namespace, label).observe(float(new_status["gateLatencySeconds"]))
             if new_status.get("emergency"):

@@ -11,13 +11,16 @@ class OperatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore")
 
-    namespace: str = Field("lockgate-system", description="Namespace the operator runs in; holds its Secrets.")
+    namespace: str = Field(
+        "lockgate-system", description="Namespace the operator runs in; holds its Secrets."
+    )
     identity: str = Field(
         "system:serviceaccount:lockgate-system:lockgate-operator",
         description="The operator's own Kubernetes username; admission lets image changes through only from it.",
     )
     stamp_secret: str = Field(
-        "lockgate-stamp-key", description="Secret (in `namespace`) holding the HMAC key that signs identity stamps."
+        "lockgate-stamp-key",
+        description="Secret (in `namespace`) holding the HMAC key that signs identity stamps.",
     )
     peering_name: str = Field("lockgate", description="Kopf peering name: only one replica acts at a time.")
     standalone: bool = Field(False, description="Run without peering (development and tests).")
@@ -31,12 +34,20 @@ class OperatorSettings(BaseSettings):
         None, description="Directory with tls.crt/tls.key for the webhook server; self-signed when unset."
     )
     webhook_public_host: str = Field(
-        "localhost", description="Host name the API server uses to reach the webhooks (SAN of a self-signed cert)."
+        "localhost",
+        description="Host name the API server uses to reach the webhooks (SAN of a self-signed cert).",
+    )
+    manage_webhooks: bool = Field(
+        True,
+        description="Let the operator create and update its webhook configurations (named lockgate.dev); "
+        "false when the Helm chart renders them.",
     )
     break_glass_groups: list[str] = Field(
         default_factory=list,
         description="Groups that may change images in gated namespaces directly; every use is an emergency change.",
     )
     sar_cache_seconds: float = Field(10.0, description="How long a SubjectAccessReview answer is reused.")
-    log_format: str = Field("text", description="`text` or `json` (structured logs; each line names its promotion).")
+    log_format: str = Field(
+        "text", description="`text` or `json` (structured logs; each line names its promotion)."
+    )
     api_timeout_seconds: float = Field(10.0, description="Deadline of one Kubernetes API call.")

@@ -5,8 +5,14 @@ from __future__ import annotations
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
-def promotion(name: str = "web-2", image: str = f"registry.example/web:2.0@{DIGEST}", *,
-              namespace: str = "production", author: str = "dave", extra: str = "") -> str:
+def promotion(
+    name: str = "web-2",
+    image: str = f"registry.example/web:2.0@{DIGEST}",
+    *,
+    namespace: str = "production",
+    author: str = "dave",
+    extra: str = "",
+) -> str:
     return f"""
 apiVersion: lockgate.dev/v1alpha1
 kind: Promotion
@@ -23,8 +29,9 @@ spec:
 {extra}"""
 
 
-def approval(name: str, promotion: str, *, decision: str = "Approve", namespace: str = "production",
-             extra: str = "") -> str:
+def approval(
+    name: str, promotion: str, *, decision: str = "Approve", namespace: str = "production", extra: str = ""
+) -> str:
     return f"""
 apiVersion: lockgate.dev/v1alpha1
 kind: Approval

@@ -15,16 +15,38 @@ from lockgate.rollout import plan
 NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
 HASH = "sha256:" + "1" * 64
 A = steps.Action
-CHANGE = plan.ImageChange(namespace="production", kind="Deployment", name="web", container="web",
-                          image="web:2", promotion="p", spec_hash=HASH, approvers=("bob",))
+CHANGE = plan.ImageChange(
+    namespace="production",
+    kind="Deployment",
+    name="web",
+    container="web",
+    image="web:2",
+    promotion="p",
+    spec_hash=HASH,
+    approvers=("bob",),
+)
 
 
-def workload(image: str = "web:1", *, generation: int = 1, observed: int = 1, updated: int = 2,
-             annotations: dict[str, str] | None = None, conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"metadata": {"generation": generation, "annotations": annotations or {}},
-            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
-            "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": updated,
-                       "replicas": 2, "conditions": conditions or []}}
+def workload(
+    image: str = "web:1",
+    *,
+    generation: int = 1,
+    observed: int = 1,
+    updated: int = 2,
+    annotations: dict[str, str] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation, "annotations": annotations or {}},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "availableReplicas": updated,
+            "replicas": 2,
+            "conditions": conditions or [],
+        },
+    }
 
 
 def applied(image: str = "web:2", operation: str = "deploy", **kw: Any) -> dict[str, Any]:
@@ -34,10 +56,22 @@ def applied(image: str = "web:2", operation: str = "deploy", **kw: Any) -> dict[
 
 def situation(**kw: Any) -> steps.Situation:
     base: dict[str, Any] = dict(
-        phase="AwaitingApproval", spec_hash=HASH, cycle_hash=HASH, change=CHANGE, previous_image="web:1",
-        deployed_generation=0, deployed_at=None, rollback_generation=0, rollback_reason="",
-        timeout=datetime.timedelta(minutes=10), rollback_on_failure=True, has_http_checks=False,
-        http_result=None, superseded_by=None, target_busy_with=None, workload=workload(),
+        phase="AwaitingApproval",
+        spec_hash=HASH,
+        cycle_hash=HASH,
+        change=CHANGE,
+        previous_image="web:1",
+        deployed_generation=0,
+        deployed_at=None,
+        rollback_generation=0,
+        rollback_reason="",
+        timeout=datetime.timedelta(minutes=10),
+        rollback_on_failure=True,
+        has_http_checks=False,
+        http_result=None,
+        superseded_by=None,
+        target_busy_with=None,
+        workload=workload(),
     )
     base.update(kw)
     return steps.Situation(**base)
@@ -68,26 +102,43 @@ def test_a_busy_target_holds_an_approved_promotion() -> None:
 
 def test_deploying_patches_once_then_marks_deployed() -> None:
     assert steps.next_step(situation(phase="Deploying"), None, NOW).action is A.PATCH
-    assert steps.next_step(situation(phase="Deploying", workload=applied()), None, NOW).action is A.MARK_DEPLOYED
+    assert (
+        steps.next_step(situation(phase="Deploying", workload=applied()), None, NOW).action is A.MARK_DEPLOYED
+    )
 
 
 def test_verifying_succeeds_fails_or_times_out() -> None:
     base = dict(phase="Verifying", deployed_generation=2, deployed_at=NOW)
-    assert steps.next_step(situation(**base, workload=applied(generation=2, observed=2)), None, NOW).action is A.SUCCEED
+    assert (
+        steps.next_step(situation(**base, workload=applied(generation=2, observed=2)), None, NOW).action
+        is A.SUCCEED
+    )
     waiting = situation(**base, workload=applied(generation=2, observed=1))
     assert steps.next_step(waiting, None, NOW).action is A.AWAIT_ROLLOUT
     late = NOW + datetime.timedelta(minutes=11)
     step = steps.next_step(waiting, None, late)
     assert step.action is A.START_ROLLBACK and step.reason == "VerificationTimeout"
-    failed = applied(generation=2, observed=2, updated=1,
-                     conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}])
+    failed = applied(
+        generation=2,
+        observed=2,
+        updated=1,
+        conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+    )
     assert steps.next_step(situation(**base, workload=failed), None, NOW).action is A.START_ROLLBACK
-    assert steps.next_step(situation(**base, workload=failed, rollback_on_failure=False), None, NOW).action is A.FAIL
+    assert (
+        steps.next_step(situation(**base, workload=failed, rollback_on_failure=False), None, NOW).action
+        is A.FAIL
+    )
 
 
 def test_http_checks_run_after_the_rollout_and_decide() -> None:
-    base = dict(phase="Verifying", deployed_generation=2, deployed_at=NOW, has_http_checks=True,
-                workload=applied(generation=2, observed=2))
+    base = dict(
+        phase="Verifying",
+        deployed_generation=2,
+        deployed_at=NOW,
+        has_http_checks=True,
+        workload=applied(generation=2, observed=2),
+    )
     assert steps.next_step(situation(**base), None, NOW).action is A.VERIFY_HTTP
     assert steps.next_step(situation(**base, http_result=(True, "ok")), None, NOW).action is A.SUCCEED
     step = steps.next_step(situation(**base, http_result=(False, "503")), None, NOW)
@@ -98,7 +149,10 @@ def test_rollback_patches_the_previous_image_then_ends_rolled_back() -> None:
     base = dict(phase="RollingBack", rollback_reason="rollout failed")
     assert steps.next_step(situation(**base, workload=applied()), None, NOW).action is A.PATCH_ROLLBACK
     back = applied(image="web:1", operation="rollback", generation=3, observed=3)
-    assert steps.next_step(situation(**base, workload=back, rollback_generation=3), None, NOW).action is A.ROLLED_BACK
+    assert (
+        steps.next_step(situation(**base, workload=back, rollback_generation=3), None, NOW).action
+        is A.ROLLED_BACK
+    )
 
 
 def test_a_spec_change_starts_a_new_cycle_but_never_interrupts_a_rollout() -> None:
@@ -116,8 +170,12 @@ GATES = st.sampled_from([None, OPEN, SHUT, steps.GateView(False, True, "rejected
 def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
     phase: str, gate: steps.GateView | None, is_applied: bool, superseded: bool, busy: bool
 ) -> None:
-    s = situation(phase=phase, workload=applied() if is_applied else workload(),
-                  superseded_by="n" if superseded else None, target_busy_with="o" if busy else None)
+    s = situation(
+        phase=phase,
+        workload=applied() if is_applied else workload(),
+        superseded_by="n" if superseded else None,
+        target_busy_with="o" if busy else None,
+    )
     step = steps.next_step(s, gate, NOW)
     if step.action in (A.START_DEPLOY, A.PATCH):
         assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockgate.handlers import testing
 from tests.lifecycle import manifests
+
+from lockgate.handlers import testing
 
 WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 
@@ -17,7 +18,9 @@ def approvals_by_name(promo: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_two_approvals_deploy_verify_and_make_it_ready(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     promo = lockgate.wait_phase("web-2", "AwaitingApproval")
-    assert "engineering-leads" in promo["status"]["message"] and "security-leads" in promo["status"]["message"]
+    assert (
+        "engineering-leads" in promo["status"]["message"] and "security-leads" in promo["status"]["message"]
+    )
     assert promo["status"]["requestedBy"]["username"] == "alice"
 
     lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
@@ -42,7 +45,13 @@ def test_two_approvals_deploy_verify_and_make_it_ready(lockgate: testing.Stack) 
     for field in ("readyForApprovalAt", "approvedAt", "deployedAt", "completedAt"):
         assert status[field]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert conditions["Ready"] == conditions["Deployed"] == conditions["Verified"] == conditions["Approved"] == "True"
+    assert (
+        conditions["Ready"]
+        == conditions["Deployed"]
+        == conditions["Verified"]
+        == conditions["Approved"]
+        == "True"
+    )
     workload = lockgate.get("deployment", "web")
     assert workload["metadata"]["annotations"]["lockgate.dev/promotion"] == "production/web-2"
     assert workload["metadata"]["annotations"]["lockgate.dev/approved-by"] == "bob,carol"
@@ -56,14 +65,25 @@ def test_approvals_that_do_not_count_say_why(lockgate: testing.Stack) -> None:
     spec_hash = promo["status"]["specHash"]
     lockgate.apply(manifests.approval("web-2-alice", "web-2"), context="alice")  # her own change
     lockgate.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: elsewhere}\n")
-    refused = lockgate.apply(manifests.approval("web-2-bob-elsewhere", "web-2", namespace="elsewhere"),
-                             context="admin", check=False)
+    refused = lockgate.apply(
+        manifests.approval("web-2-bob-elsewhere", "web-2", namespace="elsewhere"),
+        context="admin",
+        check=False,
+    )
     assert refused.returncode != 0 and "does not exist in namespace elsewhere" in refused.stderr
-    lockgate.apply(manifests.approval("web-2-bob-elsewhere", "web-2", namespace="elsewhere",
-                                      extra=f"  specHash: '{spec_hash}'"), context="admin")
+    lockgate.apply(
+        manifests.approval(
+            "web-2-bob-elsewhere", "web-2", namespace="elsewhere", extra=f"  specHash: '{spec_hash}'"
+        ),
+        context="admin",
+    )
     stale = "sha256:" + "f" * 64
-    lockgate.apply(manifests.approval("web-2-bob-stale", "web-2", extra=f"  specHash: '{stale}'"), context="bob")
-    lockgate.kubectl("create", "-f", "-", context="mallory", input=manifests.approval("web-2-mallory", "web-2"))
+    lockgate.apply(
+        manifests.approval("web-2-bob-stale", "web-2", extra=f"  specHash: '{stale}'"), context="bob"
+    )
+    lockgate.kubectl(
+        "create", "-f", "-", context="mallory", input=manifests.approval("web-2-mallory", "web-2")
+    )
 
     def listed() -> dict[str, dict[str, Any]] | None:
         table = approvals_by_name(lockgate.get("promo", "web-2"))
@@ -107,11 +127,10 @@ def test_a_newer_promotion_supersedes_a_waiting_one(lockgate: testing.Stack) -> 
 def test_kubectl_wait_returns_only_when_ready(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     lockgate.wait_phase("web-2", "AwaitingApproval")
-    waited = lockgate.kubectl("wait", "--for=condition=Ready", "promo/web-2", "-n", "production",
-                              "--timeout=1s", check=False)
+    waited = lockgate.kubectl(
+        "wait", "--for=condition=Ready", "promo/web-2", "-n", "production", "--timeout=1s", check=False
+    )
     assert waited.returncode != 0
-
-
 
 
 def test_the_declared_author_cannot_approve_their_own_change(lockgate: testing.Stack) -> None:
@@ -120,7 +139,12 @@ def test_the_declared_author_cannot_approve_their_own_change(lockgate: testing.S
     lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
     lockgate.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
     table = lockgate.wait_for(
-        lambda: (t := approvals_by_name(lockgate.get("promo", "web-2"))) and "web-2-bob" in t and "web-2-carol" in t and t,
+        lambda: (
+            (t := approvals_by_name(lockgate.get("promo", "web-2")))
+            and "web-2-bob" in t
+            and "web-2-carol" in t
+            and t
+        ),
         message="both approvals judged",
     )
     assert table["web-2-bob"]["counted"] is False

@@ -7,13 +7,25 @@ from typing import Any
 from lockgate.rollout import health
 
 
-def deployment(generation: int = 2, observed: int = 2, replicas: int = 2, updated: int = 2, available: int = 2,
-               total: int | None = None, conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def deployment(
+    generation: int = 2,
+    observed: int = 2,
+    replicas: int = 2,
+    updated: int = 2,
+    available: int = 2,
+    total: int | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "metadata": {"generation": generation},
         "spec": {"replicas": replicas},
-        "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": available,
-                   "replicas": total if total is not None else updated, "conditions": conditions or []},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "replicas": total if total is not None else updated,
+            "conditions": conditions or [],
+        },
     }
 
 
@@ -33,8 +45,20 @@ def test_a_stale_status_from_before_our_patch_is_not_complete() -> None:
 
 
 def test_progress_deadline_exceeded_is_a_failure() -> None:
-    judged = health.judge("Deployment", deployment(updated=1, conditions=[
-        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "timed out"}]))
+    judged = health.judge(
+        "Deployment",
+        deployment(
+            updated=1,
+            conditions=[
+                {
+                    "type": "Progressing",
+                    "status": "False",
+                    "reason": "ProgressDeadlineExceeded",
+                    "message": "timed out",
+                }
+            ],
+        ),
+    )
     assert judged.state is health.RolloutState.FAILED
     assert judged.reason == "ProgressDeadlineExceeded"
 
@@ -46,12 +70,27 @@ def test_partial_update_and_old_replicas_and_availability_are_progress() -> None
 
 
 def test_statefulset_and_daemonset() -> None:
-    sts = {"metadata": {"generation": 1}, "spec": {"replicas": 2},
-           "status": {"observedGeneration": 1, "readyReplicas": 2, "updatedReplicas": 2,
-                      "currentRevision": "a", "updateRevision": "b"}}
+    sts = {
+        "metadata": {"generation": 1},
+        "spec": {"replicas": 2},
+        "status": {
+            "observedGeneration": 1,
+            "readyReplicas": 2,
+            "updatedReplicas": 2,
+            "currentRevision": "a",
+            "updateRevision": "b",
+        },
+    }
     assert health.judge("StatefulSet", sts).reason == "WaitingForRevision"
     sts["status"]["currentRevision"] = "b"
     assert health.judge("StatefulSet", sts).state is health.RolloutState.COMPLETE
-    ds = {"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 3,
-                                                     "updatedNumberScheduled": 3, "numberAvailable": 2}}
+    ds = {
+        "metadata": {"generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 3,
+            "updatedNumberScheduled": 3,
+            "numberAvailable": 2,
+        },
+    }
     assert health.judge("DaemonSet", ds).reason == "WaitingForAvailability"

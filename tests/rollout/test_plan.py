@@ -4,20 +4,36 @@ from __future__ import annotations
 
 from lockgate.rollout import plan
 
-CHANGE = plan.ImageChange(namespace="production", kind="Deployment", name="web", container="web",
-                          image="registry.example/web:2", promotion="web-2", spec_hash="sha256:" + "a" * 64,
-                          approvers=("bob", "carol"))
+CHANGE = plan.ImageChange(
+    namespace="production",
+    kind="Deployment",
+    name="web",
+    container="web",
+    image="registry.example/web:2",
+    promotion="web-2",
+    spec_hash="sha256:" + "a" * 64,
+    approvers=("bob", "carol"),
+)
 
 
 def workload(image: str, annotations: dict[str, str] | None = None) -> dict[str, object]:
-    return {"metadata": {"annotations": annotations or {}},
-            "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "proxy:1"},
-                                                          {"name": "web", "image": image}]}}}}
+    return {
+        "metadata": {"annotations": annotations or {}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "sidecar", "image": "proxy:1"}, {"name": "web", "image": image}]
+                }
+            }
+        },
+    }
 
 
 def test_patch_names_only_the_target_container() -> None:
     patch = plan.image_patch(CHANGE)
-    assert patch["spec"] == {"template": {"spec": {"containers": [{"name": "web", "image": "registry.example/web:2"}]}}}
+    assert patch["spec"] == {
+        "template": {"spec": {"containers": [{"name": "web", "image": "registry.example/web:2"}]}}
+    }
     assert patch["metadata"]["annotations"]["lockgate.dev/promotion"] == "production/web-2"
     assert patch["metadata"]["annotations"]["lockgate.dev/approved-by"] == "bob,carol"
 

@@ -73,7 +73,9 @@ def _name(promotion: Mapping[str, Any] | None) -> str:
 
 
 def _promotion_allows(
-    promotion: Mapping[str, Any] | None, new: Mapping[str, Any], changes: list[tuple[str, str | None, str | None]]
+    promotion: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    changes: list[tuple[str, str | None, str | None]],
 ) -> bool:
     if promotion is None:
         return False

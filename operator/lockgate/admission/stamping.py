@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,15 +83,22 @@ def stamp_approval(
         raise Refused("spec.groups is stamped from your identity; remove spec.groups from the manifest")
     if spec.get("stamp"):
         raise Refused("spec.stamp is set by Lockgate's admission webhook; remove it from the manifest")
-    stamped = {**spec, "approver": user.username, "groups": list(user.groups),
-               "stamp": {"at": now.isoformat(), "signature": "hmac-sha256:" + "0" * 64}}
+    stamped = {
+        **spec,
+        "approver": user.username,
+        "groups": list(user.groups),
+        "stamp": {"at": now.isoformat(), "signature": "hmac-sha256:" + "0" * 64},
+    }
     try:
         model = approval.ApprovalSpec.model_validate(stamped)
     except pydantic.ValidationError as exc:
         raise Refused(f"Approval spec is invalid: {exc.errors()[0].get('msg')}") from None
     signature = stamps.sign(key, stamps.approval_payload(namespace, name, model))
     assert model.stamp is not None
-    stamp = {"at": model.stamp.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "signature": signature}
+    stamp = {
+        "at": model.stamp.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "signature": signature,
+    }
     return {"approver": user.username, "groups": list(user.groups), "stamp": stamp}
 
 
@@ -109,7 +115,9 @@ def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str,
         return spechash.compute(target.get("spec") or {})
 
 
-def changed_images(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
+def changed_images(
+    old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[tuple[str, str | None, str | None]]:
     """(container, old image, new image) for every container whose image differs."""
 
     def images(obj: Mapping[str, Any]) -> dict[str, str | None]:

@@ -16,7 +16,9 @@ from lockgate import settings as lockgate_settings
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")] = None,
+        kubeconfig: Annotated[
+            str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
+        ] = None,
         context: Annotated[str | None, typer.Option(help="kubeconfig context to act as")] = None,
         standalone: Annotated[bool, typer.Option(help="no peering: this is the only replica")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False,

@@ -1,2 +1,1 @@
-"""Kopf wiring only: translate events into calls of the core and the adapters. The only layer that imports Kopf.
-"""
+"""Kopf wiring only: translate events into calls of the core and the adapters. The only layer that imports Kopf."""

@@ -39,14 +39,24 @@ def webhook_server(settings: lockgate_settings.OperatorSettings) -> kopf.Webhook
         cert, key = directory / "tls.crt", directory / "tls.key"
         ca = directory / "ca.crt"
         return kopf.WebhookServer(
-            addr=settings.webhook_host, port=settings.webhook_port, host=settings.webhook_public_host,
-            certfile=cert, pkeyfile=key, cafile=ca if ca.exists() else cert,
+            addr=settings.webhook_host,
+            port=settings.webhook_port,
+            host=settings.webhook_public_host,
+            certfile=cert,
+            pkeyfile=key,
+            cafile=ca if ca.exists() else cert,
         )
     directory = pathlib.Path(tempfile.mkdtemp(prefix="lockgate-webhook-"))
-    cert, key = webhookcert.write_self_signed(directory, [settings.webhook_public_host, "127.0.0.1", "localhost"])
+    cert, key = webhookcert.write_self_signed(
+        directory, [settings.webhook_public_host, "127.0.0.1", "localhost"]
+    )
     return kopf.WebhookServer(
-        addr=settings.webhook_host, port=settings.webhook_port or None, host=settings.webhook_public_host,
-        certfile=cert, pkeyfile=key, cafile=cert,
+        addr=settings.webhook_host,
+        port=settings.webhook_port or None,
+        host=settings.webhook_public_host,
+        certfile=cert,
+        pkeyfile=key,
+        cafile=cert,
     )
 
 
@@ -63,9 +73,12 @@ def register(
     if settings.webhook_port < 0:
         return
     kopf_settings.admission.server = webhook_server(settings)
-    kopf_settings.admission.managed = MANAGED_NAME
+    if settings.manage_webhooks:
+        kopf_settings.admission.managed = MANAGED_NAME
 
-    @kopf.on.mutate(GROUP, "promotions", operations=["CREATE", "UPDATE"], registry=registry, id="stamp-requester")
+    @kopf.on.mutate(
+        GROUP, "promotions", operations=["CREATE", "UPDATE"], registry=registry, id="stamp-requester"
+    )
     def stamp_requester(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
         old = kwargs.get("old")
         try:
@@ -86,7 +99,9 @@ def register(
             if not spec.get("specHash"):  # bind to the spec as it is now
                 target = cluster.promotions.get((namespace, str(spec.get("promotion"))))
                 if target is None:
-                    target = await api.get_or_none(objects.promotion_path(namespace, str(spec.get("promotion"))))
+                    target = await api.get_or_none(
+                        objects.promotion_path(namespace, str(spec.get("promotion")))
+                    )
                 spec["specHash"] = stamping.bind_spec_hash(namespace, spec, target)
             fields = stamping.stamp_approval(key, namespace, str(meta.get("name") or ""), spec, user, _now())
         except stamping.Refused as exc:
@@ -99,7 +114,9 @@ def register(
         if old and new and dict(old.get("spec", {})) != dict(new.get("spec", {})):
             raise kopf.AdmissionError("Approval spec is immutable; create a new Approval", code=422)
 
-    @kopf.on.validate(GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid")
+    @kopf.on.validate(
+        GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid"
+    )
     def policy_valid(body: kopf.Body, **_: Any) -> None:
         try:
             policy = gatepolicy.GatePolicy.from_k8s(dict(body))
@@ -109,7 +126,11 @@ def register(
         if problems:
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 
-    for plural, kind in (("deployments", "Deployment"), ("statefulsets", "StatefulSet"), ("daemonsets", "DaemonSet")):
+    for plural, kind in (
+        ("deployments", "Deployment"),
+        ("statefulsets", "StatefulSet"),
+        ("daemonsets", "DaemonSet"),
+    ):
         _register_guard(registry, settings, cluster, api, plural, kind, on_break_glass)
 
 
@@ -133,16 +154,29 @@ def _register_guard(
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
         if user.username == settings.identity and "/" in ref:
             promo_ns, promo_name = ref.split("/", 1)
-            promotion = await api.get_or_none(objects.promotion_path(promo_ns, promo_name)) if promo_ns == ns else None
+            promotion = (
+                await api.get_or_none(objects.promotion_path(promo_ns, promo_name))
+                if promo_ns == ns
+                else None
+            )
         verdict = imageguard.judge(
-            kind=kind, namespace=ns, name=str(name or new.get("metadata", {}).get("name")),
-            old=dict(old), new=dict(new), user=user,
-            namespace_gated=bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))),
-            operator_identity=settings.identity, break_glass_groups=settings.break_glass_groups,
+            kind=kind,
+            namespace=ns,
+            name=str(name or new.get("metadata", {}).get("name")),
+            old=dict(old),
+            new=dict(new),
+            user=user,
+            namespace_gated=bool(
+                policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))
+            ),
+            operator_identity=settings.identity,
+            break_glass_groups=settings.break_glass_groups,
             promotion=promotion,
         )
         if not verdict.allowed:
-            logger.warning("denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
+            logger.warning(
+                "denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message
+            )
             raise kopf.AdmissionError(verdict.message, code=403)
         if verdict.emergency and on_break_glass is not None:
             await on_break_glass(kind, dict(new), user, verdict)

@@ -27,8 +27,12 @@ class OperatorThread:
         self.kubeconfig = kubeconfig
         self.context = context
         self.settings = settings or lockgate_settings.OperatorSettings(
-            standalone=True, metrics_port=0, health_port=0, webhook_port=0,
-            webhook_host="127.0.0.1", webhook_public_host="127.0.0.1",
+            standalone=True,
+            metrics_port=0,
+            health_port=0,
+            webhook_port=0,
+            webhook_host="127.0.0.1",
+            webhook_public_host="127.0.0.1",
         )
         self.audit_trail = audit_trail
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -60,8 +64,12 @@ class OperatorThread:
         waiter = asyncio.create_task(self._signal_ready(ready))
         try:
             await runtime.run_operator(
-                kubeconfig=self.kubeconfig, context=self.context, stop=self._stop, ready=ready,
-                settings=self.settings, audit_trail=self.audit_trail,
+                kubeconfig=self.kubeconfig,
+                context=self.context,
+                stop=self._stop,
+                ready=ready,
+                settings=self.settings,
+                audit_trail=self.audit_trail,
             )
         finally:
             waiter.cancel()

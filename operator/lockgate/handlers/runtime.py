@@ -55,9 +55,13 @@ async def run_operator(
     await api.open()
     cluster = view.ClusterView()
     metrics = lockgate_metrics.Metrics(cluster)
-    trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
+    trail = auditing.AuditAdapter.from_settings(
+        operator=settings.identity, trail=audit_trail, metrics=metrics
+    )
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
-    gate = gating.Gate(cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics)
+    gate = gating.Gate(
+        cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics
+    )
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
     registry = kopf.OperatorRegistry()
 
@@ -81,7 +85,9 @@ async def run_operator(
     kopf_settings = _kopf_settings(settings)
     admission.register(registry, kopf_settings, settings, key, cluster, api)
     metrics_server = (
-        lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
+        lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics)
+        if settings.metrics_port
+        else None
     )
     engine.start()
     stop_flag = stop or asyncio.Event()
@@ -92,7 +98,9 @@ async def run_operator(
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
+            if settings.health_port
+            else None,
         )
     finally:
         await engine.stop()

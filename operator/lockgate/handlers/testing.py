@@ -30,7 +30,9 @@ class Stack:
         return audit_trail.AuditTrail([sqlite.SqliteSink(self.audit_path)])
 
     def start_operator(self, **kw: Any) -> background.OperatorThread:
-        self.operator = background.OperatorThread(kubeconfig=self.cluster.kubeconfig, audit_trail=self.trail(), **kw)
+        self.operator = background.OperatorThread(
+            kubeconfig=self.cluster.kubeconfig, audit_trail=self.trail(), **kw
+        )
         return self.operator.start()
 
     def stop_operator(self) -> None:
@@ -38,14 +40,17 @@ class Stack:
             self.operator.stop()
             self.operator = None
 
-    def kubectl(self, *args: str, context: str = "admin", input: str | None = None,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, context: str = "admin", input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = testing.kubectl(self.cluster, *args, context=context, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
-    def apply(self, manifest: str, context: str = "admin", check: bool = True) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, manifest: str, context: str = "admin", check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-f", "-", context=context, input=manifest, check=check)
 
     def get(self, kind: str, name: str, namespace: str = "production") -> dict[str, Any]:
@@ -53,8 +58,13 @@ class Stack:
         result: dict[str, Any] = json.loads(out)
         return result
 
-    def wait_for(self, what: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1,
-                 message: str = "condition") -> Any:
+    def wait_for(
+        self,
+        what: Callable[[], Any],
+        timeout: float = 20.0,
+        interval: float = 0.1,
+        message: str = "condition",
+    ) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -71,10 +81,13 @@ class Stack:
     def phase(self, name: str, namespace: str = "production") -> str:
         return str(self.get("promo", name, namespace).get("status", {}).get("phase", ""))
 
-    def wait_phase(self, name: str, *phases: str, namespace: str = "production", timeout: float = 20.0) -> dict[str, Any]:
+    def wait_phase(
+        self, name: str, *phases: str, namespace: str = "production", timeout: float = 20.0
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             obj = self.get("promo", name, namespace)
             return obj if obj.get("status", {}).get("phase") in phases else None
+
         result: dict[str, Any] = self.wait_for(check, timeout, message=f"{name} in {phases}")
         return result
 
@@ -90,8 +103,9 @@ class Stack:
 def stack(*, operator: bool = True, workload_delay: float = 0.2, **operator_kw: Any) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="lockgate-stack-") as tmp:
         workdir = pathlib.Path(tmp)
-        with testing.running(crd_dir=testing.crd_dirs(), workload_delay=workload_delay,
-                             bookmark_interval=1.0) as cluster:
+        with testing.running(
+            crd_dir=testing.crd_dirs(), workload_delay=workload_delay, bookmark_interval=1.0
+        ) as cluster:
             s = Stack(cluster, workdir)
             if operator:
                 s.start_operator(**operator_kw)

@@ -1,2 +1,4 @@
-"""Thin adapters to the Kubernetes API: facts gathering (SubjectAccessReview, workloads), patches, status writes, events.
+"""Thin adapters to the Kubernetes API.
+
+Facts gathering (SubjectAccessReview, workloads), patches, status writes and events.
 """

@@ -38,7 +38,9 @@ class ApproverAccess:
             },
         }
         answer = await self.api.create(
-            "/apis/authorization.k8s.io/v1/subjectaccessreviews", review, agent=f"approver-check user={username}"
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            review,
+            agent=f"approver-check user={username}",
         )
         status = answer.get("status", {})
         allowed = bool(status.get("allowed"))

@@ -166,7 +166,12 @@ class Client:
 
 
 def resource_path(
-    group: str, version: str, plural: str, namespace: str | None = None, name: str | None = None, sub: str = ""
+    group: str,
+    version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    sub: str = "",
 ) -> str:
     """The REST path of a resource, a namespaced collection, an object or a subresource."""
     base = f"/api/{version}" if not group else f"/apis/{group}/{version}"

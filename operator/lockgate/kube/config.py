@@ -56,7 +56,9 @@ def from_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     users = {u["name"]: u.get("user", {}) for u in doc.get("users") or []}
     cluster = clusters.get(ctx.get("cluster"))
     if cluster is None:
-        raise ConfigError(f"context {name!r} names cluster {ctx.get('cluster')!r}, which the kubeconfig lacks")
+        raise ConfigError(
+            f"context {name!r} names cluster {ctx.get('cluster')!r}, which the kubeconfig lacks"
+        )
     user = users.get(ctx.get("user"), {})
     base_dir = file.parent
     token = user.get("token")

@@ -63,7 +63,11 @@ async def create_secret(
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "lockgate"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "lockgate"},
+        },
         "type": "Opaque",
         "data": dict(data),
     }

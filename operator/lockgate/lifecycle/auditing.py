@@ -23,8 +23,13 @@ class AuditMetrics(Protocol):
 
 class AuditAdapter:
     def __init__(
-        self, audit_trail: trail.AuditTrail, *, operator: str, retention: str = "7y",
-        environment: str | None = None, metrics: AuditMetrics | None = None,
+        self,
+        audit_trail: trail.AuditTrail,
+        *,
+        operator: str,
+        retention: str = "7y",
+        environment: str | None = None,
+        metrics: AuditMetrics | None = None,
     ) -> None:
         self.trail = audit_trail
         self.operator = operator
@@ -38,8 +43,11 @@ class AuditAdapter:
     ) -> AuditAdapter:
         config = settings.AuditSettings()
         return cls(
-            trail or _trail_from(config), operator=operator, retention=config.retention,
-            environment=config.environment, metrics=metrics,
+            trail or _trail_from(config),
+            operator=operator,
+            retention=config.retention,
+            environment=config.environment,
+            metrics=metrics,
         )
 
     async def record(
@@ -56,9 +64,18 @@ class AuditAdapter:
         key: str | None = None,
     ) -> None:
         rec = record.build(
-            event, promotion, at=at, operator=self.operator, approvers=approvers, policies=policies,
-            previous_image=previous_image, verification=verification, extra=extra,
-            environment=self.environment, retention=self.retention, key=key,
+            event,
+            promotion,
+            at=at,
+            operator=self.operator,
+            approvers=approvers,
+            policies=policies,
+            previous_image=previous_image,
+            verification=verification,
+            extra=extra,
+            environment=self.environment,
+            retention=self.retention,
+            key=key,
         )
         try:
             await asyncio.to_thread(self.trail.write, rec)
@@ -70,7 +87,9 @@ class AuditAdapter:
             for sink in self.trail.sinks:
                 self.metrics.audit_write(sink.name, True)
 
-    async def approval_withdrawn(self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None) -> None:
+    async def approval_withdrawn(
+        self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None
+    ) -> None:
         """Record that an Approval was deleted (only meaningful for a Promotion that still exists)."""
         if promotion is None or not (promotion.get("status") or {}).get("specHash"):
             return
@@ -78,9 +97,17 @@ class AuditAdapter:
         meta = approval.get("metadata", {})
         try:
             await self.record(
-                "approval-withdrawn", promotion, at=datetime.datetime.now(datetime.UTC),
-                approvers=[], policies=[], key=str(meta.get("uid") or meta.get("name")),
-                extra={"approval": meta.get("name"), "approver": spec.get("approver"), "decision": spec.get("decision")},
+                "approval-withdrawn",
+                promotion,
+                at=datetime.datetime.now(datetime.UTC),
+                approvers=[],
+                policies=[],
+                key=str(meta.get("uid") or meta.get("name")),
+                extra={
+                    "approval": meta.get("name"),
+                    "approver": spec.get("approver"),
+                    "decision": spec.get("decision"),
+                },
             )
         except reconciler.AuditUnavailableError as exc:
             logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)

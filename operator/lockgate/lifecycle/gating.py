@@ -67,7 +67,10 @@ def source_state(workload: Mapping[str, Any] | None, kind: str, container: str) 
 
 class Gate:
     def __init__(
-        self, cluster: view.ClusterView, approvers: access.ApproverAccess, key: bytes,
+        self,
+        cluster: view.ClusterView,
+        approvers: access.ApproverAccess,
+        key: bytes,
         metrics: GateMetrics | None = None,
     ) -> None:
         self.view = cluster
@@ -85,7 +88,9 @@ class Gate:
         verified = frozenset(a.metadata.name for a in approvals if stamps.verify_approval(self.key, a))
         requester = stamps.verified_requester(self.key, model)
         identities = {
-            (a.spec.approver, tuple(a.spec.groups)) for a in approvals if a.metadata.name in verified and a.spec.approver
+            (a.spec.approver, tuple(a.spec.groups))
+            for a in approvals
+            if a.metadata.name in verified and a.spec.approver
         }
         answers = await asyncio.gather(
             *(self.access.can_approve(user, groups, namespace) for user, groups in sorted(identities))
@@ -97,9 +102,14 @@ class Gate:
         if model.spec.source is not None:
             src = model.spec.source
             container = model.spec.target.container or model.spec.target.name
-            source = source_state(self.view.workloads.get((src.kind, src.namespace, src.name)), src.kind, container)
+            source = source_state(
+                self.view.workloads.get((src.kind, src.namespace, src.name)), src.kind, container
+            )
         gathered = facts.Facts(
-            can_approve=can_approve, verified_approvals=verified, requester=requester, source=source,
+            can_approve=can_approve,
+            verified_approvals=verified,
+            requester=requester,
+            source=source,
             namespace_labels=labels,
         )
         made = engine.evaluate(model, approvals, matched, gathered, now)
@@ -113,17 +123,24 @@ class Gate:
         if requester is not None:
             status["requestedBy"] = {"username": requester.username, "groups": list(requester.groups)}
         elsewhere = [
-            {"approval": f"{a['metadata']['namespace']}/{a['metadata']['name']}",
-             "approver": a.get("spec", {}).get("approver"), "groups": a.get("spec", {}).get("groups") or [],
-             "decision": a.get("spec", {}).get("decision"), "counted": False, "reason": "OtherNamespace",
-             "message": f"Approvals count only in the Promotion's namespace ({namespace}); "
-                        f"create it in {namespace}"}
+            {
+                "approval": f"{a['metadata']['namespace']}/{a['metadata']['name']}",
+                "approver": a.get("spec", {}).get("approver"),
+                "groups": a.get("spec", {}).get("groups") or [],
+                "decision": a.get("spec", {}).get("decision"),
+                "counted": False,
+                "reason": "OtherNamespace",
+                "message": f"Approvals count only in the Promotion's namespace ({namespace}); "
+                f"create it in {namespace}",
+            }
             for a in self.view.approvals_elsewhere((namespace, name))
         ]
         status["approvals"] = list(status.get("approvals") or []) + elsewhere
         verdicts = [a.to_status() for a in made.approvals]
         approvers = [
-            {**v, "username": v.get("approver")} for v in verdicts if v.get("counted") and v.get("decision") == "Approve"
+            {**v, "username": v.get("approver")}
+            for v in verdicts
+            if v.get("counted") and v.get("decision") == "Approve"
         ]
         by_policy: dict[str, list[dict[str, Any]]] = {}
         for gate in made.gates:
@@ -148,7 +165,13 @@ class Gate:
             next_look_at=made.next_look_at,
         )
         return GateResult(
-            view=gate_view, phase=made.phase.value, status=status, approvers=approvers, policies=policy_results,
-            approval_statuses=approval_statuses, ready_for_approval=made.ready_for_approval,
-            emergency=made.emergency, decision=made,
+            view=gate_view,
+            phase=made.phase.value,
+            status=status,
+            approvers=approvers,
+            policies=policy_results,
+            approval_statuses=approval_statuses,
+            ready_for_approval=made.ready_for_approval,
+            emergency=made.emergency,
+            decision=made,
         )

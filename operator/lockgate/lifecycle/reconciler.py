@@ -63,7 +63,9 @@ class AuditLike(Protocol):
 
 
 class MetricsLike(Protocol):
-    def transition(self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]) -> None: ...
+    def transition(
+        self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]
+    ) -> None: ...
 
 
 @dataclasses.dataclass
@@ -122,7 +124,9 @@ class Reconciler:
                 return
             started = time.perf_counter()
             again = await self._one_step(key, obj)
-            logger.debug("promotion %s/%s step took %.1f ms", key[0], key[1], (time.perf_counter() - started) * 1e3)
+            logger.debug(
+                "promotion %s/%s step took %.1f ms", key[0], key[1], (time.perf_counter() - started) * 1e3
+            )
             if not again:
                 return
 
@@ -165,7 +169,9 @@ class Reconciler:
                 image=str(rollout.get("image") or spec.get("image")),
                 promotion=key[1],
                 spec_hash=str(status.get("specHash") or statuses.spec_hash(obj)),
-                approvers=tuple(a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")),
+                approvers=tuple(
+                    a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")
+                ),
             )
         verification_spec = spec.get("verification") or {}
         http_result = None
@@ -232,7 +238,6 @@ class Reconciler:
         now: datetime.datetime,
     ) -> bool:
         A = steps.Action
-        status = dict(obj.get("status") or {})
         if step.action is A.DONE:
             return False
         if step.action is A.NEW_CYCLE:
@@ -282,11 +287,15 @@ class Reconciler:
             await self._write(obj, statuses.progress(obj, step, now), step)
             return False
         if step.action is A.SUCCEED:
-            await self._audit("verified", obj, now, None, s, step, verification={"passed": True, "message": step.message})
+            await self._audit(
+                "verified", obj, now, None, s, step, verification={"passed": True, "message": step.message}
+            )
             await self._write(obj, statuses.ended(obj, step, now, phase="Succeeded"), step)
             return False
         if step.action is A.START_ROLLBACK:
-            await self._audit("failed", obj, now, None, s, step, verification={"passed": False, "message": step.message})
+            await self._audit(
+                "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
+            )
             await self._write(obj, statuses.rolling_back(obj, step, now), step, warning=True)
             return True
         if step.action is A.PATCH_ROLLBACK:
@@ -302,7 +311,9 @@ class Reconciler:
             await self._write(obj, statuses.ended(obj, step, now, phase="RolledBack"), step, warning=True)
             return False
         if step.action is A.FAIL:
-            await self._audit("failed", obj, now, None, s, step, verification={"passed": False, "message": step.message})
+            await self._audit(
+                "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
+            )
             await self._write(obj, statuses.ended(obj, step, now, phase="Failed"), step, warning=True)
             return False
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
@@ -341,7 +352,10 @@ class Reconciler:
         else:
             approvers, policies = statuses.audit_context(status)
         if result is not None:  # the cycle's identity fields as this step will publish them
-            obj = {**obj, "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash}}
+            obj = {
+                **obj,
+                "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash},
+            }
         try:
             await self.audit.record(
                 event,
@@ -376,7 +390,12 @@ class Reconciler:
                     raise
 
     async def _write(
-        self, obj: Mapping[str, Any], new_status: Mapping[str, Any], step: steps.Step, *, warning: bool = False
+        self,
+        obj: Mapping[str, Any],
+        new_status: Mapping[str, Any],
+        step: steps.Step,
+        *,
+        warning: bool = False,
     ) -> None:
         """Write status only when it differs; post an Event when the phase changes."""
         old = obj.get("status") or {}
@@ -385,7 +404,11 @@ class Reconciler:
             return
         meta = obj["metadata"]
         updated = await objects.patch_promotion_status(
-            self.api, meta["namespace"], meta["name"], patch, agent=f"status promotion={meta['namespace']}/{meta['name']}"
+            self.api,
+            meta["namespace"],
+            meta["name"],
+            patch,
+            agent=f"status promotion={meta['namespace']}/{meta['name']}",
         )
         self.view.put_promotion(updated)
         old_phase, new_phase = old.get("phase"), new_status.get("phase")
@@ -393,7 +416,9 @@ class Reconciler:
             if self.metrics is not None:
                 self.metrics.transition(updated, str(old_phase or ""), new_status)
             await events.post(
-                self.api, updated, reason=step.reason if new_phase != "Pending" else "Pending",
+                self.api,
+                updated,
+                reason=step.reason if new_phase != "Pending" else "Pending",
                 message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
                 type_="Warning" if warning else "Normal",
             )

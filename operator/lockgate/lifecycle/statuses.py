@@ -19,9 +19,21 @@ from lockgate.lifecycle import steps
 from lockgate.rollout import plan
 
 CYCLE_FIELDS = (
-    "approvals", "requiredApprovals", "approvalsSummary", "gates", "readyForApprovalAt", "approvedAt",
-    "deployedAt", "completedAt", "gateLatencySeconds", "previousImage", "rollout", "rollback",
-    "retroReviewDueAt", "emergency", "auditRecorded",
+    "approvals",
+    "requiredApprovals",
+    "approvalsSummary",
+    "gates",
+    "readyForApprovalAt",
+    "approvedAt",
+    "deployedAt",
+    "completedAt",
+    "gateLatencySeconds",
+    "previousImage",
+    "rollout",
+    "rollback",
+    "retroReviewDueAt",
+    "emergency",
+    "auditRecorded",
 )
 
 
@@ -53,7 +65,11 @@ def parse_time(value: Any) -> datetime.datetime | None:
 def created_order(obj: Mapping[str, Any]) -> tuple[str, int, str]:
     """Newer promotions sort later: creation time, then resourceVersion-independent name."""
     meta_ = obj.get("metadata", {})
-    return str(meta_.get("creationTimestamp") or ""), int(meta_.get("generation") or 0) * 0, str(meta_.get("name"))
+    return (
+        str(meta_.get("creationTimestamp") or ""),
+        int(meta_.get("generation") or 0) * 0,
+        str(meta_.get("name")),
+    )
 
 
 def _conditions(
@@ -62,8 +78,9 @@ def _conditions(
     current = [meta.Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions") or []]
     generation = obj.get("metadata", {}).get("generation")
     for type_, status, reason, message in updates:
+        value: meta.ConditionStatus = "True" if status == "True" else "False" if status == "False" else "Unknown"
         current = conditions.set_condition(
-            current, type_, status, reason, message, now, int(generation) if generation else None  # type: ignore[arg-type]
+            current, type_, value, reason, message, now, int(generation) if generation else None
         )
     order = {t: i for i, t in enumerate(conditions.PROMOTION_TYPES)}
     current.sort(key=lambda c: order.get(c.type, len(order)))
@@ -83,16 +100,22 @@ def new_cycle(obj: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
     status["phase"] = "Pending"
     status["specHash"] = spec_hash(obj)
     status["message"] = "the spec changed: a new approval cycle starts; earlier approvals no longer count"
-    status["conditions"] = _conditions(obj, now, [
-        ("Ready", "False", "NewCycle", status["message"]),
-        ("Approved", "False", "NewCycle", "approvals of the earlier spec no longer count"),
-        ("Deployed", "False", "NewCycle", ""),
-        ("Verified", "Unknown", "NewCycle", ""),
-    ])
+    status["conditions"] = _conditions(
+        obj,
+        now,
+        [
+            ("Ready", "False", "NewCycle", status["message"]),
+            ("Approved", "False", "NewCycle", "approvals of the earlier spec no longer count"),
+            ("Deployed", "False", "NewCycle", ""),
+            ("Verified", "Unknown", "NewCycle", ""),
+        ],
+    )
     return status
 
 
-def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
+def waiting(
+    obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, now: datetime.datetime
+) -> dict[str, Any]:
     status = _base(obj)
     status.update(result.status)
     status["specHash"] = status.get("specHash") or spec_hash(obj)
@@ -104,18 +127,34 @@ def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, no
     if result.ready_for_approval and not status.get("readyForApprovalAt"):
         status["readyForApprovalAt"] = fmt(now)
     policy_ok = phase != "Pending"
-    status["conditions"] = _conditions(obj, now, [
-        ("Ready", "False", step.reason, step.message),
-        ("PolicyPassed", "True" if policy_ok else "False", "PoliciesPassed" if policy_ok else step.reason,
-         "every policy rule passed" if policy_ok else step.message),
-        ("Approved", "True" if phase == "Approved" else "False", "Approved" if phase == "Approved" else "AwaitingApproval",
-         step.message),
-    ])
+    status["conditions"] = _conditions(
+        obj,
+        now,
+        [
+            ("Ready", "False", step.reason, step.message),
+            (
+                "PolicyPassed",
+                "True" if policy_ok else "False",
+                "PoliciesPassed" if policy_ok else step.reason,
+                "every policy rule passed" if policy_ok else step.message,
+            ),
+            (
+                "Approved",
+                "True" if phase == "Approved" else "False",
+                "Approved" if phase == "Approved" else "AwaitingApproval",
+                step.message,
+            ),
+        ],
+    )
     return status
 
 
 def deploying(
-    obj: Mapping[str, Any], result: GateResultLike, change: plan.ImageChange, previous: str | None, now: datetime.datetime
+    obj: Mapping[str, Any],
+    result: GateResultLike,
+    change: plan.ImageChange,
+    previous: str | None,
+    now: datetime.datetime,
 ) -> dict[str, Any]:
     status = _base(obj)
     status.update(result.status)
@@ -128,16 +167,32 @@ def deploying(
     status["previousImage"] = previous
     status["emergency"] = True if result.emergency else None
     status["auditRecorded"] = True
-    status["rollout"] = {"kind": change.kind, "name": change.name, "container": change.container,
-                         "image": change.image, "startedAt": fmt(now)}
-    status["message"] = f"approved; setting {change.kind}/{change.name} container {change.container} to {change.image}"
-    status["conditions"] = _conditions(obj, now, [
-        ("Ready", "False", "Deploying", status["message"]),
-        ("PolicyPassed", "True", "PoliciesPassed", "every policy rule passed"),
-        ("Approved", "True", "Approved", str(result.status.get("message") or "enough counted approvals")),
-        ("AuditRecorded", "True", "Recorded", "the approval and the deploying decision are in the audit trail"),
-        ("Deployed", "False", "Deploying", status["message"]),
-    ])
+    status["rollout"] = {
+        "kind": change.kind,
+        "name": change.name,
+        "container": change.container,
+        "image": change.image,
+        "startedAt": fmt(now),
+    }
+    status["message"] = (
+        f"approved; setting {change.kind}/{change.name} container {change.container} to {change.image}"
+    )
+    status["conditions"] = _conditions(
+        obj,
+        now,
+        [
+            ("Ready", "False", "Deploying", status["message"]),
+            ("PolicyPassed", "True", "PoliciesPassed", "every policy rule passed"),
+            ("Approved", "True", "Approved", str(result.status.get("message") or "enough counted approvals")),
+            (
+                "AuditRecorded",
+                "True",
+                "Recorded",
+                "the approval and the deploying decision are in the audit trail",
+            ),
+            ("Deployed", "False", "Deploying", status["message"]),
+        ],
+    )
     return status
 
 
@@ -147,11 +202,15 @@ def deployed(obj: Mapping[str, Any], generation: int, now: datetime.datetime) ->
     status["deployedAt"] = status.get("deployedAt") or fmt(now)
     status["rollout"] = {**(status.get("rollout") or {}), "generation": generation}
     status["message"] = "image set; waiting for the rollout to complete"
-    status["conditions"] = _conditions(obj, now, [
-        ("Ready", "False", "Verifying", status["message"]),
-        ("Deployed", "True", "ImageSet", f"generation {generation} carries the new image"),
-        ("Verified", "Unknown", "Verifying", status["message"]),
-    ])
+    status["conditions"] = _conditions(
+        obj,
+        now,
+        [
+            ("Ready", "False", "Verifying", status["message"]),
+            ("Deployed", "True", "ImageSet", f"generation {generation} carries the new image"),
+            ("Verified", "Unknown", "Verifying", status["message"]),
+        ],
+    )
     return status
 
 
@@ -159,7 +218,9 @@ def progress(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime) -
     status = _base(obj)
     status["message"] = step.message
     kind = "Verified" if status.get("phase") == "Verifying" else "Ready"
-    status["conditions"] = _conditions(obj, now, [(kind, "Unknown" if kind == "Verified" else "False", step.reason, step.message)])
+    status["conditions"] = _conditions(
+        obj, now, [(kind, "Unknown" if kind == "Verified" else "False", step.reason, step.message)]
+    )
     return status
 
 
@@ -168,10 +229,14 @@ def rolling_back(obj: Mapping[str, Any], step: steps.Step, now: datetime.datetim
     status["phase"] = "RollingBack"
     status["rollback"] = {"reason": step.reason, "message": step.message, "startedAt": fmt(now)}
     status["message"] = step.message
-    status["conditions"] = _conditions(obj, now, [
-        ("Ready", "False", "RollingBack", step.message),
-        ("Verified", "False", step.reason, step.message),
-    ])
+    status["conditions"] = _conditions(
+        obj,
+        now,
+        [
+            ("Ready", "False", "RollingBack", step.message),
+            ("Verified", "False", step.reason, step.message),
+        ],
+    )
     return status
 
 
@@ -182,7 +247,11 @@ def rollback_patched(obj: Mapping[str, Any], generation: int, now: datetime.date
 
 
 def ended(
-    obj: Mapping[str, Any], step: steps.Step, now: datetime.datetime, *, phase: str | None = None,
+    obj: Mapping[str, Any],
+    step: steps.Step,
+    now: datetime.datetime,
+    *,
+    phase: str | None = None,
     result: GateResultLike | None = None,
 ) -> dict[str, Any]:
     status = _base(obj)

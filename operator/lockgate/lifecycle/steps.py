@@ -106,7 +106,9 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     if not gate.may_deploy:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
     if s.workload is None or s.change is None:
-        return Step(Action.TARGET_MISSING, "TargetNotFound", "the target workload or container does not exist")
+        return Step(
+            Action.TARGET_MISSING, "TargetNotFound", "the target workload or container does not exist"
+        )
     if s.target_busy_with:
         return Step(
             Action.WAIT_FOR_TARGET,
@@ -146,12 +148,18 @@ def _verifying(s: Situation, now: datetime.datetime) -> Step:
             return Step(Action.AWAIT_ROLLOUT, judged.reason, judged.message, deadline)
     elif s.has_http_checks:
         if s.http_result is None:
-            return Step(Action.VERIFY_HTTP, "HttpChecksRunning", "rollout complete; running HTTP checks", deadline)
+            return Step(
+                Action.VERIFY_HTTP, "HttpChecksRunning", "rollout complete; running HTTP checks", deadline
+            )
         passed, message = s.http_result
         if not passed:
             failure = ("HttpCheckFailed", message)
     if failure is None:
-        return Step(Action.SUCCEED, "Verified", judged.message if not s.has_http_checks else "rollout complete and HTTP checks passed")
+        return Step(
+            Action.SUCCEED,
+            "Verified",
+            judged.message if not s.has_http_checks else "rollout complete and HTTP checks passed",
+        )
     reason, message = failure
     if s.rollback_on_failure and s.previous_image:
         return Step(Action.START_ROLLBACK, reason, f"{message}; rolling back to {s.previous_image}")
@@ -165,7 +173,18 @@ def _rolling_back(s: Situation, now: datetime.datetime) -> Step:
         return Step(Action.PATCH_ROLLBACK, "RollingBack", f"restoring image {s.previous_image}")
     judged = health.judge(s.change.kind, s.workload, s.rollback_generation)
     if judged.state is health.RolloutState.COMPLETE:
-        return Step(Action.ROLLED_BACK, "RolledBack", f"{s.rollback_reason}; previous image {s.previous_image} restored")
+        return Step(
+            Action.ROLLED_BACK,
+            "RolledBack",
+            f"{s.rollback_reason}; previous image {s.previous_image} restored",
+        )
     if judged.state is health.RolloutState.FAILED:
-        return Step(Action.FAIL, "RollbackFailed", f"{s.rollback_reason}; the rollback also failed: {judged.message}")
-    return Step(Action.AWAIT_ROLLBACK, judged.reason, f"rolling back: {judged.message}", now + datetime.timedelta(seconds=5))
+        return Step(
+            Action.FAIL, "RollbackFailed", f"{s.rollback_reason}; the rollback also failed: {judged.message}"
+        )
+    return Step(
+        Action.AWAIT_ROLLBACK,
+        judged.reason,
+        f"rolling back: {judged.message}",
+        now + datetime.timedelta(seconds=5),
+    )

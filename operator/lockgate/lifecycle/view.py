@@ -135,7 +135,9 @@ class ClusterView:
 
     def approvals_elsewhere(self, promotion: Key) -> list[dict[str, Any]]:
         """Approvals naming this Promotion from other namespaces (they never count; listed so users see why)."""
-        keys = sorted(k for k in self._approvals_by_promotion_name.get(promotion[1], ()) if k[0] != promotion[0])
+        keys = sorted(
+            k for k in self._approvals_by_promotion_name.get(promotion[1], ()) if k[0] != promotion[0]
+        )
         return [self.approvals[k] for k in keys]
 
     # -- policies, namespaces, workloads -----------------------------------------------------

@@ -1,2 +1,1 @@
-"""Planning the workload image patch and judging rollout health (pure), plus post-deploy HTTP verification.
-"""
+"""Planning the workload image patch and judging rollout health (pure), plus post-deploy HTTP verification."""

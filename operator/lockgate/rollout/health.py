@@ -37,7 +37,9 @@ def judge(kind: str, workload: Mapping[str, Any], min_generation: int = 0) -> Ro
     generation = max(_int(meta.get("generation")), min_generation)
     observed = _int(status.get("observedGeneration"))
     if observed < generation:
-        return _progressing("WaitingForController", f"waiting for the {kind} controller to observe generation {generation}")
+        return _progressing(
+            "WaitingForController", f"waiting for the {kind} controller to observe generation {generation}"
+        )
     if kind == "Deployment":
         return _deployment(spec, status)
     if kind == "StatefulSet":
@@ -65,7 +67,9 @@ def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHe
     available = _int(status.get("availableReplicas"))
     if available < updated:
         return _progressing("WaitingForAvailability", f"{available} of {updated} updated replicas available")
-    return RolloutHealth(RolloutState.COMPLETE, "RolloutComplete", f"{updated} of {replicas} replicas updated and available")
+    return RolloutHealth(
+        RolloutState.COMPLETE, "RolloutComplete", f"{updated} of {replicas} replicas updated and available"
+    )
 
 
 def _statefulset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHealth:

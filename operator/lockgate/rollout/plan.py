@@ -43,7 +43,8 @@ class ImageChange:
     def agent(self) -> str:
         """The User-Agent comment that ties the API call to the promotion and its approvers."""
         who = ",".join(self.approvers) or "-"
-        return f"{self.operation} promotion={self.namespace}/{self.promotion} spec={self.spec_hash[:19]} approvers={who}"
+        spec = self.spec_hash[:19]
+        return f"{self.operation} promotion={self.namespace}/{self.promotion} spec={spec} approvers={who}"
 
 
 def containers(workload: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:

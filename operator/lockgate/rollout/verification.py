@@ -36,9 +36,11 @@ class VerificationResult:
     message: str
 
 
-async def _probe(session: aiohttp.ClientSession, url: str, timeout: float) -> int | str:
+async def _probe(session: aiohttp.ClientSession, url: str, limit: float) -> int | str:
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False) as resp:
+        async with session.get(
+            url, timeout=aiohttp.ClientTimeout(total=limit), allow_redirects=False
+        ) as resp:
             await resp.read()
             return resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -63,7 +65,9 @@ async def run_check(check: HttpCheck, deadline: float) -> VerificationResult:
             streak = streak + 1 if last == check.expect_status else 0
             if streak >= check.successes:
                 return VerificationResult(
-                    True, "HttpCheckPassed", f"{check.url}: {streak} consecutive answers {check.expect_status}"
+                    True,
+                    "HttpCheckPassed",
+                    f"{check.url}: {streak} consecutive answers {check.expect_status}",
                 )
             await asyncio.sleep(min(check.interval, max(0.0, deadline - time.monotonic())))
 
