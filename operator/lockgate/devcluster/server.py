@@ -322,7 +322,8 @@ class DevCluster(kmock.KubernetesEmulator):
         if user is None:
             raise errors.unauthorized()
         try:
-            user = identity.impersonate(user, req.headers, self._authorize)
+            # the raw multidict: Impersonate-Group may repeat (kubectl --as-group a --as-group b)
+            user = identity.impersonate(user, raw_request.headers, self._authorize)
         except identity.ImpersonationForbidden as exc:
             raise errors.ApiError(exc.code, exc.reason, exc.message, {}) from exc
         record.user, record.groups = user.username, user.groups
@@ -579,7 +580,9 @@ class DevCluster(kmock.KubernetesEmulator):
                 await response.write(line.encode())
         except errors.ApiError as exc:
             await response.write((json.dumps({"type": "ERROR", "object": exc.body()}) + "\n").encode())
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:  # the client went away: the watch simply ends, as on a real server
+            return response
+        except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await response.write_eof()
             raise
