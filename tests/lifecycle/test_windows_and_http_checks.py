@@ -1,0 +1,103 @@
+"""A closed change window holds an approved Promotion; HTTP checks decide verification."""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lockgate.handlers import testing
+from tests.lifecycle import manifests
+
+
+def approve(stack: testing.Stack, promotion: str) -> None:
+    stack.apply(promotion, context="alice")
+    stack.wait_phase("web-2", "AwaitingApproval")
+    stack.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
+    stack.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
+
+
+def test_a_freeze_holds_an_approved_promotion_and_says_when_it_opens(lockgate: testing.Stack) -> None:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    until = now + datetime.timedelta(hours=2)
+    lockgate.apply(f"""
+apiVersion: lockgate.dev/v1alpha1
+kind: GatePolicy
+metadata: {{name: freeze}}
+spec:
+  namespaceSelector: {{matchLabels: {{lockgate.dev/environment: production}}}}
+  approvals: {{rules: [{{name: any-lead, groups: [engineering-leads], count: 1}}]}}
+  changeWindows:
+    timezone: UTC
+    freeze: [{{start: "{(now - datetime.timedelta(hours=1)).isoformat()}", end: "{until.isoformat()}",
+              reason: quarter-end freeze}}]
+""")
+    approve(lockgate, manifests.promotion())
+    promo = lockgate.wait_for(
+        lambda: (p := lockgate.get("promo", "web-2"))["status"].get("countedApprovals") == 3 and p,
+        message="all approvals counted",
+    )
+    status = promo["status"]
+    assert status["phase"] != "Deploying" and status["phase"] != "Succeeded"
+    assert "quarter-end freeze" in status["message"]
+    assert until.strftime("%H:%M") in status["message"] or until.isoformat()[:16] in status["message"]
+    assert status.get("nextCheckAt")
+    assert lockgate.image() == "registry.example/web:1.0"
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    status = 503
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.end_headers()
+        self.wfile.write(b"ok" if self.status == 200 else b"down")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_endpoint() -> Iterator[tuple[str, type[_Answer]]]:
+    handler = type("Answer", (_Answer,), {"status": 503})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/healthz", handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def with_http_check(url: str) -> str:
+    return manifests.promotion().replace(
+        "  verification: {timeout: 20s, rollbackOnFailure: true}",
+        f"  verification:\n    timeout: 4s\n    rollbackOnFailure: true\n"
+        f"    http: [{{url: '{url}', expectStatus: 200, successes: 2, interval: 1s}}]",
+    )
+
+
+def test_a_failing_http_check_rolls_back(lockgate: testing.Stack, health_endpoint: tuple[str, type[_Answer]]) -> None:
+    url, _ = health_endpoint
+    approve(lockgate, with_http_check(url))
+    promo = lockgate.wait_phase("web-2", "RolledBack", "Failed", timeout=30)
+    assert promo["status"]["phase"] == "RolledBack"
+    assert "HttpCheckFailed" in str(promo["status"]["conditions"])
+    assert "503" in str(promo["status"]["conditions"])
+    assert lockgate.image() == "registry.example/web:1.0"
+
+
+def test_passing_http_checks_verify_the_rollout(
+    lockgate: testing.Stack, health_endpoint: tuple[str, type[_Answer]]
+) -> None:
+    url, handler = health_endpoint
+    handler.status = 200
+    approve(lockgate, with_http_check(url))
+    promo = lockgate.wait_phase("web-2", "Succeeded", "RolledBack", "Failed", timeout=30)
+    assert promo["status"]["phase"] == "Succeeded"
+    verified = next(c for c in promo["status"]["conditions"] if c["type"] == "Verified")
+    assert verified["status"] == "True"
