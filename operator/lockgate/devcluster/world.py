@@ -201,7 +201,7 @@ def rbac_objects() -> list[dict[str, Any]]:
         ),
         _binding("lockgate-operator", "lockgate-operator", operator_sa),
         _binding("lockgate-requesters", "lockgate-requester", _groups("engineers")),
-        _binding("lockgate-workload-editors", "lockgate-workload-editor", _groups("engineers")),
+        _binding("lockgate-workload-editors", "lockgate-workload-editor", _groups("engineers", "oncall-leads")),
         _binding(
             "lockgate-approvers",
             "lockgate-approver",

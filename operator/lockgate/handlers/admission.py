@@ -178,5 +178,11 @@ def _register_guard(
                 "denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message
             )
             raise kopf.AdmissionError(verdict.message, code=403)
-        if verdict.emergency and on_break_glass is not None:
-            await on_break_glass(kind, dict(new), user, verdict)
+        if verdict.emergency and on_break_glass is not None and not kwargs.get("dryrun"):
+            try:
+                await on_break_glass(kind, dict(new), user, verdict)
+            except Exception as exc:  # fail closed: no unrecorded break-glass change
+                raise kopf.AdmissionError(
+                    f"break-glass change refused: it could not be recorded in the audit trail ({exc}); retry later",
+                    code=503,
+                ) from None

@@ -81,9 +81,13 @@ async def run_operator(
     async def approval_deleted(old: dict[str, Any]) -> None:
         await trail.approval_withdrawn(old, cluster.promotions.get(cluster.promotion_of(old)))
 
+    async def break_glass(kind: str, workload: dict[str, Any], user: Any, verdict: Any) -> None:
+        metrics.emergency.inc()
+        await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
+
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
     kopf_settings = _kopf_settings(settings)
-    admission.register(registry, kopf_settings, settings, key, cluster, api)
+    admission.register(registry, kopf_settings, settings, key, cluster, api, on_break_glass=break_glass)
     metrics_server = (
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics)
         if settings.metrics_port

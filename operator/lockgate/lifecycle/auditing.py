@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -111,6 +112,30 @@ class AuditAdapter:
             )
         except reconciler.AuditUnavailableError as exc:
             logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)
+
+    async def emergency_bypass(
+        self, kind: str, workload: Mapping[str, Any], username: str, groups: list[str], message: str,
+        retro_review_within: datetime.timedelta = datetime.timedelta(hours=24),
+    ) -> None:
+        """Record a break-glass image change made outside any Promotion; it needs a retro review."""
+        meta = workload.get("metadata", {})
+        now = datetime.datetime.now(datetime.UTC)
+        containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+        images = {str(c.get("name")): str(c.get("image")) for c in containers}
+        change_id = f"{meta.get('uid')}:{meta.get('resourceVersion') or now.isoformat()}"
+        stand_in = {  # the record's subject: the workload change itself, there is no Promotion
+            "metadata": {"uid": change_id, "name": f"break-glass-{kind.lower()}-{meta.get('name')}",
+                         "namespace": meta.get("namespace")},
+            "spec": {"target": {"kind": kind, "name": meta.get("name")}, "image": ",".join(images.values()),
+                     "change": {"description": message}},
+            "status": {"specHash": "sha256:" + hashlib.sha256(change_id.encode()).hexdigest(),
+                       "requestedBy": {"username": username, "groups": groups}},
+        }
+        await self.record(
+            "emergency-bypass", stand_in, at=now, approvers=[], policies=[], key=change_id,
+            extra={"retroReviewDueAt": (now + retro_review_within).isoformat(), "images": images,
+                   "bypassedBy": username},
+        )
 
     def close(self) -> None:
         for sink in self.trail.sinks:
