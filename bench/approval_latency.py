@@ -1,0 +1,274 @@
+"""Benchmark: approval -> rollout latency of the operator against a floor with no gate logic.
+
+Run: ``.venv/bin/python bench/approval_latency.py`` (``--quick`` for a smaller run).
+
+For each N (live waiting Promotions spread over many namespaces, so the operator carries real state)
+a fresh embedded API is started and the operator runs as ``lockgate run`` in a subprocess. Each
+measured Promotion targets its own Deployment; bob's approval is counted first, then carol's (the
+last required one) is created and the clock runs from its 201 to the moment a watch on Deployments
+(as admin) shows the new image. The floor (``bench/floor.py``, also a subprocess) does the same for
+Approvals in an ungated namespace: watch, count two approvers, patch. Operator and floor samples
+alternate so both see the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+import harness
+from lockgate.devcluster import runner
+
+LIVE_NS = "bench-live"
+FLOOR_NS = "bench-floor"
+NEW_IMAGE = f"registry.example/web:2.0@{harness.DIGEST}"
+FLOOR_HASH = "sha256:" + "0" * 64
+
+
+class DeploymentWatch:
+    """Admin's watch on every Deployment: when each first showed the image it waits for."""
+
+    def __init__(self, api: harness.Api) -> None:
+        self.api = api
+        self.waiting: dict[tuple[str, str], tuple[str, asyncio.Future[float]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def expect(self, namespace: str, name: str, image: str) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[(namespace, name)] = (image, future)
+        return future
+
+    async def run(self) -> None:
+        assert self.api.session is not None
+        version = ""
+        while True:
+            params = {"watch": "true", "allowWatchBookmarks": "true"}
+            if version:
+                params["resourceVersion"] = version
+            async with self.api.session.get(
+                "/apis/apps/v1/deployments",
+                params=params,
+                headers=self.api._headers("admin"),
+                timeout=aiohttp.ClientTimeout(total=None),
+            ) as stream:
+                async for line in stream.content:
+                    now = time.monotonic()
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    meta = obj.get("metadata", {})
+                    version = meta.get("resourceVersion") or version
+                    key = (str(meta.get("namespace")), str(meta.get("name")))
+                    wanted = self.waiting.get(key)
+                    if wanted and harness.image_of(obj) == wanted[0] and not wanted[1].done():
+                        wanted[1].set_result(now)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def phases(api: harness.Api, namespace: str) -> dict[str, dict[str, Any]]:
+    items = await api.list(f"{harness.GROUP_PATH}/namespaces/{namespace}/promotions")
+    return {p["metadata"]["name"]: p.get("status") or {} for p in items}
+
+
+def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subprocess.Popen[bytes]:
+    cafile = work / "ca.pem"
+    cafile.write_bytes(running.running.ca_pem)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(pathlib.Path(__file__).with_name("floor.py")),
+            "--url",
+            running.url,
+            "--token",
+            running.users["lockgate-operator"].token,
+            "--cafile",
+            str(cafile),
+            "--namespace",
+            FLOOR_NS,
+        ]
+    )
+
+
+async def measure(
+    running: runner.RunningCluster,
+    operator: harness.OperatorProcess,
+    fillers: int,
+    measured: int,
+    filler_namespaces: int,
+) -> dict[str, Any]:
+    async with harness.Api(running, concurrency=32) as api:
+        await api.create(harness.production_policy())
+        await api.create(harness.namespace_body(LIVE_NS))
+        await api.create(harness.namespace_body(FLOOR_NS, environment="floor"))
+        fill_ns = [f"bench-fill-{i}" for i in range(filler_namespaces)]
+        await api.gather(api.create(harness.namespace_body(ns)) for ns in fill_ns)
+        await api.gather(
+            api.create(harness.deployment_body(ns, f"{prefix}-{i}"))
+            for ns, prefix in ((LIVE_NS, "m"), (FLOOR_NS, "f"))
+            for i in range(measured)
+        )
+        started = time.monotonic()
+        await api.gather(
+            api.create(
+                harness.promotion_body(
+                    fill_ns[i % len(fill_ns)], f"filler-{i}", f"filler-{i}", f"registry.example/f:{i}"
+                ),
+                user="alice",
+            )
+            for i in range(fillers)
+        )
+        await api.gather(
+            api.create(harness.promotion_body(LIVE_NS, f"m-{i}", f"m-{i}", NEW_IMAGE), user="alice")
+            for i in range(measured)
+        )
+        created = time.monotonic() - started
+
+        async def all_waiting() -> bool:
+            seen = await phases(api, LIVE_NS)
+            return sum(s.get("phase") == "AwaitingApproval" for s in seen.values()) == measured
+
+        await harness.wait_until(all_waiting, within=300, interval=0.5, what="measured promotions waiting")
+        await api.gather(
+            api.create(harness.approval_body(LIVE_NS, f"m-{i}-bob", f"m-{i}"), user="bob") for i in range(measured)
+        )
+        floor_bob = []
+        for i in range(measured):
+            body = harness.approval_body(FLOOR_NS, f"f-{i}-bob", f"f-{i}", FLOOR_HASH)
+            body["metadata"]["annotations"] = {"lockgate.dev/image": NEW_IMAGE}
+            floor_bob.append(api.create(body, user="bob"))
+        await api.gather(floor_bob)
+
+        async def bob_counted() -> bool:
+            seen = await phases(api, LIVE_NS)
+            return sum(s.get("countedApprovals") == 1 for s in seen.values()) == measured
+
+        await harness.wait_until(bob_counted, within=300, interval=0.5, what="bob's approvals counted")
+
+        async def fillers_waiting() -> bool:
+            n = 0
+            for ns in fill_ns:
+                n += sum(s.get("phase") == "AwaitingApproval" for s in (await phases(api, ns)).values())
+            return n == fillers
+
+        settled = await harness.wait_until(fillers_waiting, within=600, interval=1.0, what="filler promotions waiting")
+        await asyncio.sleep(1.0)
+        watch = DeploymentWatch(api)
+        watch.start()
+        await asyncio.sleep(0.5)
+        gate: list[float] = []
+        base: list[float] = []
+        since = len(running.cluster.requests)
+        for i in range(measured):
+            for kind in ("operator", "floor"):
+                if kind == "operator":
+                    done = watch.expect(LIVE_NS, f"m-{i}", NEW_IMAGE)
+                    body = harness.approval_body(LIVE_NS, f"m-{i}-carol", f"m-{i}")
+                else:
+                    done = watch.expect(FLOOR_NS, f"f-{i}", NEW_IMAGE)
+                    body = harness.approval_body(FLOOR_NS, f"f-{i}-carol", f"f-{i}", FLOOR_HASH)
+                    body["metadata"]["annotations"] = {"lockgate.dev/image": NEW_IMAGE}
+                await api.create(body, user="carol")
+                t0 = time.monotonic()
+                t1 = await asyncio.wait_for(done, 30)
+                (gate if kind == "operator" else base).append(t1 - t0)
+                await asyncio.sleep(0.05)
+        await watch.stop()
+        op_requests = len(harness.operator_requests(running, since))
+        return {
+            "fillers": fillers,
+            "measured": measured,
+            "operator": gate,
+            "floor": base,
+            "create_s": created,
+            "settle_s": settled,
+            "rss_kb": operator.memory_kb(),
+            "operator_requests": op_requests,
+        }
+
+
+def run_one(fillers: int, measured: int) -> dict[str, Any]:
+    with harness.workdir("lockgate-bench-latency-") as work, harness.cluster() as running:
+        namespaces = max(1, min(50, fillers // 20))
+        operator = harness.OperatorProcess(running, work).start()
+        floor = start_floor(running, work)
+        try:
+            ready = operator.wait_ready()
+            result = asyncio.run(measure(running, operator, fillers, measured, namespaces))
+        finally:
+            floor.terminate()
+            floor.wait(10)
+            operator.stop()
+        return {**result, "ready_s": ready}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 10 and 200, 20 samples")
+    parser.add_argument("--n", type=int, action="append", help="live promotions (repeatable)")
+    parser.add_argument("--samples", type=int, default=None)
+    args = parser.parse_args()
+    ns = args.n or ([10, 200] if args.quick else [10, 1000])
+    samples = args.samples or (20 if args.quick else 50)
+    rows = []
+    for n in ns:
+        result = run_one(n, samples)
+        op50, op99, _ = harness.summary_ms(result["operator"])
+        fl50, fl99, _ = harness.summary_ms(result["floor"])
+        rows.append(
+            [
+                str(n),
+                str(samples),
+                f"{op50:.1f}",
+                f"{op99:.1f}",
+                f"{fl50:.1f}",
+                f"{fl99:.1f}",
+                f"{op50 / fl50:.2f}x",
+                f"{op99 / fl99:.2f}x",
+                f"{result['rss_kb'].get('VmHWM', 0) / 1024:.0f}",
+            ]
+        )
+        print(
+            f"N={n}: setup created in {result['create_s']:.1f}s, settled in {result['settle_s']:.1f}s; "
+            f"operator ready in {result['ready_s']:.1f}s",
+            file=sys.stderr,
+        )
+    print("approval -> rollout latency (ms), last required Approval's 201 -> Deployment image change seen by a watch")
+    print(
+        harness.table(
+            rows,
+            [
+                "N live",
+                "samples",
+                "gate p50",
+                "gate p99",
+                "floor p50",
+                "floor p99",
+                "p50 ratio",
+                "p99 ratio",
+                "op peak RSS MB",
+            ],
+        )
+    )
+    print("targets: p50 <= 1.5x floor, p99 <= 2x floor, p50 <= 150 ms at N = 1,000")
+
+
+if __name__ == "__main__":
+    main()
