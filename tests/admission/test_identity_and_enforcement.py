@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 
-from lockgate.handlers import testing
 from tests.admission.conftest import REPO
 from tests.lifecycle import manifests
+
+from lockgate.handlers import testing
 
 
 def test_an_approval_naming_someone_else_is_refused(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     lockgate.wait_phase("web-2", "AwaitingApproval")
     forged = lockgate.kubectl(
-        "create", "-f", "-", context="bob", check=False,
+        "create",
+        "-f",
+        "-",
+        context="bob",
+        check=False,
         input=manifests.approval("web-2-bob", "web-2", extra="  approver: carol"),
     )
     assert forged.returncode != 0
@@ -30,7 +35,14 @@ def test_the_stored_approval_names_its_author_and_groups_and_is_signed(lockgate:
     assert spec["specHash"] == promo["status"]["specHash"]
     assert spec["stamp"]["signature"].startswith("hmac-sha256:")
     edited = lockgate.kubectl(
-        "patch", "appr", "web-2-bob", "-n", "production", "--type=merge", "-p", '{"spec":{"decision":"Reject"}}',
+        "patch",
+        "appr",
+        "web-2-bob",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        '{"spec":{"decision":"Reject"}}',
         check=False,
     )
     assert edited.returncode != 0 and "immutable" in edited.stderr
@@ -39,7 +51,8 @@ def test_the_stored_approval_names_its_author_and_groups_and_is_signed(lockgate:
 def test_a_requester_cannot_claim_to_be_someone_else(lockgate: testing.Stack) -> None:
     forged = manifests.promotion().replace(
         "metadata: {name: web-2, namespace: production}",
-        'metadata: {name: web-2, namespace: production, annotations: {lockgate.dev/requested-by: \'{"username":"bob"}\'}}',
+        "metadata: {name: web-2, namespace: production, annotations: "
+        "{lockgate.dev/requested-by: '{\"username\":\"bob\"}'}}",
     )
     refused = lockgate.apply(forged, context="alice", check=False)
     assert refused.returncode != 0 and "lockgate.dev/requested-by" in refused.stderr
@@ -50,9 +63,17 @@ def test_an_approval_written_around_the_webhook_does_not_count(lockgate: testing
     promo = lockgate.wait_phase("web-2", "AwaitingApproval")
     lockgate.kubectl("delete", "mutatingwebhookconfiguration", "lockgate.dev")
     spec_hash = promo["status"]["specHash"]
-    stamp = "  approver: carol\n  groups: [security-leads]\n  stamp: {at: '2026-01-01T00:00:00Z', signature: 'hmac-sha256:" + "0" * 64 + "'}"
-    lockgate.kubectl("create", "-f", "-", input=manifests.approval(
-        "web-2-forged", "web-2", extra=f"  specHash: '{spec_hash}'\n{stamp}"))
+    stamp = (
+        "  approver: carol\n  groups: [security-leads]\n  stamp: {at: '2026-01-01T00:00:00Z', signature: 'hmac-sha256:"
+        + "0" * 64
+        + "'}"
+    )
+    lockgate.kubectl(
+        "create",
+        "-f",
+        "-",
+        input=manifests.approval("web-2-forged", "web-2", extra=f"  specHash: '{spec_hash}'\n{stamp}"),
+    )
     lockgate.kubectl("create", "-f", "-", input=manifests.approval("web-2-bare", "web-2", extra="  approver: bob"))
 
     def judged() -> dict[str, dict[str, object]] | None:
@@ -67,13 +88,22 @@ def test_an_approval_written_around_the_webhook_does_not_count(lockgate: testing
 
 
 def test_set_image_is_refused_in_production_and_allowed_in_staging(lockgate: testing.Stack) -> None:
-    refused = lockgate.kubectl("set", "image", "deployment/web", "web=registry.example/web:6.6.6", "-n", "production",
-                               context="alice", check=False)
+    refused = lockgate.kubectl(
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.example/web:6.6.6",
+        "-n",
+        "production",
+        context="alice",
+        check=False,
+    )
     assert refused.returncode != 0
     assert "need an approved Promotion" in refused.stderr and "Create one" in refused.stderr
     assert lockgate.image() == "registry.example/web:1.0"
-    lockgate.kubectl("set", "image", "deployment/web", "web=registry.example/web:6.6.6", "-n", "staging",
-                     context="alice")
+    lockgate.kubectl(
+        "set", "image", "deployment/web", "web=registry.example/web:6.6.6", "-n", "staging", context="alice"
+    )
     assert lockgate.image(namespace="staging") == "registry.example/web:6.6.6"
     scaled = lockgate.kubectl("scale", "deployment/web", "--replicas=3", "-n", "production", context="alice")
     assert scaled.returncode == 0  # other changes pass
@@ -90,7 +120,8 @@ def test_apply_with_a_new_image_is_refused_in_production(lockgate: testing.Stack
 
 
 def test_a_policy_with_a_cel_syntax_error_is_refused_with_the_rule_name(lockgate: testing.Stack) -> None:
-    refused = lockgate.apply("""
+    refused = lockgate.apply(
+        """
 apiVersion: lockgate.dev/v1alpha1
 kind: GatePolicy
 metadata: {name: broken}
@@ -98,7 +129,9 @@ spec:
   namespaceSelector: {matchLabels: {team: x}}
   approvals: {rules: [{name: leads, groups: [engineering-leads], count: 1}]}
   rules: [{name: scan-clean, expression: "promotion.spec.evidence.securityScan.critical ==", message: m}]
-""", check=False)
+""",
+        check=False,
+    )
     assert refused.returncode != 0
     assert "scan-clean" in refused.stderr
 
@@ -108,18 +141,32 @@ def test_break_glass_passes_and_is_recorded_as_an_emergency_change() -> None:
     from lockgate.audit import record as audit_record
 
     settings = lockgate_settings.OperatorSettings(
-        standalone=True, metrics_port=0, health_port=0, webhook_port=0, webhook_host="127.0.0.1",
-        webhook_public_host="127.0.0.1", break_glass_groups=["oncall-leads"],
+        standalone=True,
+        metrics_port=0,
+        health_port=0,
+        webhook_port=0,
+        webhook_host="127.0.0.1",
+        webhook_public_host="127.0.0.1",
+        break_glass_groups=["oncall-leads"],
     )
     with testing.stack(settings=settings) as stack:
         stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
-        stack.kubectl("set", "image", "deployment/web", "web=registry.example/web:hotfix", "-n", "production",
-                      context="dan")
+        stack.kubectl(
+            "set", "image", "deployment/web", "web=registry.example/web:hotfix", "-n", "production", context="dan"
+        )
         assert stack.image() == "registry.example/web:hotfix"
         records = [r for r in stack.trail().records() if r.event == "emergency-bypass"]
         assert len(records) == 1
         document = audit_record.canonical_json(records[0].document())
         assert b"dan" in document and b"retroReviewDueAt" in document
-        refused = stack.kubectl("set", "image", "deployment/web", "web=registry.example/web:x", "-n", "production",
-                                context="alice", check=False)
+        refused = stack.kubectl(
+            "set",
+            "image",
+            "deployment/web",
+            "web=registry.example/web:x",
+            "-n",
+            "production",
+            context="alice",
+            check=False,
+        )
         assert refused.returncode != 0  # the break-glass group is not everyone

@@ -7,14 +7,18 @@ import sqlite3
 import subprocess
 import sys
 
-from lockgate.handlers import testing
 from tests.lifecycle import manifests
+
+from lockgate.handlers import testing
 
 
 def lockgate_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from lockgate.cli.main import main; main()", *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

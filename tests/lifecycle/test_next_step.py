@@ -102,17 +102,12 @@ def test_a_busy_target_holds_an_approved_promotion() -> None:
 
 def test_deploying_patches_once_then_marks_deployed() -> None:
     assert steps.next_step(situation(phase="Deploying"), None, NOW).action is A.PATCH
-    assert (
-        steps.next_step(situation(phase="Deploying", workload=applied()), None, NOW).action is A.MARK_DEPLOYED
-    )
+    assert steps.next_step(situation(phase="Deploying", workload=applied()), None, NOW).action is A.MARK_DEPLOYED
 
 
 def test_verifying_succeeds_fails_or_times_out() -> None:
     base = dict(phase="Verifying", deployed_generation=2, deployed_at=NOW)
-    assert (
-        steps.next_step(situation(**base, workload=applied(generation=2, observed=2)), None, NOW).action
-        is A.SUCCEED
-    )
+    assert steps.next_step(situation(**base, workload=applied(generation=2, observed=2)), None, NOW).action is A.SUCCEED
     waiting = situation(**base, workload=applied(generation=2, observed=1))
     assert steps.next_step(waiting, None, NOW).action is A.AWAIT_ROLLOUT
     late = NOW + datetime.timedelta(minutes=11)
@@ -125,10 +120,7 @@ def test_verifying_succeeds_fails_or_times_out() -> None:
         conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
     )
     assert steps.next_step(situation(**base, workload=failed), None, NOW).action is A.START_ROLLBACK
-    assert (
-        steps.next_step(situation(**base, workload=failed, rollback_on_failure=False), None, NOW).action
-        is A.FAIL
-    )
+    assert steps.next_step(situation(**base, workload=failed, rollback_on_failure=False), None, NOW).action is A.FAIL
 
 
 def test_http_checks_run_after_the_rollout_and_decide() -> None:
@@ -149,10 +141,7 @@ def test_rollback_patches_the_previous_image_then_ends_rolled_back() -> None:
     base = dict(phase="RollingBack", rollback_reason="rollout failed")
     assert steps.next_step(situation(**base, workload=applied()), None, NOW).action is A.PATCH_ROLLBACK
     back = applied(image="web:1", operation="rollback", generation=3, observed=3)
-    assert (
-        steps.next_step(situation(**base, workload=back, rollback_generation=3), None, NOW).action
-        is A.ROLLED_BACK
-    )
+    assert steps.next_step(situation(**base, workload=back, rollback_generation=3), None, NOW).action is A.ROLLED_BACK
 
 
 def test_a_spec_change_starts_a_new_cycle_but_never_interrupts_a_rollout() -> None:

@@ -18,9 +18,7 @@ def approvals_by_name(promo: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_two_approvals_deploy_verify_and_make_it_ready(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     promo = lockgate.wait_phase("web-2", "AwaitingApproval")
-    assert (
-        "engineering-leads" in promo["status"]["message"] and "security-leads" in promo["status"]["message"]
-    )
+    assert "engineering-leads" in promo["status"]["message"] and "security-leads" in promo["status"]["message"]
     assert promo["status"]["requestedBy"]["username"] == "alice"
 
     lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
@@ -45,13 +43,7 @@ def test_two_approvals_deploy_verify_and_make_it_ready(lockgate: testing.Stack) 
     for field in ("readyForApprovalAt", "approvedAt", "deployedAt", "completedAt"):
         assert status[field]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
-    assert (
-        conditions["Ready"]
-        == conditions["Deployed"]
-        == conditions["Verified"]
-        == conditions["Approved"]
-        == "True"
-    )
+    assert conditions["Ready"] == conditions["Deployed"] == conditions["Verified"] == conditions["Approved"] == "True"
     workload = lockgate.get("deployment", "web")
     assert workload["metadata"]["annotations"]["lockgate.dev/promotion"] == "production/web-2"
     assert workload["metadata"]["annotations"]["lockgate.dev/approved-by"] == "bob,carol"
@@ -72,18 +64,12 @@ def test_approvals_that_do_not_count_say_why(lockgate: testing.Stack) -> None:
     )
     assert refused.returncode != 0 and "does not exist in namespace elsewhere" in refused.stderr
     lockgate.apply(
-        manifests.approval(
-            "web-2-bob-elsewhere", "web-2", namespace="elsewhere", extra=f"  specHash: '{spec_hash}'"
-        ),
+        manifests.approval("web-2-bob-elsewhere", "web-2", namespace="elsewhere", extra=f"  specHash: '{spec_hash}'"),
         context="admin",
     )
     stale = "sha256:" + "f" * 64
-    lockgate.apply(
-        manifests.approval("web-2-bob-stale", "web-2", extra=f"  specHash: '{stale}'"), context="bob"
-    )
-    lockgate.kubectl(
-        "create", "-f", "-", context="mallory", input=manifests.approval("web-2-mallory", "web-2")
-    )
+    lockgate.apply(manifests.approval("web-2-bob-stale", "web-2", extra=f"  specHash: '{stale}'"), context="bob")
+    lockgate.kubectl("create", "-f", "-", context="mallory", input=manifests.approval("web-2-mallory", "web-2"))
 
     def listed() -> dict[str, dict[str, Any]] | None:
         table = approvals_by_name(lockgate.get("promo", "web-2"))
@@ -140,10 +126,7 @@ def test_the_declared_author_cannot_approve_their_own_change(lockgate: testing.S
     lockgate.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
     table = lockgate.wait_for(
         lambda: (
-            (t := approvals_by_name(lockgate.get("promo", "web-2")))
-            and "web-2-bob" in t
-            and "web-2-carol" in t
-            and t
+            (t := approvals_by_name(lockgate.get("promo", "web-2"))) and "web-2-bob" in t and "web-2-carol" in t and t
         ),
         message="both approvals judged",
     )

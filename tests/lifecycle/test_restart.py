@@ -6,10 +6,11 @@ import asyncio
 import threading
 from collections.abc import Callable
 
+from tests.lifecycle import manifests
+
 from lockgate.devcluster import server
 from lockgate.devcluster import world as dev_world
 from lockgate.handlers import testing
-from tests.lifecycle import manifests
 
 WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 
@@ -18,8 +19,11 @@ def operator_image_patches(stack: testing.Stack) -> list[server.RequestRecord]:
     return [
         r
         for r in stack.cluster.cluster.requests
-        if r.user == dev_world.OPERATOR_USERNAME and r.method == "PATCH" and r.resource == "deployments"
-        and not r.subresource and r.code == 200
+        if r.user == dev_world.OPERATOR_USERNAME
+        and r.method == "PATCH"
+        and r.resource == "deployments"
+        and not r.subresource
+        and r.code == 200
     ]
 
 
@@ -56,7 +60,8 @@ def crash_and_restart(stack: testing.Stack, held: threading.Event) -> None:
 
 def test_killed_before_the_patch_deploys_once_after_restart(lockgate: testing.Stack) -> None:
     held = block_once(
-        lockgate, lambda r: r.user == dev_world.OPERATOR_USERNAME and r.method == "PATCH" and r.resource == "deployments"
+        lockgate,
+        lambda r: r.user == dev_world.OPERATOR_USERNAME and r.method == "PATCH" and r.resource == "deployments",
     )
     approve(lockgate)
     crash_and_restart(lockgate, held)
@@ -69,8 +74,11 @@ def test_killed_before_the_patch_deploys_once_after_restart(lockgate: testing.St
 def test_killed_after_the_patch_does_not_patch_again(lockgate: testing.Stack) -> None:
     def status_write_after_patch(r: server.RequestRecord) -> bool:
         return (
-            r.user == dev_world.OPERATOR_USERNAME and r.method == "PATCH" and r.subresource == "status"
-            and r.resource == "promotions" and bool(operator_image_patches(lockgate))
+            r.user == dev_world.OPERATOR_USERNAME
+            and r.method == "PATCH"
+            and r.subresource == "status"
+            and r.resource == "promotions"
+            and bool(operator_image_patches(lockgate))
         )
 
     held = block_once(lockgate, status_write_after_patch)
