@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from lockgate.handlers import testing
 from tests.admission.conftest import REPO
 from tests.lifecycle import manifests
-
-from lockgate.handlers import testing
 
 
 def test_an_approval_naming_someone_else_is_refused(lockgate: testing.Stack) -> None:

@@ -7,9 +7,8 @@ import sqlite3
 import subprocess
 import sys
 
-from tests.lifecycle import manifests
-
 from lockgate.handlers import testing
+from tests.lifecycle import manifests
 
 
 def lockgate_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.lifecycle import manifests
-
 from lockgate.handlers import testing
+from tests.lifecycle import manifests
 
 WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 

@@ -6,11 +6,10 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from tests.lifecycle import manifests
-
 from lockgate.devcluster import server
 from lockgate.devcluster import world as dev_world
 from lockgate.handlers import testing
+from tests.lifecycle import manifests
 
 WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 

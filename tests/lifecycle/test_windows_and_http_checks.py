@@ -8,9 +8,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from tests.lifecycle import manifests
 
 from lockgate.handlers import testing
+from tests.lifecycle import manifests
 
 
 def approve(stack: testing.Stack, promotion: str) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.lifecycle import manifests
-
 from lockgate.handlers import testing
+from tests.lifecycle import manifests
 
 
 def test_a_deleted_approval_no_longer_counts_and_is_recorded(lockgate: testing.Stack) -> None:

@@ -136,6 +136,9 @@ class Reconciler:
         phase = str(status.get("phase") or "")
         situation = await self._situation(key, obj, phase)
         result: GateResultLike | None = None
+        if phase in steps.TERMINAL and statuses.retro_review_open(status, situation.spec_hash):
+            await self._retro_review(key, obj, situation, now)
+            return False
         if phase in steps.WAITING:
             result = await self.gate.evaluate(obj, now)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
@@ -317,6 +320,21 @@ class Reconciler:
             await self._write(obj, statuses.ended(obj, step, now, phase="Failed"), step, warning=True)
             return False
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
+
+    async def _retro_review(
+        self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation, now: datetime.datetime
+    ) -> None:
+        """An emergency change is done but its retro review is open: publish who closed it, once."""
+        result = await self.gate.evaluate(obj, now)
+        await self._write_approvals(key[0], result)
+        reviewed_by = result.status.get("retroReviewedBy")
+        step = steps.Step(steps.Action.DONE, "RetroReviewed", f"retro review closed by {reviewed_by}")
+        if reviewed_by and not await self._audit("retro-review", obj, now, result, s, step):
+            return
+        await self._write(obj, statuses.retro_review(obj, result, now), step)
+        due = statuses.parse_time((obj.get("status") or {}).get("retroReviewDueAt"))
+        if not reviewed_by and due is not None and due > now:
+            self.queue.touch_at(key, due)  # the overdue gauge changes then
 
     def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
         run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)

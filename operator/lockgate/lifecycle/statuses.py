@@ -296,3 +296,27 @@ def audit_context(status: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list
     approvers = [dict(a) for a in status.get("approvals") or [] if a.get("counted")]
     policies = [dict(g) for g in status.get("gates") or []]
     return approvers, policies
+
+
+def retro_review_open(status: Mapping[str, Any], current_hash: str) -> bool:
+    """An emergency cycle that deployed and still waits for its retro review."""
+    return bool(
+        status.get("emergency")
+        and status.get("retroReviewDueAt")
+        and not status.get("retroReviewedAt")
+        and status.get("deployedAt")
+        and status.get("specHash") == current_hash
+    )
+
+
+def retro_review(obj: Mapping[str, Any], result: GateResultLike, now: datetime.datetime) -> dict[str, Any]:
+    """Publish the retro review's state (the approvals table shows each RetroReview Approval's verdict)."""
+    status = _base(obj)
+    status["approvals"] = result.status.get("approvals", status.get("approvals"))
+    for field in ("retroReviewedBy", "retroReviewedAt"):
+        if result.status.get(field):
+            status[field] = result.status[field]
+    if status.get("retroReviewedBy"):
+        closed = f"retro review closed by {status['retroReviewedBy']}"
+        status["message"] = f"{status.get('message', '')}; {closed}".lstrip("; ")
+    return status
