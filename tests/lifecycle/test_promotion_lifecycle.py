@@ -134,3 +134,17 @@ def test_the_declared_author_cannot_approve_their_own_change(lockgate: testing.S
     assert table["web-2-carol"]["counted"] is True
     assert lockgate.phase("web-2") == "AwaitingApproval"
     assert lockgate.image() == "registry.example/web:1.0"
+
+
+def test_kubectl_get_lockgate_shows_all_three_kinds_with_their_columns(lockgate: testing.Stack) -> None:
+    lockgate.apply(manifests.promotion(), context="alice")
+    lockgate.wait_phase("web-2", "AwaitingApproval")
+    lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
+
+    def table() -> str | None:
+        out = lockgate.kubectl("get", "lockgate", "-n", "production").stdout
+        return out if "gatepolicy.lockgate.dev/production   2" in out and " true" in out.lower() else None
+
+    out = lockgate.wait_for(table, message="printer columns filled")
+    assert "promotion.lockgate.dev/web-2" in out and "AwaitingApproval" in out and "1/2" in out
+    assert "approval.lockgate.dev/web-2-bob" in out and "bob" in out

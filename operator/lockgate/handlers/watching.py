@@ -59,6 +59,7 @@ def register(
             cluster.drop_policy(str(body["metadata"]["name"]))
         else:
             cluster.put_policy(dict(body))
+            await reconciler.publish_policy(dict(body))
         reconciler.touch_all()
 
     @kopf.on.event("v1", "namespaces", registry=registry)

@@ -38,6 +38,12 @@ async def patch_approval_status(
     return await api.patch(approval_path(namespace, name, "status"), {"status": dict(status)})
 
 
+async def patch_policy_status(api: kclient.Client, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    return await api.patch(
+        kclient.resource_path(GROUP, VERSION, "gatepolicies", None, name, "status"), {"status": dict(status)}
+    )
+
+
 async def get_workload(api: kclient.Client, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     return await api.get_or_none(workload_path(kind, namespace, name))
 
@@ -57,9 +63,7 @@ async def get_secret(api: kclient.Client, namespace: str, name: str) -> dict[str
     return await api.get_or_none(kclient.resource_path("", "v1", "secrets", namespace, name))
 
 
-async def create_secret(
-    api: kclient.Client, namespace: str, name: str, data: Mapping[str, str]
-) -> dict[str, Any]:
+async def create_secret(api: kclient.Client, namespace: str, name: str, data: Mapping[str, str]) -> dict[str, Any]:
     body = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -99,6 +99,8 @@ class Reconciler:
         self.clock = clock
         self.queue: queue.KeyedQueue[view.Key] = queue.KeyedQueue(self.reconcile, workers=workers)
         self._http: dict[tuple[str, str], _HttpRun] = {}
+        self._deferred_approvals: dict[view.Key, GateResultLike] = {}
+        self._events: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self.queue.start()
@@ -107,6 +109,10 @@ class Reconciler:
         for run in self._http.values():
             run.task.cancel()
         await self.queue.stop()
+        if self._events:  # best-effort Events still in flight
+            await asyncio.wait(self._events, timeout=2)
+            for task in self._events:
+                task.cancel()
 
     # -- triggers ------------------------------------------------------------------------------
     def touch(self, key: view.Key) -> None:
@@ -116,8 +122,27 @@ class Reconciler:
         for key in self.view.promotions_in(namespaces):
             self.queue.touch(key)
 
+    async def publish_policy(self, obj: Mapping[str, Any]) -> None:
+        """A GatePolicy's status: required approvals (printer column) and problems, written when they differ."""
+        wanted = statuses.policy_status(obj)
+        have = obj.get("status") or {}
+        if any(have.get(k) != v for k, v in wanted.items()):
+            try:
+                await objects.patch_policy_status(self.api, str(obj["metadata"]["name"]), wanted)
+            except kclient.ApiError as exc:
+                if exc.status != 404:
+                    raise
+
     # -- one pass ------------------------------------------------------------------------------
     async def reconcile(self, key: view.Key) -> None:
+        try:
+            await self._pass(key)
+        finally:  # verdicts held back so the rollout was not waiting for them
+            deferred = self._deferred_approvals.pop(key, None)
+            if deferred is not None:
+                await self._write_approvals(key[0], deferred)
+
+    async def _pass(self, key: view.Key) -> None:
         for _ in range(MAX_STEPS_PER_PASS):
             obj = self.view.promotions.get(key)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
@@ -152,15 +177,13 @@ class Reconciler:
         target = spec.get("target") or {}
         kind = str(target.get("kind", "Deployment"))
         rollout = status.get("rollout") or {}
-        workload: Mapping[str, Any] | None
-        if phase in ("Deploying", "", "Pending", "AwaitingApproval", "Approved"):
+        # The watch keeps the view current; a GET only when it has never seen the workload (the
+        # decision to deploy reads it fresh: ``_fresh_workload``).
+        workload: Mapping[str, Any] | None = self.view.workloads.get((kind, key[0], str(target.get("name"))))
+        if workload is None:
             workload = await objects.get_workload(self.api, kind, key[0], str(target.get("name")))
             if workload is not None:
                 self.view.put_workload(kind, dict(workload))
-        else:
-            workload = self.view.workloads.get((kind, key[0], str(target.get("name"))))
-            if workload is None:
-                workload = await objects.get_workload(self.api, kind, key[0], str(target.get("name")))
         change = None
         container = str(target.get("container") or target.get("name") or "")
         if workload is not None and container in plan.container_names(workload):
@@ -247,7 +270,10 @@ class Reconciler:
             await self._write(obj, statuses.new_cycle(obj, now), step)
             return True
         if result is not None:
-            await self._write_approvals(key[0], result)
+            if step.action is A.START_DEPLOY:  # written at the end of the pass, after the patch
+                self._deferred_approvals[key] = result
+            else:
+                await self._write_approvals(key[0], result)
         if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING):
             assert result is not None
             new = statuses.waiting(obj, result, step, now)
@@ -264,9 +290,12 @@ class Reconciler:
             return False
         if step.action is A.START_DEPLOY:
             assert result is not None and s.change is not None and s.workload is not None
-            if not await self._audit("approved", obj, now, result, s, step):
+            recorded, fresh = await asyncio.gather(
+                self._audit("approved", obj, now, result, s, step), self._fresh_workload(s.change)
+            )
+            if not recorded:
                 return False
-            previous = plan.current_image(s.workload, s.change.container)
+            previous = plan.current_image(fresh or s.workload, s.change.container)
             if not await self._audit("deploying", obj, now, result, s, step, previous_image=previous):
                 return False
             await self._write(obj, statuses.deploying(obj, result, s.change, previous, now), step)
@@ -279,7 +308,15 @@ class Reconciler:
                 self.view.put_workload(s.change.kind, workload)
             generation = int(workload.get("metadata", {}).get("generation") or 0)
             await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image)
-            await self._write(obj, statuses.deployed(obj, generation, now), step)
+            new = statuses.deployed(obj, generation, now)
+            # Coalesce: when the rollout is merely in progress, publish Verifying with its progress at once.
+            after = {**obj, "status": new}
+            upcoming = steps.next_step(await self._situation(key, after, "Verifying"), None, now)
+            if upcoming.action is A.AWAIT_ROLLOUT:
+                await self._write(obj, statuses.progress(after, upcoming, now), step)
+                self.queue.touch_at(key, upcoming.next_look_at or now + POLL)
+                return False
+            await self._write(obj, new, step)
             return True
         if step.action is A.AWAIT_ROLLOUT or step.action is A.AWAIT_ROLLBACK:
             await self._write(obj, statuses.progress(obj, step, now), step)
@@ -335,6 +372,13 @@ class Reconciler:
         due = statuses.parse_time((obj.get("status") or {}).get("retroReviewDueAt"))
         if not reviewed_by and due is not None and due > now:
             self.queue.touch_at(key, due)  # the overdue gauge changes then
+
+    async def _fresh_workload(self, change: plan.ImageChange) -> dict[str, Any] | None:
+        """Read the target now (the previous image is recorded from it) and refresh the view."""
+        workload = await objects.get_workload(self.api, change.kind, change.namespace, change.name)
+        if workload is not None:
+            self.view.put_workload(change.kind, dict(workload))
+        return workload
 
     def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
         run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)
@@ -393,6 +437,17 @@ class Reconciler:
         return True
 
     async def _write_approvals(self, namespace: str, result: GateResultLike) -> None:
+        """Publish each Approval's verdict where it changed (concurrently: they are independent)."""
+
+        async def write(name: str, wanted: Mapping[str, Any]) -> None:
+            try:
+                updated = await objects.patch_approval_status(self.api, namespace, name, wanted)
+                self.view.put_approval(updated)
+            except kclient.ApiError as exc:
+                if exc.status != 404:
+                    raise
+
+        writes = []
         for name, wanted in result.approval_statuses.items():
             current = self.view.approvals.get((namespace, name))
             if current is None:
@@ -400,12 +455,8 @@ class Reconciler:
             have = current.get("status") or {}
             if all(have.get(k) == v for k, v in wanted.items()):
                 continue
-            try:
-                updated = await objects.patch_approval_status(self.api, namespace, name, wanted)
-                self.view.put_approval(updated)
-            except kclient.ApiError as exc:
-                if exc.status != 404:
-                    raise
+            writes.append(write(name, wanted))
+        await asyncio.gather(*writes)
 
     async def _write(
         self,
@@ -433,10 +484,15 @@ class Reconciler:
         if old_phase != new_phase:
             if self.metrics is not None:
                 self.metrics.transition(updated, str(old_phase or ""), new_status)
-            await events.post(
-                self.api,
-                updated,
-                reason=step.reason if new_phase != "Pending" else "Pending",
-                message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
-                type_="Warning" if warning else "Normal",
+            # Events are best-effort: posted in the background, never in the way of the next step.
+            task = asyncio.create_task(
+                events.post(
+                    self.api,
+                    updated,
+                    reason=step.reason if new_phase != "Pending" else "Pending",
+                    message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
+                    type_="Warning" if warning else "Normal",
+                )
             )
+            self._events.add(task)
+            task.add_done_callback(self._events.discard)

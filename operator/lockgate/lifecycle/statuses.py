@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import pydantic
 
-from lockgate.api import conditions, meta, promotion
-from lockgate.gates import spechash
+from lockgate.api import conditions, gatepolicy, meta, promotion
+from lockgate.gates import policies, spechash
 from lockgate.lifecycle import steps
 from lockgate.rollout import plan
 
@@ -113,9 +113,7 @@ def new_cycle(obj: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
     return status
 
 
-def waiting(
-    obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, now: datetime.datetime
-) -> dict[str, Any]:
+def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, now: datetime.datetime) -> dict[str, Any]:
     status = _base(obj)
     status.update(result.status)
     status["specHash"] = status.get("specHash") or spec_hash(obj)
@@ -174,9 +172,7 @@ def deploying(
         "image": change.image,
         "startedAt": fmt(now),
     }
-    status["message"] = (
-        f"approved; setting {change.kind}/{change.name} container {change.container} to {change.image}"
-    )
+    status["message"] = f"approved; setting {change.kind}/{change.name} container {change.container} to {change.image}"
     status["conditions"] = _conditions(
         obj,
         now,
@@ -320,3 +316,19 @@ def retro_review(obj: Mapping[str, Any], result: GateResultLike, now: datetime.d
         closed = f"retro review closed by {status['retroReviewedBy']}"
         status["message"] = f"{status.get('message', '')}; {closed}".lstrip("; ")
     return status
+
+
+def policy_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """requiredApprovals and problems of a GatePolicy (admission refuses invalid ones; this shows old ones)."""
+    try:
+        model = gatepolicy.GatePolicy.from_k8s(obj)
+    except pydantic.ValidationError as exc:
+        return {
+            "problems": [str(e.get("msg")) for e in exc.errors()],
+            "observedGeneration": obj.get("metadata", {}).get("generation"),
+        }
+    return {
+        "requiredApprovals": gatepolicy.required_approvals(model.spec),
+        "problems": policies.validate_policy(model),
+        "observedGeneration": obj.get("metadata", {}).get("generation"),
+    }
