@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,9 +13,7 @@ class OperatorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOCKGATE_", extra="ignore")
 
-    namespace: str = Field(
-        "lockgate-system", description="Namespace the operator runs in; holds its Secrets."
-    )
+    namespace: str = Field("lockgate-system", description="Namespace the operator runs in; holds its Secrets.")
     identity: str = Field(
         "system:serviceaccount:lockgate-system:lockgate-operator",
         description="The operator's own Kubernetes username; admission lets image changes through only from it.",
@@ -22,9 +22,19 @@ class OperatorSettings(BaseSettings):
         "lockgate-stamp-key",
         description="Secret (in `namespace`) holding the HMAC key that signs identity stamps.",
     )
-    peering_name: str = Field("lockgate", description="Kopf peering name: only one replica acts at a time.")
-    standalone: bool = Field(False, description="Run without peering (development and tests).")
-    priority: int = Field(0, description="Kopf peering priority of this replica.")
+    standalone: bool = Field(False, description="A single replica: no leader election (development and tests).")
+    lease_name: str = Field(
+        "lockgate-leader",
+        description="Lease (in `namespace`) whose holder is the one replica that acts; the others keep a warm "
+        "view, serve the webhooks and take over when the holder stops renewing.",
+    )
+    lease_seconds: int = Field(
+        15, description="How long a lease holder may go without renewing before others take over."
+    )
+    pod_name: str = Field(
+        default_factory=lambda: os.environ.get("HOSTNAME", "lockgate"),
+        description="This replica's identity in the Lease (the Pod name in a cluster).",
+    )
     metrics_port: int = Field(9090, description="Port of the Prometheus /metrics endpoint (0 disables it).")
     metrics_host: str = Field("0.0.0.0", description="Address the metrics endpoint listens on.")
     health_port: int = Field(8081, description="Port of the liveness endpoint (0 disables it).")
@@ -47,7 +57,5 @@ class OperatorSettings(BaseSettings):
         description="Groups that may change images in gated namespaces directly; every use is an emergency change.",
     )
     sar_cache_seconds: float = Field(10.0, description="How long a SubjectAccessReview answer is reused.")
-    log_format: str = Field(
-        "text", description="`text` or `json` (structured logs; each line names its promotion)."
-    )
+    log_format: str = Field("text", description="`text` or `json` (structured logs; each line names its promotion).")
     api_timeout_seconds: float = Field(10.0, description="Deadline of one Kubernetes API call.")

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG, then in-cluster)")
         ] = None,
         context: Annotated[str | None, typer.Option(help="kubeconfig context to act as")] = None,
-        standalone: Annotated[bool, typer.Option(help="no peering: this is the only replica")] = False,
+        standalone: Annotated[bool, typer.Option(help="the only replica: no leader election")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False,
     ) -> None:
         """Run the Lockgate operator until interrupted."""

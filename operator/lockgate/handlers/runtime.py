@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from typing import Any
 
 import kopf
@@ -16,7 +17,7 @@ import kopf
 from lockgate import metrics as lockgate_metrics
 from lockgate import settings as lockgate_settings
 from lockgate.handlers import admission, watching
-from lockgate.kube import access, config, stampkeys
+from lockgate.kube import access, config, leadership, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, reconciler, view
 
@@ -26,10 +27,9 @@ logger = logging.getLogger("lockgate")
 def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.OperatorSettings:
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.level = logging.WARNING
-    kopf_settings.peering.name = settings.peering_name
-    kopf_settings.peering.priority = settings.priority
-    kopf_settings.peering.standalone = settings.standalone
-    kopf_settings.peering.mandatory = not settings.standalone
+    # Every replica watches (a warm view, webhooks served by all); a Lease, not Kopf peering, decides
+    # which one acts, so Kopf itself runs standalone and needs no peering CRDs.
+    kopf_settings.peering.standalone = True
     kopf_settings.peering.clusterwide = True
     kopf_settings.scanning.disabled = True
     kopf_settings.watching.connect_timeout = 10
@@ -51,17 +51,15 @@ async def run_operator(
     """Run until ``stop`` is set. ``audit_trail`` overrides the sinks from settings (tests)."""
     settings = settings or lockgate_settings.OperatorSettings()
     creds = config.load(kubeconfig, context)
-    api = kclient.Client(creds, timeout=settings.api_timeout_seconds)
+    api = kclient.Client(
+        creds, timeout=settings.api_timeout_seconds, user_agent=f"{kclient.BASE_AGENT} replica/{settings.pod_name}"
+    )
     await api.open()
     cluster = view.ClusterView()
     metrics = lockgate_metrics.Metrics(cluster)
-    trail = auditing.AuditAdapter.from_settings(
-        operator=settings.identity, trail=audit_trail, metrics=metrics
-    )
+    trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
-    gate = gating.Gate(
-        cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics
-    )
+    gate = gating.Gate(cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
     registry = kopf.OperatorRegistry()
 
@@ -89,11 +87,30 @@ async def run_operator(
     kopf_settings = _kopf_settings(settings)
     admission.register(registry, kopf_settings, settings, key, cluster, api, on_break_glass=break_glass)
     metrics_server = (
-        lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics)
-        if settings.metrics_port
-        else None
+        lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
     )
     engine.start()
+    leader_task = None
+    if not settings.standalone:
+        engine.queue.active.clear()
+
+        def leadership_changed(held: bool) -> None:
+            if held:
+                engine.queue.active.set()
+                engine.touch_all()
+            else:
+                engine.queue.active.clear()
+
+        lease = leadership.Leadership(
+            api,
+            namespace=settings.namespace,
+            name=settings.lease_name,
+            identity=f"{settings.pod_name}_{uuid.uuid4().hex[:8]}",
+            lease_seconds=settings.lease_seconds,
+            renew_every=max(1.0, settings.lease_seconds / 3),
+            on_change=leadership_changed,
+        )
+        leader_task = asyncio.create_task(lease.run(), name="lockgate-leadership")
     stop_flag = stop or asyncio.Event()
     try:
         await kopf.operator(
@@ -102,11 +119,11 @@ async def run_operator(
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
-            if settings.health_port
-            else None,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
         )
     finally:
+        if leader_task is not None:
+            leader_task.cancel()
         await engine.stop()
         await api.close()
         if metrics_server is not None:

@@ -64,8 +64,11 @@ def _ssl_context(creds: config.Credentials) -> ssl.SSLContext | bool:
 class Client:
     """Talks to one API server with one identity. Use as an async context manager."""
 
-    def __init__(self, creds: config.Credentials, *, timeout: float = 10.0, attempts: int = 6) -> None:
+    def __init__(
+        self, creds: config.Credentials, *, timeout: float = 10.0, attempts: int = 6, user_agent: str = BASE_AGENT
+    ) -> None:
         self.creds = creds
+        self.user_agent = user_agent
         self.timeout = timeout
         self.attempts = attempts
         self._session: aiohttp.ClientSession | None = None
@@ -104,7 +107,7 @@ class Client:
         """One API call with retries on 429/5xx and connection errors, within ``attempts``."""
         await self.open()
         assert self._session is not None
-        headers = {"User-Agent": f"{BASE_AGENT} ({agent})" if agent else BASE_AGENT}
+        headers = {"User-Agent": f"{self.user_agent} ({agent})" if agent else self.user_agent}
         data = None
         if body is not None:
             data = json.dumps(body)
@@ -159,9 +162,7 @@ class Client:
     async def create(self, path: str, body: Mapping[str, Any], **kw: Any) -> dict[str, Any]:
         return await self.request("POST", path, body=body, **kw)
 
-    async def patch(
-        self, path: str, body: Any, *, content_type: str = MERGE_PATCH, **kw: Any
-    ) -> dict[str, Any]:
+    async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH, **kw: Any) -> dict[str, Any]:
         return await self.request("PATCH", path, body=body, content_type=content_type, **kw)
 
 

@@ -28,6 +28,8 @@ class KeyedQueue(Generic[K]):
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.handled = 0
+        self.active = asyncio.Event()  # cleared: keys queue up but nothing is handled (not the leader)
+        self.active.set()
 
     def touch(self, key: K) -> None:
         """Handle ``key`` as soon as possible (once, however many touches arrive meanwhile)."""
@@ -62,6 +64,9 @@ class KeyedQueue(Generic[K]):
             while not self._ready:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            await self.active.wait()
+            if not self._ready:
+                continue
             key = self._ready.popleft()
             self._queued.discard(key)
             self._busy.add(key)
