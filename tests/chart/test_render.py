@@ -11,6 +11,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from tests.chart import rendering
 
 KUBERNETES = "1.33.0"  # a recent release kubernetes-validate ships strict schemas for
@@ -21,7 +22,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "everything": rendering.EVERYTHING,
     "single-replica-text-logs": {
         "replicaCount": 1,
-        "peering": {"enabled": False},
+        "leaderElection": {"enabled": False},
         "operator": {"logFormat": "text"},
         "audit": {"sqlite": {"persistence": {"enabled": False}}},
         "networkPolicy": {"enabled": False},
@@ -93,7 +94,7 @@ def test_bad_values_are_refused_by_the_schema(values: dict[str, Any], where: str
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"peering": {"enabled": False}}, "peering.enabled"),
+        ({"leaderElection": {"enabled": False}}, "leaderElection.enabled"),
         ({"audit": {"sinks": ["dynamodb"]}}, "audit.dynamodb.table"),
         ({"audit": {"sinks": ["s3"]}}, "audit.s3.bucket"),
         ({"webhook": {"certificate": {"source": "existingSecret"}}}, "existingSecret"),
@@ -121,7 +122,7 @@ def test_the_chart_carries_the_repository_crds_unchanged() -> None:
         assert copy_.exists(), f"charts/lockgate/crds/{source.name} is missing: copy crds/ into the chart"
         assert copy_.read_text() == source.read_text(), f"charts/lockgate/crds/{source.name} differs from crds/"
     names = {crd["metadata"]["name"] for crd in rendering.crds()}
-    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= names
+    assert names == {f"{plural}.lockgate.dev" for plural in ("promotions", "approvals", "gatepolicies")}
     for crd in rendering.crds():
         kubernetes_validate.validate(crd, KUBERNETES, strict=True)
 

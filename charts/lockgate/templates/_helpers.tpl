@@ -84,8 +84,8 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "lockgate.serviceAccou
 
 {{/* Checks that values cannot express in the schema. */}}
 {{- define "lockgate.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}
-{{- fail "replicaCount > 1 needs peering.enabled=true: without peering every replica would act" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: without it every replica would act" -}}
 {{- end -}}
 {{- if and (has "dynamodb" .Values.audit.sinks) (not .Values.audit.dynamodb.table) -}}
 {{- fail "the dynamodb audit sink needs audit.dynamodb.table" -}}

@@ -1,0 +1,93 @@
+"""The lifecycle scenario the chart's permissions are judged by (issue 4's acceptance, condensed).
+
+Every wait also fails at once when the API has refused the operator anything: a refused call is a
+broken lifecycle even where the operator carries on (events are best-effort, leadership retries).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from lockgate.handlers import testing
+from tests.chart import rendering
+from tests.lifecycle import manifests
+
+WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
+
+
+class OperatorRefused(RuntimeError):
+    """The API answered one of the operator's requests with 403."""
+
+
+def refused(s: testing.Stack) -> list[str]:
+    """The operator's requests the API refused (403), as ``verb group/resource[/sub] namespace``."""
+    return sorted(
+        {
+            f"{r.verb} {r.api_group or 'core'}/{r.resource}{'/' + r.subresource if r.subresource else ''}"
+            f" {r.namespace}".rstrip()
+            for r in list(s.cluster.cluster.requests)
+            if r.user == rendering.IDENTITY and r.code == 403
+        }
+    )
+
+
+def _wait(s: testing.Stack, check: Callable[[], Any], timeout: float, message: str) -> Any:
+    def guarded() -> Any:
+        denied = refused(s)
+        if denied:
+            raise OperatorRefused(f"the API refused the operator: {denied}")
+        return check()
+
+    return s.wait_for(guarded, timeout=timeout, message=message)
+
+
+def _phase(s: testing.Stack, name: str, phases: tuple[str, ...], timeout: float) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        promo = s.get("promo", name)
+        return promo if promo.get("status", {}).get("phase") in phases else None
+
+    result: dict[str, Any] = _wait(s, check, timeout, f"{name} in {phases}")
+    return result
+
+
+def lifecycle(s: testing.Stack, timeout: float = 20.0, *, lease: str | None = "lockgate-leader") -> None:
+    """Leadership, policy, request, two approvals, deploy, verify, events: every call the operator makes."""
+    if lease:
+
+        def held() -> bool:
+            got = s.kubectl("get", "lease", lease, "-n", rendering.NAMESPACE, "-o", "json", check=False)
+            return got.returncode == 0 and bool(json.loads(got.stdout)["spec"].get("holderIdentity"))
+
+        _wait(s, held, timeout, "the operator to hold the leader Lease")
+    s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+    s.apply(manifests.promotion(), context="alice")
+    promo = _phase(s, "web-2", ("AwaitingApproval",), timeout)
+    assert promo["status"]["requestedBy"]["username"] == "alice"
+    s.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
+    s.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
+    promo = _phase(s, "web-2", ("Succeeded", "Failed", "RolledBack"), timeout)
+    assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert s.image() == WEB_2
+    assert sorted(a["approver"] for a in promo["status"]["approvals"] if a["counted"]) == ["bob", "carol"]
+    approval = _wait(
+        s,
+        lambda: (a := s.get("appr", "web-2-carol")).get("status", {}).get("counted") and a,
+        timeout,
+        "the Approval's status to say it counted",
+    )
+    assert approval["spec"]["approver"] == "carol"
+    _wait(
+        s,
+        lambda: s.get("gatepolicy", "production", namespace="").get("status"),
+        timeout,
+        "the GatePolicy's status",
+    )
+
+    def deploying_event() -> bool:
+        events = json.loads(s.kubectl("get", "events", "-n", "production", "-o", "json").stdout)["items"]
+        return any(e["involvedObject"]["name"] == "web-2" and e["reason"] == "Deploying" for e in events)
+
+    _wait(s, deploying_event, timeout, "the Deploying event on web-2")
+    assert refused(s) == []
