@@ -123,12 +123,12 @@ class Metrics:
         namespace = str(promotion.get("metadata", {}).get("namespace"))
         phase = str(new_status.get("phase") or "")
         if phase == "Deploying" and new_status.get("gateLatencySeconds") is not None:
-            policies = [
-                g.get("policy") or g.get("name")
+            policies = {
+                str(g.get("name", "")).split("/")[0]
                 for g in new_status.get("gates") or []
-                if g.get("kind") == "approvals"
-            ]
-            label = ",".join(sorted({str(p) for p in policies if p})) or "none"
+                if g.get("kind") == "Approvals"
+            }
+            label = ",".join(sorted(p for p in policies if p)) or "none"
             self.gate_latency.labels(namespace, label).observe(float(new_status["gateLatencySeconds"]))
             if new_status.get("emergency"):
                 self.emergency.inc()
