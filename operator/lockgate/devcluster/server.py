@@ -72,12 +72,18 @@ class RequestRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
-    """What the fault hook injects: a delay, and/or an error answered instead of serving the request."""
+    """What the fault hook injects: a delay, and/or an error answered instead of serving the request.
+
+    ``headers`` go with the error (e.g. ``Retry-After`` on a 429); ``drop_watch_after`` cuts a watch
+    stream that many seconds after it starts, without a clean end (as a dropped connection would).
+    """
 
     delay: float = 0.0
     code: int | None = None
     reason: str = "InternalError"
     message: str = "injected fault"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    drop_watch_after: float | None = None
 
 
 FaultHook = Callable[[RequestRecord], "Awaitable[Fault | None] | Fault | None"]
@@ -97,6 +103,7 @@ class ParsedRequest:
     name: str = ""
     subresource: str = ""
     verb: str = ""
+    drop_watch_after: float | None = None  # set by an injected fault
 
     @property
     def is_resource(self) -> bool:
@@ -336,7 +343,8 @@ class DevCluster(kmock.KubernetesEmulator):
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
                 if fault.code is not None:
-                    raise errors.ApiError(fault.code, fault.reason, fault.message, {})
+                    raise errors.ApiError(fault.code, fault.reason, fault.message, {}, headers=fault.headers)
+                req.drop_watch_after = fault.drop_watch_after
 
         if req.is_resource:
             attrs = rbac.Attributes(
@@ -556,28 +564,33 @@ class DevCluster(kmock.KubernetesEmulator):
         include = req.query.get("includeObject", "Metadata")
         first = True
         try:
-            async for event in self.store.watch(
-                self._gr(rtype),
-                since=since,
-                predicate=scoped,
-                timeout=timeout,
-                bookmark_every=self.bookmark_interval if bookmarks else None,
-                bookmark=bookmark,
-            ):
-                obj = event["object"]
-                if event["type"] != "BOOKMARK":
-                    obj = self._as_version(rtype, obj)
-                    if table:
-                        obj = tables.render(
-                            rtype,
-                            [obj],
-                            include_object=include,
-                            resource_version=obj["metadata"].get("resourceVersion", ""),
-                            with_definitions=first,
-                        )
-                        first = False
-                line = json.dumps({"type": event["type"], "object": obj}) + "\n"
-                await response.write(line.encode())
+            async with asyncio.timeout(req.drop_watch_after):  # None: no injected drop
+                async for event in self.store.watch(
+                    self._gr(rtype),
+                    since=since,
+                    predicate=scoped,
+                    timeout=timeout,
+                    bookmark_every=self.bookmark_interval if bookmarks else None,
+                    bookmark=bookmark,
+                ):
+                    obj = event["object"]
+                    if event["type"] != "BOOKMARK":
+                        obj = self._as_version(rtype, obj)
+                        if table:
+                            obj = tables.render(
+                                rtype,
+                                [obj],
+                                include_object=include,
+                                resource_version=obj["metadata"].get("resourceVersion", ""),
+                                with_definitions=first,
+                            )
+                            first = False
+                    line = json.dumps({"type": event["type"], "object": obj}) + "\n"
+                    await response.write(line.encode())
+        except TimeoutError:  # an injected fault: the connection just drops, without a clean end
+            if raw_request.transport is not None:
+                raw_request.transport.abort()
+            return response
         except errors.ApiError as exc:
             await response.write((json.dumps({"type": "ERROR", "object": exc.body()}) + "\n").encode())
         except ConnectionError:  # the client went away: the watch simply ends, as on a real server

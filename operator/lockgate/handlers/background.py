@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
+import time
 from typing import Any
 
 from lockgate import settings as lockgate_settings
@@ -94,8 +96,13 @@ class OperatorThread:
             for task in asyncio.all_tasks(loop):
                 task.cancel()
 
-        loop.call_soon_threadsafe(cancel_all)
-        self._thread.join(timeout)
+        # Cleanup code reached by the cancellation (Kopf's shielded closing) starts new tasks, which a
+        # crash would not run either: keep cancelling until the loop ends.
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(cancel_all)
+            self._thread.join(0.05)
 
     def __enter__(self) -> OperatorThread:
         return self
