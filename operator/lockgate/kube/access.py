@@ -22,11 +22,14 @@ class ApproverAccess:
         """Forget every answer (RBAC changed)."""
         self._cache.clear()
 
-    async def can_approve(self, username: str, groups: Sequence[str], namespace: str) -> tuple[bool, str]:
+    async def can_approve(
+        self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False
+    ) -> tuple[bool, str]:
+        """The authorizer's answer; ``fresh`` asks again even when a cached answer is still valid."""
         key = (username, tuple(sorted(groups)), namespace)
         cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > now and not fresh:
             return cached[1], cached[2]
         review = {
             "apiVersion": "authorization.k8s.io/v1",

@@ -60,9 +60,7 @@ def source_state(workload: Mapping[str, Any] | None, kind: str, container: str) 
             since = _time(condition.get("lastTransitionTime"))
     if since is None:
         since = _time(workload.get("metadata", {}).get("creationTimestamp"))
-    return facts.SourceState(
-        image=image, healthy=judged.state is health.RolloutState.COMPLETE, available_since=since
-    )
+    return facts.SourceState(image=image, healthy=judged.state is health.RolloutState.COMPLETE, available_since=since)
 
 
 class Gate:
@@ -78,7 +76,8 @@ class Gate:
         self.key = key
         self.metrics = metrics
 
-    async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime) -> GateResult:
+    async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False) -> GateResult:
+        """Judge ``obj``; ``fresh`` re-asks every SubjectAccessReview (done right before a deploy)."""
         model = promotion.Promotion.from_k8s(obj)
         namespace, name = view.key_of(obj)
         raw_approvals = self.view.approvals_for((namespace, name))
@@ -93,7 +92,7 @@ class Gate:
             if a.metadata.name in verified and a.spec.approver
         }
         answers = await asyncio.gather(
-            *(self.access.can_approve(user, groups, namespace) for user, groups in sorted(identities))
+            *(self.access.can_approve(user, groups, namespace, fresh=fresh) for user, groups in sorted(identities))
         )
         can_approve: dict[str, bool] = {}
         for (user, _), (allowed, _reason) in zip(sorted(identities), answers, strict=True):
@@ -102,9 +101,7 @@ class Gate:
         if model.spec.source is not None:
             src = model.spec.source
             container = model.spec.target.container or model.spec.target.name
-            source = source_state(
-                self.view.workloads.get((src.kind, src.namespace, src.name)), src.kind, container
-            )
+            source = source_state(self.view.workloads.get((src.kind, src.namespace, src.name)), src.kind, container)
         gathered = facts.Facts(
             can_approve=can_approve,
             verified_approvals=verified,
@@ -115,9 +112,7 @@ class Gate:
         made = engine.evaluate(model, approvals, matched, gathered, now)
         return self._shape(obj, made, requester)
 
-    def _shape(
-        self, obj: Mapping[str, Any], made: decision.Decision, requester: facts.Identity | None
-    ) -> GateResult:
+    def _shape(self, obj: Mapping[str, Any], made: decision.Decision, requester: facts.Identity | None) -> GateResult:
         namespace, name = view.key_of(obj)
         status = made.status_fields()
         if requester is not None:
@@ -130,8 +125,7 @@ class Gate:
                 "decision": a.get("spec", {}).get("decision"),
                 "counted": False,
                 "reason": "OtherNamespace",
-                "message": f"Approvals count only in the Promotion's namespace ({namespace}); "
-                f"create it in {namespace}",
+                "message": f"Approvals count only in the Promotion's namespace ({namespace}); create it in {namespace}",
             }
             for a in self.view.approvals_elsewhere((namespace, name))
         ]

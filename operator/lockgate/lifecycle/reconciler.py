@@ -43,7 +43,9 @@ class GateResultLike(Protocol):
 
 
 class GateLike(Protocol):
-    async def evaluate(self, promotion: Mapping[str, Any], now: datetime.datetime) -> GateResultLike: ...
+    async def evaluate(
+        self, promotion: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False
+    ) -> GateResultLike: ...
 
 
 class AuditLike(Protocol):
@@ -166,6 +168,8 @@ class Reconciler:
             return False
         if phase in steps.WAITING:
             result = await self.gate.evaluate(obj, now)
+            if result.view.may_deploy:  # the decisive moment: no cached RBAC answer may open the gate
+                result = await self.gate.evaluate(obj, now, fresh=True)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
         step = steps.next_step(situation, result.view if result else None, now)
         logger.info("promotion %s/%s: %s (%s) %s", key[0], key[1], step.action, step.reason, step.message)
