@@ -1,0 +1,94 @@
+"""The chart's webhook configurations are the ones admission uses: loaded into the embedded API, with
+the service pointed at the in-process operator (webhooks unmanaged, the chart's generated certificate),
+they stamp an Approval and deny a direct ``kubectl set image`` in production.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+
+from lockgate.handlers import admission
+from tests.chart import installed, rendering, scenario
+from tests.lifecycle import manifests
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="drives the real kubectl")
+
+# What Kopf serves (handler id -> resource and operations), as Kopf would configure it when managing.
+SERVED = {
+    "stamp-requester": ("Mutating", "promotions", ["CREATE", "UPDATE"]),
+    "stamp-approver": ("Mutating", "approvals", ["CREATE"]),
+    "approval-immutable": ("Validating", "approvals", ["UPDATE"]),
+    "policy-valid": ("Validating", "gatepolicies", ["CREATE", "UPDATE"]),
+    "guard-deployments": ("Validating", "deployments", ["UPDATE"]),
+    "guard-statefulsets": ("Validating", "statefulsets", ["UPDATE"]),
+    "guard-daemonsets": ("Validating", "daemonsets", ["UPDATE"]),
+}
+
+
+def _webhooks(objects: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    found = {}
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        config = rendering.one(objects, kind)
+        assert config["metadata"]["name"] == admission.MANAGED_NAME
+        for hook in config["webhooks"]:
+            found[hook["name"]] = (kind.removesuffix("WebhookConfiguration"), hook)
+    return found
+
+
+def test_the_chart_renders_every_webhook_the_operator_serves_and_nothing_else() -> None:
+    hooks = _webhooks(rendering.render())
+    assert set(hooks) == {f"{hid}.lockgate.dev" for hid in SERVED}
+    for hid, (kind, resource, operations) in SERVED.items():
+        got_kind, hook = hooks[f"{hid}.lockgate.dev"]
+        assert got_kind == kind
+        assert hook["clientConfig"]["service"]["path"] == f"/{hid}"
+        assert hook["rules"][0]["resources"] == [resource] and hook["rules"][0]["operations"] == operations
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        assert hook["clientConfig"]["caBundle"]
+        if hid.startswith("guard-"):
+            assert hook["namespaceSelector"]["matchExpressions"][0]["key"] == "lockgate.dev/environment"
+        else:
+            assert "namespaceSelector" not in hook
+
+
+def test_operator_managed_webhooks_render_no_configurations_and_grant_the_rbac() -> None:
+    objects = rendering.render({"webhook": {"operatorManaged": True}})
+    assert not rendering.of_kind(objects, "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+    role = rendering.one(objects, "ClusterRole", "lockgate-operator")
+    assert any("admissionregistration.k8s.io" in r["apiGroups"] for r in role["rules"])
+    assert rendering.env(rendering.one(objects, "Deployment"))["LOCKGATE_MANAGE_WEBHOOKS"] == "true"
+    assert rendering.env(rendering.one(rendering.render(), "Deployment"))["LOCKGATE_MANAGE_WEBHOOKS"] == "false"
+
+
+def test_the_charts_webhooks_stamp_an_approval_and_deny_a_direct_image_change() -> None:
+    with installed.installed() as s:
+        assert s.kubectl("get", "validatingwebhookconfiguration", "lockgate.dev").returncode == 0
+        s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+        s.apply(manifests.promotion(), context="alice")
+        promo = s.wait_for(
+            lambda: (p := s.get("promo", "web-2")).get("status", {}).get("phase") == "AwaitingApproval" and p,
+            message="web-2 awaiting approval",
+        )
+        assert promo["status"]["requestedBy"]["username"] == "alice"
+        forged = s.apply(
+            manifests.approval("web-2-bob", "web-2", extra="  approver: mallory"), context="bob", check=False
+        )
+        assert forged.returncode != 0 and "stamp-approver.lockgate.dev" in forged.stderr
+        s.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
+        approval = s.get("appr", "web-2-bob")
+        assert approval["spec"]["approver"] == "bob"  # stamped from the authenticated request
+        assert "engineering-leads" in approval["spec"]["groups"]
+        assert approval["spec"]["specHash"] == promo["status"]["specHash"]
+
+        denied = s.kubectl(
+            "set", "image", "deployment/web", "web=registry.example/web:evil", "-n", "production", check=False
+        )
+        assert denied.returncode != 0
+        assert 'admission webhook "guard-deployments.lockgate.dev" denied the request' in denied.stderr
+        assert s.image() == "registry.example/web:1.0"
+        # Outside the guard's namespaceSelector nothing is called.
+        s.kubectl("set", "image", "deployment/web", "web=registry.example/web:1.1", "-n", "staging")
+        assert scenario.refused(s) == []
