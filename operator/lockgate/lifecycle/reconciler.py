@@ -203,6 +203,12 @@ class Reconciler:
                     a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")
                 ),
             )
+        target_name = f"{kind} {key[0]}/{target.get('name')}"
+        if workload is None:
+            problem = f"{target_name} does not exist"
+        else:
+            names = ", ".join(plan.container_names(workload)) or "none"
+            problem = f"{target_name} has no container {container} (it has: {names})"
         verification_spec = spec.get("verification") or {}
         http_result = None
         run = self._http.get((str(obj["metadata"].get("uid")), str(status.get("specHash"))))
@@ -226,6 +232,7 @@ class Reconciler:
             superseded_by=self._superseded_by(key, obj) if phase in steps.WAITING else None,
             target_busy_with=self._target_busy_with(key, obj),
             workload=workload,
+            target_problem=problem,
         )
 
     def _superseded_by(self, key: view.Key, obj: Mapping[str, Any]) -> str | None:

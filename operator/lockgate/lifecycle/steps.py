@@ -71,6 +71,7 @@ class Situation:
     superseded_by: str | None  # a newer waiting promotion for the same target
     target_busy_with: str | None  # another promotion that is rolling the same target
     workload: Mapping[str, Any] | None
+    target_problem: str = "the target workload or container does not exist"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
     if s.workload is None or s.change is None:
         return Step(
-            Action.TARGET_MISSING, "TargetNotFound", "the target workload or container does not exist"
+            Action.TARGET_MISSING, "TargetNotFound", f"approved, but {s.target_problem}; fix spec.target"
         )
     if s.target_busy_with:
         return Step(
@@ -120,7 +121,7 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
 
 def _active(s: Situation, now: datetime.datetime) -> Step:
     if s.workload is None or s.change is None:
-        return Step(Action.FAIL, "TargetNotFound", "the target workload disappeared during the rollout")
+        return Step(Action.FAIL, "TargetNotFound", f"during the rollout: {s.target_problem}")
     if s.phase == "Deploying":
         if plan.is_applied(s.workload, s.change):
             return Step(Action.MARK_DEPLOYED, "Deployed", f"image {s.change.image} set")
