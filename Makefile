@@ -41,6 +41,7 @@ crds: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/gate_engine.py
 
+## make e2e-kind: kind cluster (kind-config.yaml), image, chart, acceptance scenario (needs docker, kind, helm)
 e2e-kind:
 	bash hack/e2e-kind.sh
 
