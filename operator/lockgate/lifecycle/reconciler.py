@@ -490,9 +490,13 @@ class Reconciler:
             patch,
             agent=f"status promotion={meta['namespace']}/{meta['name']}",
         )
-        self.view.put_promotion(updated)
+        self.view.put_promotion(updated)  # its watch event (same resourceVersion) is then ignored, so:
         old_phase, new_phase = old.get("phase"), new_status.get("phase")
         if old_phase != new_phase:
+            target = self.view.target_of(updated)
+            for other in self.view.promotions_targeting(target) if target else []:
+                if other != view.key_of(updated):  # a phase change may supersede, block or free them
+                    self.queue.touch(other)
             if self.metrics is not None:
                 self.metrics.transition(updated, str(old_phase or ""), new_status)
             # Events are best-effort: posted in the background, never in the way of the next step.

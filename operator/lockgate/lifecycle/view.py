@@ -48,10 +48,10 @@ class ClusterView:
 
     # -- promotions --------------------------------------------------------------------------
     def put_promotion(self, obj: dict[str, Any]) -> bool:
-        """Store a newer state; returns False for a stale event (older resourceVersion)."""
+        """Store a newer state; returns False for a stale or already seen one (same or older resourceVersion)."""
         key = key_of(obj)
         old = self.promotions.get(key)
-        if old is not None and _rv(obj) and _rv(old) > _rv(obj):
+        if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
             return False
         if old is not None:
             self._unindex_promotion(key, old)
@@ -112,7 +112,7 @@ class ClusterView:
     def put_approval(self, obj: dict[str, Any]) -> bool:
         key = key_of(obj)
         old = self.approvals.get(key)
-        if old is not None and _rv(obj) and _rv(old) > _rv(obj):
+        if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
             return False
         if old is not None:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
