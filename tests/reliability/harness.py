@@ -29,7 +29,7 @@ SEED_IMAGE = world.WEB_IMAGE
 API = "/apis/lockgate.dev/v1alpha1"
 PROMOTIONS = f"{API}/namespaces/{NAMESPACE}/promotions"
 APPROVALS = f"{API}/namespaces/{NAMESPACE}/approvals"
-DEPLOYMENT = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/web"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 TERMINAL = ("Succeeded", "Failed", "RolledBack", "Rejected", "Superseded")
 REQUIRED_APPROVALS = 1
 
@@ -70,13 +70,13 @@ class TimedSink(sqlite.SqliteSink):
         return stored
 
 
-def promotion_body(name: str, image: str, *, author: str = "dave") -> dict[str, Any]:
+def promotion_body(name: str, image: str, *, author: str = "dave", target: str = "web") -> dict[str, Any]:
     return {
         "apiVersion": "lockgate.dev/v1alpha1",
         "kind": "Promotion",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "target": {"kind": "Deployment", "name": "web", "container": "web"},
+            "target": {"kind": "Deployment", "name": target, "container": "web"},
             "image": image,
             "change": {"description": f"Release {name}", "ticket": "CHG-1", "author": author},
             "verification": {"timeout": "20s", "rollbackOnFailure": True},
@@ -127,18 +127,31 @@ class Lockgate:
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self._names)}"
 
-    def create_promotion(self, name: str, image: str, *, user: str = "alice") -> dict[str, Any]:
-        result: dict[str, Any] = self.ok("POST", PROMOTIONS, promotion_body(name, image), user=user)
+    def retrying(self, method: str, path: str, body: Any = None, *, user: str = "admin", **kw: Any) -> tuple[int, Any]:
+        """Admission calls the operator's webhooks, which fail closed (5xx) while it (re)starts: retry."""
+        deadline = time.monotonic() + 10
+        while True:
+            code, answer = self.api(method, path, body, user=user, **kw)
+            if code < 500 or time.monotonic() > deadline:
+                return code, answer
+            time.sleep(0.1)
+
+    def create_promotion(self, name: str, image: str, *, user: str = "alice", target: str = "web") -> dict[str, Any]:
+        code, answer = self.retrying("POST", PROMOTIONS, promotion_body(name, image, target=target), user=user)
+        assert code < 400, f"creating Promotion {name} as {user}: {code} {answer}"
+        result: dict[str, Any] = answer
         return result
 
     def change_image(self, name: str, image: str, *, user: str = "admin") -> dict[str, Any]:
-        result: dict[str, Any] = self.ok(
+        code, answer = self.retrying(
             "PATCH",
             f"{PROMOTIONS}/{name}",
             {"spec": {"image": image}},
             user=user,
             content_type="application/merge-patch+json",
         )
+        assert code < 400, f"changing the image of {name} as {user}: {code} {answer}"
+        result: dict[str, Any] = answer
         return result
 
     def decide(
@@ -153,7 +166,7 @@ class Lockgate:
             "metadata": {"name": self.unique(f"{promotion}-{user}"), "namespace": NAMESPACE},
             "spec": spec,
         }
-        return self.api("POST", APPROVALS, body, user=user)
+        return self.retrying("POST", APPROVALS, body, user=user)
 
     def promotion(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.ok("GET", f"{PROMOTIONS}/{name}")
@@ -167,12 +180,22 @@ class Lockgate:
         items: list[dict[str, Any]] = self.ok("GET", APPROVALS)["items"]
         return items
 
-    def deployment(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.ok("GET", DEPLOYMENT)
-        return result
+    def add_workload(self, name: str) -> None:
+        """Another Deployment like ``web`` (its container is named ``web`` too), created by an admin."""
+        body = world.web_deployment(NAMESPACE)
+        body["metadata"]["name"] = name
+        self.ok("POST", DEPLOYMENTS, body)
+        self.wait_for(
+            lambda: (self.ok("GET", f"{DEPLOYMENTS}/{name}").get("status") or {}).get("availableReplicas") == 2,
+            message=f"{name} to become available",
+        )
 
-    def image(self) -> str:
-        containers = self.deployment()["spec"]["template"]["spec"]["containers"]
+    def deployments(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.ok("GET", DEPLOYMENTS)["items"]
+        return items
+
+    def image(self, name: str = "web") -> str:
+        containers = self.ok("GET", f"{DEPLOYMENTS}/{name}")["spec"]["template"]["spec"]["containers"]
         return str(next(c["image"] for c in containers if c["name"] == "web"))
 
     def wait_for(self, what: Callable[[], Any], *, timeout: float = 20.0, message: str = "condition") -> Any:
@@ -240,7 +263,7 @@ def snapshot(gate: Lockgate) -> invariants.Snapshot:
         durable_at=dict(gate.sink.durable_at),
         promotions=gate.promotions(),
         approvals=gate.approvals(),
-        workload=gate.deployment(),
+        workloads=gate.deployments(),
         seed_image=SEED_IMAGE,
         required=REQUIRED_APPROVALS,
     )

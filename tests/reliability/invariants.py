@@ -44,7 +44,7 @@ class Snapshot:
     durable_at: Mapping[str, float]
     promotions: Sequence[Mapping[str, Any]]
     approvals: Sequence[Mapping[str, Any]]
-    workload: Mapping[str, Any]
+    workloads: Sequence[Mapping[str, Any]]  # each with a container named ``web``
     seed_image: str
     required: int
 
@@ -155,18 +155,22 @@ def audit_before_deploy(snap: Snapshot) -> list[str]:
     return problems
 
 
-def workload_is_approved(snap: Snapshot) -> list[str]:
-    """The image the workload runs now is the seed image, or one an approved, audited cycle put there."""
-    meta = snap.workload.get("metadata", {})
+def workloads_are_approved(snap: Snapshot) -> list[str]:
+    """The image each workload runs now is the seed image, or one an approved, audited cycle put there."""
+    return [problem for workload in snap.workloads for problem in workload_is_approved(snap, workload)]
+
+
+def workload_is_approved(snap: Snapshot, workload: Mapping[str, Any]) -> list[str]:
+    meta = workload.get("metadata", {})
     annotations = meta.get("annotations") or {}
-    image = plan.current_image(snap.workload, "web")
+    image = plan.current_image(workload, "web")
     owner = annotations.get(plan.ANNOTATION_PROMOTION)
     if owner is None:
-        return [] if image == snap.seed_image else [f"workload runs {image} with no promotion annotation"]
+        return [] if image == snap.seed_image else [f"{meta.get('name')} runs {image} with no promotion annotation"]
     namespace, _, name = owner.partition("/")
     spec_hash = str(annotations.get(plan.ANNOTATION_SPEC_HASH) or "")
     operation = annotations.get(plan.ANNOTATION_OPERATION)
-    where = f"workload running {image} for {owner} cycle {spec_hash[:19]} ({operation})"
+    where = f"{meta.get('name')} running {image} for {owner} cycle {spec_hash[:19]} ({operation})"
     deploying = _records_for(snap.records, namespace, name, spec_hash, "deploying")
     if not deploying:
         return [f"{where}: no deploying record for that cycle"]
@@ -208,5 +212,5 @@ def check(snap: Snapshot) -> list[str]:
         every_deploy_was_approved(snap)
         + one_rollout_per_cycle(snap)
         + audit_before_deploy(snap)
-        + workload_is_approved(snap)
+        + workloads_are_approved(snap)
     )

@@ -78,7 +78,7 @@ def proper() -> invariants.Snapshot:
         durable_at={approved.id: T0 + 0.005, deploying.id: T0 + 0.02},
         promotions=[promotion()],
         approvals=[approval()],
-        workload=workload(),
+        workloads=[workload()],
         seed_image="registry.example/web:1.0",
         required=1,
     )
@@ -111,14 +111,14 @@ def _without(snap: invariants.Snapshot, event: str) -> invariants.Snapshot:
         (lambda s: dataclasses.replace(s, requests=[*s.requests, patch(T0 + 2)]), "rolled out 2 times"),
         (lambda s: _without(s, "deploying"), "0 deploying records"),
         (lambda s: dataclasses.replace(s, requests=[patch(T0 + 0.015)]), "became durable"),
-        (lambda s: dataclasses.replace(s, workload=workload("registry.example/web:666")), "the audited image"),
+        (lambda s: dataclasses.replace(s, workloads=[workload("registry.example/web:666")]), "the audited image"),
         (lambda s: dataclasses.replace(s, promotions=[promotion("AwaitingApproval")]), "Promotion says"),
         (
-            lambda s: dataclasses.replace(s, workload=workload("registry.example/web:666", "rollback")),
+            lambda s: dataclasses.replace(s, workloads=[workload("registry.example/web:666", "rollback")]),
             "the image before that cycle",
         ),
         (
-            lambda s: dataclasses.replace(s, workload={"spec": workload("registry.example/web:3")["spec"]}),
+            lambda s: dataclasses.replace(s, workloads=[{"spec": workload("registry.example/web:3")["spec"]}]),
             "no promotion annotation",
         ),
     ],

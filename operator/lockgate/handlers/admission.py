@@ -26,6 +26,9 @@ from lockgate.lifecycle import view as lifecycle_view
 logger = logging.getLogger("lockgate.admission")
 GROUP = "lockgate.dev"
 MANAGED_NAME = "lockgate.dev"
+#: The webhooks that enforce the gate stay configured when the operator stops (Kopf removes the others
+#: on exit): while no operator runs, stamping and the image guard fail closed instead of vanishing.
+PERSISTENT = True
 
 
 def _now() -> datetime.datetime:
@@ -77,7 +80,12 @@ def register(
         kopf_settings.admission.managed = MANAGED_NAME
 
     @kopf.on.mutate(
-        GROUP, "promotions", operations=["CREATE", "UPDATE"], registry=registry, id="stamp-requester"
+        GROUP,
+        "promotions",
+        operations=["CREATE", "UPDATE"],
+        registry=registry,
+        id="stamp-requester",
+        persistent=PERSISTENT,
     )
     def stamp_requester(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **kwargs: Any) -> None:
         old = kwargs.get("old")
@@ -89,7 +97,9 @@ def register(
         if value is not None:
             patch.setdefault("metadata", {}).setdefault("annotations", {})[stamping.REQUESTED_BY] = value
 
-    @kopf.on.mutate(GROUP, "approvals", operations=["CREATE"], registry=registry, id="stamp-approver")
+    @kopf.on.mutate(
+        GROUP, "approvals", operations=["CREATE"], registry=registry, id="stamp-approver", persistent=PERSISTENT
+    )
     async def stamp_approver(body: kopf.Body, userinfo: kopf.UserInfo, patch: kopf.Patch, **_: Any) -> None:
         meta = body.get("metadata", {})
         spec = dict(body.get("spec", {}))
@@ -108,7 +118,9 @@ def register(
             raise kopf.AdmissionError(str(exc), code=403) from None
         patch.setdefault("spec", {}).update({**fields, "specHash": spec["specHash"]})
 
-    @kopf.on.validate(GROUP, "approvals", operations=["UPDATE"], registry=registry, id="approval-immutable")
+    @kopf.on.validate(
+        GROUP, "approvals", operations=["UPDATE"], registry=registry, id="approval-immutable", persistent=PERSISTENT
+    )
     def approval_immutable(**kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")
         if old and new and dict(old.get("spec", {})) != dict(new.get("spec", {})):
@@ -143,7 +155,15 @@ def _register_guard(
     kind: str,
     on_break_glass: Any,
 ) -> None:
-    @kopf.on.validate("apps", "v1", plural, operations=["UPDATE"], registry=registry, id=f"guard-{plural}")
+    @kopf.on.validate(
+        "apps",
+        "v1",
+        plural,
+        operations=["UPDATE"],
+        registry=registry,
+        id=f"guard-{plural}",
+        persistent=PERSISTENT,
+    )
     async def guard(userinfo: kopf.UserInfo, namespace: str | None, name: str, **kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")
         if not old or not new:
