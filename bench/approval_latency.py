@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -86,6 +88,41 @@ class DeploymentWatch:
 async def phases(api: harness.Api, namespace: str) -> dict[str, dict[str, Any]]:
     items = await api.list(f"{harness.GROUP_PATH}/namespaces/{namespace}/promotions")
     return {p["metadata"]["name"]: p.get("status") or {} for p in items}
+
+
+def timeline(running: runner.RunningCluster, since: int) -> list[str]:
+    """The API requests from the last operator sample's approval to its Deployment patch."""
+    records = running.cluster.requests[since:]
+    starts = [
+        i
+        for i, r in enumerate(records)
+        if r.verb == "create" and r.resource == "approvals" and r.namespace == LIVE_NS and r.user == "carol"
+    ]
+    if not starts:
+        return []
+    first = records[starts[-1]]
+    lines = []
+    for r in records[starts[-1] :]:
+        if r.verb == "watch" or r.user == "admin":
+            continue
+        lines.append(
+            f"{(r.time - first.time) * 1e3:7.1f} ms  {r.user.rsplit(':', 1)[-1]:18} {r.verb:6} "
+            f"{r.resource}{'/' + r.subresource if r.subresource else ''} {r.name} -> {r.code}"
+        )
+        if r.verb == "patch" and r.resource == "deployments" and r.namespace == LIVE_NS:
+            break
+    return lines
+
+
+def profile_measurement(operator: harness.OperatorProcess) -> subprocess.Popen[bytes] | None:
+    """With LOCKGATE_BENCH_PROFILE_MEASURE=<file>: py-spy's collapsed stacks of the operator while measured."""
+    path = os.environ.get("LOCKGATE_BENCH_PROFILE_MEASURE")
+    if not path:
+        return None
+    spy = pathlib.Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [str(spy), "record", "--format", "raw", "-r", "500", "-o", path, "--pid", str(operator.pid)]
+    )
 
 
 def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subprocess.Popen[bytes]:
@@ -173,6 +210,7 @@ async def measure(
         watch = DeploymentWatch(api)
         watch.start()
         await asyncio.sleep(0.5)
+        spy = profile_measurement(operator)
         gate: list[float] = []
         base: list[float] = []
         since = len(running.cluster.requests)
@@ -191,6 +229,10 @@ async def measure(
                 (gate if kind == "operator" else base).append(t1 - t0)
                 await asyncio.sleep(0.05)
         await watch.stop()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
+        trace = timeline(running, since)
         op_requests = len(harness.operator_requests(running, since))
         return {
             "fillers": fillers,
@@ -201,6 +243,7 @@ async def measure(
             "settle_s": settled,
             "rss_kb": operator.memory_kb(),
             "operator_requests": op_requests,
+            "trace": trace,
         }
 
 
@@ -224,6 +267,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 10 and 200, 20 samples")
     parser.add_argument("--n", type=int, action="append", help="live promotions (repeatable)")
     parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--trace", action="store_true", help="print the requests of the last operator sample")
     args = parser.parse_args()
     ns = args.n or ([10, 200] if args.quick else [10, 1000])
     samples = args.samples or (20 if args.quick else 50)
@@ -250,6 +294,8 @@ def main() -> None:
             f"operator ready in {result['ready_s']:.1f}s",
             file=sys.stderr,
         )
+        if args.trace:
+            print("\n".join(result["trace"]), file=sys.stderr)
     print("approval -> rollout latency (ms), last required Approval's 201 -> Deployment image change seen by a watch")
     print(
         harness.table(

@@ -260,6 +260,10 @@ class OperatorProcess:
             "lockgate-operator",
             "--standalone",
         ]
+        profile = os.environ.get("LOCKGATE_BENCH_PROFILE")  # py-spy's collapsed stacks of the operator
+        if profile:
+            spy = pathlib.Path(sys.executable).parent / "py-spy"
+            cmd = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", profile, "--", *cmd]
         self.started_at = time.monotonic()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -308,7 +312,8 @@ class OperatorProcess:
     def stop(self, timeout: float = 20) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        # py-spy writes its profile on SIGINT (and passes it on); the operator stops on either.
+        self.proc.send_signal(signal.SIGINT if os.environ.get("LOCKGATE_BENCH_PROFILE") else signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
