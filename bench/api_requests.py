@@ -27,7 +27,9 @@ IMAGE = f"registry.example/web:2.0@{harness.DIGEST}"
 MINIMUM = {
     "patch promotions/status": 5,  # AwaitingApproval, bob counted, Deploying, Verifying, Succeeded
     "patch approvals/status": 2,  # each approval's verdict (counted / reason)
-    "create subjectaccessreviews": 2,  # one per distinct approver
+    # bob's when his (non-decisive) approval arrives, then a fresh one per counted approver at the decisive
+    # moment (a revoked approver must never open the gate from cache): 1 + 2
+    "create subjectaccessreviews": 3,
     "get deployments": 1,  # a fresh read of the workload (previous image) before deciding to deploy
     "patch deployments": 1,  # the image change
     "create events": 4,  # one per phase transition: AwaitingApproval, Deploying, Verifying, Succeeded
