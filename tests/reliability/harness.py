@@ -56,11 +56,12 @@ class TimedSink(sqlite.SqliteSink):
         super().__init__(path)
         self.durable_at: dict[str, float] = {}
         self.down = False
+        self.refuse_events: set[str] = set()  # refuse only these events (a partial outage)
         self.refused = 0
         self._lock = threading.Lock()
 
     def append(self, rec: record.AuditRecord) -> record.AuditRecord:
-        if self.down:
+        if self.down or rec.event in self.refuse_events:
             with self._lock:
                 self.refused += 1
             raise OSError("injected outage: the audit volume refuses writes")

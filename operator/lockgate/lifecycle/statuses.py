@@ -265,6 +265,9 @@ def ended(
         updates.append(("Verified", "False", step.reason, step.message))
     elif final == "Rejected":
         updates.append(("Approved", "False", "Rejected", step.message))
+    if result is not None:  # a gate decision (rejected, superseded) the reconciler has just audited
+        status["auditRecorded"] = True
+        updates.append(("AuditRecorded", "True", "Recorded", f"the {final.lower()} decision is in the audit trail"))
     status["conditions"] = _conditions(obj, now, updates)
     return status
 
