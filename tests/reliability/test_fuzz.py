@@ -177,6 +177,7 @@ def cleanup(gate: harness.Lockgate) -> None:
     )
 
 
+@pytest.mark.timeout(4 * 3600)  # 10,000 examples with --long take far longer than the default 120 s
 def test_generated_objects_are_refused_or_handled(gate: harness.Lockgate, long: bool) -> None:
     errors = Errors()
     for name in ("lockgate", "kopf"):
