@@ -21,8 +21,9 @@ Each policy assigns approvers independently: one person may satisfy a rule in ea
 
 from __future__ import annotations
 
+import collections
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 from lockgate.api import approval, durations, gatepolicy, phases, promotion
 from lockgate.gates import approvals as approvals_mod
@@ -30,6 +31,39 @@ from lockgate.gates import celrules, decision, facts, spechash, windows
 from lockgate.gates import policies as policies_mod
 
 Judgements = dict[str, list[approvals_mod.Judgement]]
+
+# Decisions memoised per exact input (resourceVersions of the Promotion, its Approvals and the policies,
+# plus the facts), each valid for at most CACHE_SECONDS of ``now`` and never past its ``next_look_at``:
+# rules may read ``now`` and a change window may close without a look time, so a cached Decision is
+# never older than an evaluation that took that long would be.
+CACHE_SECONDS = 1.0
+CACHE_SIZE = 4096
+_cache: collections.OrderedDict[Hashable, tuple[datetime.datetime, decision.Decision]] = collections.OrderedDict()
+
+
+def _cache_key(
+    obj: promotion.Promotion,
+    items: Sequence[approval.Approval],
+    policies: Sequence[gatepolicy.GatePolicy],
+    known: facts.Facts,
+) -> Hashable | None:
+    """The identity of the inputs, or None when an object has no resourceVersion (not from the API)."""
+    versions: list[tuple[str | None, str, str | None]] = [
+        (o.metadata.namespace, o.metadata.name, o.metadata.resource_version) for o in (obj, *items, *policies)
+    ]
+    if any(v[2] is None for v in versions):
+        return None
+    return (
+        obj.metadata.uid,
+        tuple(versions[:1]),
+        tuple(sorted(versions[1 : 1 + len(items)])),
+        tuple(sorted(versions[1 + len(items) :])),
+        tuple(sorted(known.can_approve.items())),
+        known.verified_approvals,
+        known.requester,
+        known.source,
+        tuple(sorted(known.namespace_labels.items())),
+    )
 
 
 def _gate(
@@ -53,6 +87,32 @@ def evaluate(
     may include policies that do not select the namespace (filtered by ``known.namespace_labels``)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
+    items, policies = tuple(items), tuple(policies)
+    key = _cache_key(obj, items, policies, known)
+    if key is not None:
+        hit = _cache.get(key)
+        if hit is not None:
+            at, made = hit
+            if at <= now < at + datetime.timedelta(seconds=CACHE_SECONDS) and (
+                made.next_look_at is None or now < made.next_look_at
+            ):
+                return made
+    made = _evaluate(obj, items, policies, known, now)
+    if key is not None and not made.emergency:  # an emergency's retro review is due relative to now
+        _cache[key] = (now, made)
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return made
+
+
+def _evaluate(
+    obj: promotion.Promotion,
+    items: Sequence[approval.Approval],
+    policies: Sequence[gatepolicy.GatePolicy],
+    known: facts.Facts,
+    now: datetime.datetime,
+) -> decision.Decision:
     spec_hash = spechash.of_promotion(obj)
     name, namespace = obj.metadata.name, obj.metadata.namespace or ""
     mine = sorted(
