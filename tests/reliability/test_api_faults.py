@@ -23,7 +23,11 @@ EVERY = 10  # one request in ten: 10 %
 
 
 class Faults:
-    """The fault hook: every tenth operator request (watches counted apart) gets the next kind of fault."""
+    """The fault hook: every tenth operator request (watches counted apart) gets the next kind of fault.
+
+    Kinds are those an API server really answers: 409 only to writes (Kopf treats an unexpected 4xx
+    on a list as fatal and the operator exits, to be restarted by its Deployment).
+    """
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -46,6 +50,8 @@ class Faults:
                 return None
             faulted = sum(self.injected.values())
             kind = "drop" if category == "watch" else self.kinds[faulted % len(self.kinds)]
+            if kind == "409" and record.verb in ("get", "list"):
+                kind = "503"  # a conflict answers writes only; an API server never sends one for a read
             self.injected[kind] += 1
             delay = self.rng.uniform(0.2, 0.8)
         if kind == "drop":
