@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import werkzeug.serving
 from moto import server as moto_server
+from moto.moto_server import werkzeug_app
 
 from lockgate.audit import record
 
@@ -90,6 +93,29 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _AtomicMotoServer(moto_server.ThreadedMotoServer):
+    """moto in server mode, one request at a time.
+
+    moto's DynamoDB checks a transaction's conditions and then writes without a lock, so two
+    concurrent TransactWriteItems can both pass; real DynamoDB serialises them. Serialising the
+    requests gives the tests the semantics of the real service (conditions atomic per request).
+    """
+
+    def _server_entry(self) -> None:
+        app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+        lock = threading.Lock()
+
+        def atomic(environ: Any, start_response: Any) -> Any:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = werkzeug.serving.make_server(
+            self._ip_address, self._port, atomic, True, request_handler=werkzeug_app.MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     """A real HTTP endpoint (moto in server mode) and dummy credentials for boto3."""
@@ -100,7 +126,7 @@ def aws_endpoint() -> Iterator[str]:
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
     )
     port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _AtomicMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         yield f"http://127.0.0.1:{port}"
