@@ -44,12 +44,26 @@ class GateResultLike(Protocol):
     emergency: bool
 
 
+_SPEC_HASHES: dict[tuple[str, int], str] = {}  # (uid, generation): the spec changes only with a new generation
+_SPEC_HASHES_MAX = 50_000
+
+
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """The gate's spec hash (``gates.spechash``): normalised through the model, then canonical JSON."""
+    meta = obj.get("metadata", {})
+    uid, generation = meta.get("uid"), meta.get("generation")
+    key = (str(uid), int(generation)) if uid and generation else None
+    if key is not None and key in _SPEC_HASHES:
+        return _SPEC_HASHES[key]
     try:
-        return spechash.of_promotion(promotion.Promotion.from_k8s(obj))
+        value = spechash.of_promotion(promotion.Promotion.from_k8s(obj))
     except pydantic.ValidationError:  # not admitted by our CRD schema: hash it as written
-        return spechash.compute(obj.get("spec", {}))
+        value = spechash.compute(obj.get("spec", {}))
+    if key is not None:
+        if len(_SPEC_HASHES) >= _SPEC_HASHES_MAX:
+            _SPEC_HASHES.clear()
+        _SPEC_HASHES[key] = value
+    return value
 
 
 def fmt(when: datetime.datetime) -> str:
