@@ -129,7 +129,12 @@ class Lockgate:
         return f"{prefix}-{next(self._names)}"
 
     def retrying(self, method: str, path: str, body: Any = None, *, user: str = "admin", **kw: Any) -> tuple[int, Any]:
-        """Admission calls the operator's webhooks, which fail closed (5xx) while it (re)starts: retry."""
+        """Admission calls the operator's webhooks, which fail closed (5xx) while it (re)starts: retry.
+
+        A killed operator's port can still accept connections that nobody answers (the process of a
+        real crash would be gone): the API then waits for the webhook's 30 s timeout, so we wait longer.
+        """
+        kw.setdefault("timeout", 40)
         deadline = time.monotonic() + 10
         while True:
             code, answer = self.api(method, path, body, user=user, **kw)
