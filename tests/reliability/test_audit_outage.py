@@ -69,11 +69,6 @@ def test_an_audit_outage_holds_decisions_and_recovery_records_each_once(gate: ha
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reconciler ignores a failed audit write after the deploy (verified, failed, rolled-back, "
-    "deployed): the Promotion ends anyway and the record is never written (lifecycle/reconciler.py _perform)",
-)
 def test_an_outage_after_the_deploy_holds_the_outcome_until_it_is_recorded(gate: harness.Lockgate) -> None:
     gate.create_promotion("late-outage", "registry.example/web:3.0")
     gate.wait_current_cycle("late-outage")

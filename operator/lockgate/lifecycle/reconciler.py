@@ -65,9 +65,7 @@ class AuditLike(Protocol):
 
 
 class MetricsLike(Protocol):
-    def transition(
-        self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]
-    ) -> None: ...
+    def transition(self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]) -> None: ...
 
 
 @dataclasses.dataclass
@@ -151,9 +149,7 @@ class Reconciler:
                 return
             started = time.perf_counter()
             again = await self._one_step(key, obj)
-            logger.debug(
-                "promotion %s/%s step took %.1f ms", key[0], key[1], (time.perf_counter() - started) * 1e3
-            )
+            logger.debug("promotion %s/%s step took %.1f ms", key[0], key[1], (time.perf_counter() - started) * 1e3)
             if not again:
                 return
 
@@ -199,9 +195,7 @@ class Reconciler:
                 image=str(rollout.get("image") or spec.get("image")),
                 promotion=key[1],
                 spec_hash=str(status.get("specHash") or statuses.spec_hash(obj)),
-                approvers=tuple(
-                    a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")
-                ),
+                approvers=tuple(a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")),
             )
         target_name = f"{kind} {key[0]}/{target.get('name')}"
         if workload is None:
@@ -318,8 +312,9 @@ class Reconciler:
                 workload = await objects.set_image(self.api, s.change)
                 self.view.put_workload(s.change.kind, workload)
             generation = int(workload.get("metadata", {}).get("generation") or 0)
-            await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image)
-            new = statuses.deployed(obj, generation, now)
+            if not await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image):
+                return False  # stays Deploying; the next pass finds the image applied and records again
+            new = statuses.recorded(obj, statuses.deployed(obj, generation, now), now, "deployed")
             # Coalesce: when the rollout is merely in progress, publish Verifying with its progress at once.
             after = {**obj, "status": new}
             upcoming = steps.next_step(await self._situation(key, after, "Verifying"), None, now)
@@ -338,12 +333,16 @@ class Reconciler:
             await self._write(obj, statuses.progress(obj, step, now), step)
             return False
         if step.action is A.SUCCEED:
-            await self._audit(
+            if not await self._audit(
                 "verified", obj, now, None, s, step, verification={"passed": True, "message": step.message}
-            )
-            await self._write(obj, statuses.ended(obj, step, now, phase="Succeeded"), step)
+            ):
+                return False  # Succeeded only once the verified record is durable
+            ended = statuses.ended(obj, step, now, phase="Succeeded")
+            await self._write(obj, statuses.recorded(obj, ended, now, "verified"), step)
             return False
         if step.action is A.START_ROLLBACK:
+            # Production comes first: the rollback (to an image approved before) starts even when the
+            # audit trail is down; the failed record is written again, idempotently, before RolledBack.
             await self._audit(
                 "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
             )
@@ -358,14 +357,24 @@ class Reconciler:
             await self._write(obj, statuses.rollback_patched(obj, generation, now), step)
             return True
         if step.action is A.ROLLED_BACK:
-            await self._audit("rolled-back", obj, now, None, s, step, previous_image=s.previous_image)
-            await self._write(obj, statuses.ended(obj, step, now, phase="RolledBack"), step, warning=True)
+            rollback = (obj.get("status") or {}).get("rollback") or {}
+            reason = str(rollback.get("message") or step.message)
+            failure = {"passed": False, "message": reason}
+            failed = steps.Step(step.action, str(rollback.get("reason") or step.reason), reason)
+            if not await self._audit("failed", obj, now, None, s, failed, verification=failure):
+                return False
+            if not await self._audit("rolled-back", obj, now, None, s, step, previous_image=s.previous_image):
+                return False
+            ended = statuses.ended(obj, step, now, phase="RolledBack")
+            await self._write(obj, statuses.recorded(obj, ended, now, "rolled-back"), step, warning=True)
             return False
         if step.action is A.FAIL:
-            await self._audit(
+            if not await self._audit(
                 "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
-            )
-            await self._write(obj, statuses.ended(obj, step, now, phase="Failed"), step, warning=True)
+            ):
+                return False
+            ended = statuses.ended(obj, step, now, phase="Failed")
+            await self._write(obj, statuses.recorded(obj, ended, now, "failed"), step, warning=True)
             return False
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
 

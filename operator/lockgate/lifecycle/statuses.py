@@ -349,3 +349,15 @@ def policy_status(obj: Mapping[str, Any]) -> dict[str, Any]:
         "problems": policies.validate_policy(model),
         "observedGeneration": obj.get("metadata", {}).get("generation"),
     }
+
+
+def recorded(obj: Mapping[str, Any], new_status: dict[str, Any], now: datetime.datetime, event: str) -> dict[str, Any]:
+    """``new_status`` with AuditRecorded=True: the ``event`` record is durable (clears an earlier outage)."""
+    status = dict(new_status)
+    status["auditRecorded"] = True
+    status["conditions"] = _conditions(
+        {**obj, "status": status},
+        now,
+        [("AuditRecorded", "True", "Recorded", f"the {event} record is in the audit trail")],
+    )
+    return status
