@@ -283,6 +283,14 @@ class OperatorProcess:
                     out[line.split(":")[0]] = int(line.split()[1])
         return out
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the operator process so far (robust to a busy machine)."""
+        try:
+            fields = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def webhooks_registered(self) -> bool:
         store = self.running.cluster.store
         try:
