@@ -33,3 +33,5 @@ def configure(fmt: str = "text", level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if level > logging.DEBUG:  # Kopf logs every handled watch event at INFO: 30,000 lines on a resync
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)

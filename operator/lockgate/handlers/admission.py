@@ -50,9 +50,7 @@ def webhook_server(settings: lockgate_settings.OperatorSettings) -> kopf.Webhook
             cafile=ca if ca.exists() else cert,
         )
     directory = pathlib.Path(tempfile.mkdtemp(prefix="lockgate-webhook-"))
-    cert, key = webhookcert.write_self_signed(
-        directory, [settings.webhook_public_host, "127.0.0.1", "localhost"]
-    )
+    cert, key = webhookcert.write_self_signed(directory, [settings.webhook_public_host, "127.0.0.1", "localhost"])
     return kopf.WebhookServer(
         addr=settings.webhook_host,
         port=settings.webhook_port or None,
@@ -109,9 +107,7 @@ def register(
             if not spec.get("specHash"):  # bind to the spec as it is now
                 target = cluster.promotions.get((namespace, str(spec.get("promotion"))))
                 if target is None:
-                    target = await api.get_or_none(
-                        objects.promotion_path(namespace, str(spec.get("promotion")))
-                    )
+                    target = await api.get_or_none(objects.promotion_path(namespace, str(spec.get("promotion"))))
                 spec["specHash"] = stamping.bind_spec_hash(namespace, spec, target)
             fields = stamping.stamp_approval(key, namespace, str(meta.get("name") or ""), spec, user, _now())
         except stamping.Refused as exc:
@@ -126,9 +122,7 @@ def register(
         if old and new and dict(old.get("spec", {})) != dict(new.get("spec", {})):
             raise kopf.AdmissionError("Approval spec is immutable; create a new Approval", code=422)
 
-    @kopf.on.validate(
-        GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid"
-    )
+    @kopf.on.validate(GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid")
     def policy_valid(body: kopf.Body, **_: Any) -> None:
         try:
             policy = gatepolicy.GatePolicy.from_k8s(dict(body))
@@ -170,33 +164,31 @@ def _register_guard(
             return
         user = stamping.User.from_userinfo(dict(userinfo))
         ns = namespace or str(new.get("metadata", {}).get("namespace"))
-        promotion = None
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
-        if user.username == settings.identity and "/" in ref:
-            promo_ns, promo_name = ref.split("/", 1)
-            promotion = (
-                await api.get_or_none(objects.promotion_path(promo_ns, promo_name))
-                if promo_ns == ns
-                else None
+        promo_ns, _, promo_name = ref.partition("/")
+        mine = user.username == settings.identity and promo_ns == ns and bool(promo_name)
+
+        def judge(promotion: Any) -> imageguard.Verdict:
+            return imageguard.judge(
+                kind=kind,
+                namespace=ns,
+                name=str(name or new.get("metadata", {}).get("name")),
+                old=dict(old),
+                new=dict(new),
+                user=user,
+                namespace_gated=bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))),
+                operator_identity=settings.identity,
+                break_glass_groups=settings.break_glass_groups,
+                promotion=promotion,
             )
-        verdict = imageguard.judge(
-            kind=kind,
-            namespace=ns,
-            name=str(name or new.get("metadata", {}).get("name")),
-            old=dict(old),
-            new=dict(new),
-            user=user,
-            namespace_gated=bool(
-                policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))
-            ),
-            operator_identity=settings.identity,
-            break_glass_groups=settings.break_glass_groups,
-            promotion=promotion,
-        )
+
+        # The acting replica's own view has the status it just wrote; any other replica (or a stale
+        # view) asks the API before refusing the operator's rollout.
+        verdict = judge(cluster.promotions.get((promo_ns, promo_name)) if mine else None)
+        if not verdict.allowed and mine:
+            verdict = judge(await api.get_or_none(objects.promotion_path(promo_ns, promo_name)))
         if not verdict.allowed:
-            logger.warning(
-                "denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message
-            )
+            logger.warning("denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)
         if verdict.emergency and on_break_glass is not None and not kwargs.get("dryrun"):
             try:

@@ -26,6 +26,50 @@ def _rv(obj: Mapping[str, Any]) -> int:
     return int(value) if value.isdigit() else 0
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without what the gate never reads and clients make large (managedFields, last-applied)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or (
+        "managedFields" not in meta and LAST_APPLIED not in (meta.get("annotations") or {})
+    ):
+        return obj
+    meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if LAST_APPLIED in (meta.get("annotations") or {}):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
+    return {**obj, "metadata": meta}
+
+
+def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
+    """A workload reduced to what rollout health, soak and the image plan read (pod specs can be huge)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return {
+        "metadata": {
+            **{
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
+                if k in meta
+            },
+            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("lockgate.dev/")},
+        },
+        "spec": {
+            **{k: spec[k] for k in ("replicas", "updateStrategy") if k in spec},
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": c.get("name"), "image": c.get("image")} for c in pod.get("containers") or []
+                    ]
+                }
+            },
+        },
+        "status": obj.get("status") or {},
+    }
+
+
 def key_of(obj: Mapping[str, Any]) -> Key:
     meta = obj.get("metadata", {})
     return str(meta.get("namespace") or ""), str(meta.get("name"))
@@ -49,6 +93,7 @@ class ClusterView:
     # -- promotions --------------------------------------------------------------------------
     def put_promotion(self, obj: dict[str, Any]) -> bool:
         """Store a newer state; returns False for a stale or already seen one (same or older resourceVersion)."""
+        obj = slim(obj)
         key = key_of(obj)
         old = self.promotions.get(key)
         if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
@@ -110,6 +155,7 @@ class ClusterView:
         return key_of(approval)[0], str(approval.get("spec", {}).get("promotion", ""))
 
     def put_approval(self, obj: dict[str, Any]) -> bool:
+        obj = slim(obj)
         key = key_of(obj)
         old = self.approvals.get(key)
         if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
@@ -135,9 +181,7 @@ class ClusterView:
 
     def approvals_elsewhere(self, promotion: Key) -> list[dict[str, Any]]:
         """Approvals naming this Promotion from other namespaces (they never count; listed so users see why)."""
-        keys = sorted(
-            k for k in self._approvals_by_promotion_name.get(promotion[1], ()) if k[0] != promotion[0]
-        )
+        keys = sorted(k for k in self._approvals_by_promotion_name.get(promotion[1], ()) if k[0] != promotion[0])
         return [self.approvals[k] for k in keys]
 
     # -- policies, namespaces, workloads -----------------------------------------------------
@@ -161,6 +205,7 @@ class ClusterView:
         self.namespaces.pop(name, None)
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
+        obj = slim_workload(obj)
         namespace, name = key_of(obj)
         key = (kind, namespace, name)
         old = self.workloads.get(key)
