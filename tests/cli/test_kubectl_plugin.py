@@ -15,7 +15,10 @@ BIN = pathlib.Path(sys.executable).parent
 
 def kubectl_lockgate(stack: testing.Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(
-        os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", KUBECONFIG=str(stack.cluster.kubeconfig)
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        KUBECONFIG=str(stack.cluster.kubeconfig),
+        KUBECACHEDIR=str(stack.cluster.kubeconfig.parent / "kube-cache"),
     )
     return subprocess.run(
         ["kubectl", "lockgate", *args], env=env, capture_output=True, text=True, timeout=60, check=False

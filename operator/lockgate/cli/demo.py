@@ -145,7 +145,9 @@ class Demo:
         self.command(f"kubectl --context {context} {shlex.join(args)}" + (" <<EOF ... EOF" if input else ""))
         result = subprocess.run(
             [self.kubectl_bin, "--context", context, *args],
-            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)),
+            env=dict(
+                os.environ, KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(self.kubeconfig.parent / "kube-cache")
+            ),
             input=input,
             capture_output=True,
             text=True,

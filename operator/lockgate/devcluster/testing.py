@@ -63,7 +63,10 @@ def kubectl(
     binary = shutil.which("kubectl")
     if binary is None:
         raise RuntimeError("kubectl is not on PATH")
-    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig))
+    # A discovery cache per cluster: ports are reused, and kubectl trusts a cached discovery for hours.
+    env = dict(
+        os.environ, KUBECONFIG=str(cluster.kubeconfig), KUBECACHEDIR=str(cluster.kubeconfig.parent / "kube-cache")
+    )
     return subprocess.run(
         [binary, "--context", context, *args],
         env=env,
