@@ -83,6 +83,7 @@ class Approver(_Model):
     decision: str = "Approve"
     rule: str | None = None
     rbac: str | None = None
+    comment: str | None = None
 
 
 class PolicyResult(_Model):
@@ -211,6 +212,7 @@ def _approver(item: Mapping[str, Any]) -> Approver:
         decision=str(item.get("decision") or "Approve"),
         rule=item.get("rule"),
         rbac=item.get("rbac"),
+        comment=item.get("comment"),
     )
 
 

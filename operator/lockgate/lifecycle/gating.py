@@ -110,9 +110,16 @@ class Gate:
             namespace_labels=labels,
         )
         made = engine.evaluate(model, approvals, matched, gathered, now)
-        return self._shape(obj, made, requester)
+        comments = {str(a["metadata"]["name"]): a.get("spec", {}).get("comment") for a in raw_approvals}
+        return self._shape(obj, made, requester, comments)
 
-    def _shape(self, obj: Mapping[str, Any], made: decision.Decision, requester: facts.Identity | None) -> GateResult:
+    def _shape(
+        self,
+        obj: Mapping[str, Any],
+        made: decision.Decision,
+        requester: facts.Identity | None,
+        comments: Mapping[str, Any],
+    ) -> GateResult:
         namespace, name = view.key_of(obj)
         status = made.status_fields()
         if requester is not None:
@@ -131,10 +138,11 @@ class Gate:
         ]
         status["approvals"] = list(status.get("approvals") or []) + elsewhere
         verdicts = [a.to_status() for a in made.approvals]
-        approvers = [
-            {**v, "username": v.get("approver")}
+        rbac = f"SubjectAccessReview: may approve promotions.lockgate.dev in {namespace}"
+        approvers = [  # every counted decision (Approve or Reject), with the approver's own words
+            {**v, "username": v.get("approver"), "comment": comments.get(str(v.get("approval"))), "rbac": rbac}
             for v in verdicts
-            if v.get("counted") and v.get("decision") == "Approve"
+            if v.get("counted")
         ]
         by_policy: dict[str, list[dict[str, Any]]] = {}
         for gate in made.gates:

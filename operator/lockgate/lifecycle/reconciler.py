@@ -339,7 +339,7 @@ class Reconciler:
                 return False  # Succeeded only once the verified record is durable
             ended = statuses.ended(obj, step, now, phase="Succeeded")
             await self._write(obj, statuses.recorded(obj, ended, now, "verified"), step)
-            return False
+            return s.spec_hash != s.cycle_hash  # the spec changed during the rollout: start its cycle now
         if step.action is A.START_ROLLBACK:
             # Production comes first: the rollback (to an image approved before) starts even when the
             # audit trail is down; the failed record is written again, idempotently, before RolledBack.
@@ -367,7 +367,7 @@ class Reconciler:
                 return False
             ended = statuses.ended(obj, step, now, phase="RolledBack")
             await self._write(obj, statuses.recorded(obj, ended, now, "rolled-back"), step, warning=True)
-            return False
+            return s.spec_hash != s.cycle_hash
         if step.action is A.FAIL:
             if not await self._audit(
                 "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
@@ -375,7 +375,7 @@ class Reconciler:
                 return False
             ended = statuses.ended(obj, step, now, phase="Failed")
             await self._write(obj, statuses.recorded(obj, ended, now, "failed"), step, warning=True)
-            return False
+            return s.spec_hash != s.cycle_hash
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
 
     async def _retro_review(
@@ -433,6 +433,9 @@ class Reconciler:
             approvers, policies = result.approvers, result.policies
         else:
             approvers, policies = statuses.audit_context(status)
+        rollout = status.get("rollout") or {}
+        if s.phase in steps.ACTIVE and rollout.get("image"):  # the image this cycle deployed, even if edited since
+            obj = {**obj, "spec": {**obj.get("spec", {}), "image": rollout["image"]}}
         if result is not None:  # the cycle's identity fields as this step will publish them
             obj = {
                 **obj,

@@ -90,7 +90,7 @@ def _conditions(
     obj: Mapping[str, Any], now: datetime.datetime, updates: list[tuple[str, str, str, str]]
 ) -> list[dict[str, Any]]:
     current = [meta.Condition.model_validate(c) for c in (obj.get("status") or {}).get("conditions") or []]
-    generation = obj.get("metadata", {}).get("generation")
+    generation = _observed_generation(obj)
     for type_, status, reason, message in updates:
         value: meta.ConditionStatus = "True" if status == "True" else "False" if status == "False" else "Unknown"
         current = conditions.set_condition(
@@ -101,9 +101,19 @@ def _conditions(
     return [c.to_k8s() for c in current]
 
 
+def _observed_generation(obj: Mapping[str, Any]) -> Any:
+    """The generation this status describes: the current one, unless a rollout of an earlier spec is
+    still being finished (kstatus must not read a Ready=True of that cycle as the new spec's)."""
+    status = obj.get("status") or {}
+    cycle = status.get("specHash")
+    if cycle and status.get("observedGeneration") is not None and cycle != spec_hash(obj):
+        return status.get("observedGeneration")
+    return obj.get("metadata", {}).get("generation")
+
+
 def _base(obj: Mapping[str, Any]) -> dict[str, Any]:
     status = dict(obj.get("status") or {})
-    status["observedGeneration"] = obj.get("metadata", {}).get("generation")
+    status["observedGeneration"] = _observed_generation(obj)
     return status
 
 
