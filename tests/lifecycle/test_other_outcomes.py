@@ -33,7 +33,7 @@ def test_a_source_that_does_not_run_the_image_holds_the_promotion(lockgate: test
         lambda: (p := lockgate.get("promo", "web-2"))["status"].get("countedApprovals") == 2 and p,
         message="both approvals counted",
     )
-    assert promo["status"]["phase"] in ("AwaitingApproval", "Pending")
+    assert promo["status"]["phase"] == "Approved"  # approvals are in; the soak holds it
     soak = [g for g in promo["status"]["gates"] if g["kind"] == "SourceSoak"]
     assert soak and not soak[0]["passed"] and "staging" in soak[0]["message"]
     assert lockgate.image() == "registry.example/web:1.0"
@@ -49,4 +49,5 @@ def test_a_missing_target_container_is_said_plainly(lockgate: testing.Stack) -> 
         message="both approvals counted",
     )
     assert "Deployment production/web has no container api (it has: web)" in promo["status"]["message"]
+    assert promo["status"]["phase"] == "Pending"
     assert lockgate.image() == "registry.example/web:1.0"

@@ -41,7 +41,7 @@ spec:
         message="all approvals counted",
     )
     status = promo["status"]
-    assert status["phase"] != "Deploying" and status["phase"] != "Succeeded"
+    assert status["phase"] == "Approved"  # every approval is in; the freeze holds it
     assert "quarter-end freeze" in status["message"]
     assert until.strftime("%H:%M") in status["message"] or until.isoformat()[:16] in status["message"]
     assert status.get("nextCheckAt")

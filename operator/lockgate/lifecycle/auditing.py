@@ -88,9 +88,7 @@ class AuditAdapter:
             for sink in self.trail.sinks:
                 self.metrics.audit_write(sink.name, True)
 
-    async def approval_withdrawn(
-        self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None
-    ) -> None:
+    async def approval_withdrawn(self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None) -> None:
         """Record that an Approval was deleted (only meaningful for a Promotion that still exists)."""
         if promotion is None or not (promotion.get("status") or {}).get("specHash"):
             return
@@ -114,7 +112,12 @@ class AuditAdapter:
             logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)
 
     async def emergency_bypass(
-        self, kind: str, workload: Mapping[str, Any], username: str, groups: list[str], message: str,
+        self,
+        kind: str,
+        workload: Mapping[str, Any],
+        username: str,
+        groups: list[str],
+        message: str,
         retro_review_within: datetime.timedelta = datetime.timedelta(hours=24),
     ) -> None:
         """Record a break-glass image change made outside any Promotion; it needs a retro review."""
@@ -124,17 +127,33 @@ class AuditAdapter:
         images = {str(c.get("name")): str(c.get("image")) for c in containers}
         change_id = f"{meta.get('uid')}:{meta.get('resourceVersion') or now.isoformat()}"
         stand_in = {  # the record's subject: the workload change itself, there is no Promotion
-            "metadata": {"uid": change_id, "name": f"break-glass-{kind.lower()}-{meta.get('name')}",
-                         "namespace": meta.get("namespace")},
-            "spec": {"target": {"kind": kind, "name": meta.get("name")}, "image": ",".join(images.values()),
-                     "change": {"description": message}},
-            "status": {"specHash": "sha256:" + hashlib.sha256(change_id.encode()).hexdigest(),
-                       "requestedBy": {"username": username, "groups": groups}},
+            "metadata": {
+                "uid": change_id,
+                "name": f"break-glass-{kind.lower()}-{meta.get('name')}",
+                "namespace": meta.get("namespace"),
+            },
+            "spec": {
+                "target": {"kind": kind, "name": meta.get("name")},
+                "image": ",".join(images.values()),
+                "change": {"description": message},
+            },
+            "status": {
+                "specHash": "sha256:" + hashlib.sha256(change_id.encode()).hexdigest(),
+                "requestedBy": {"username": username, "groups": groups},
+            },
         }
         await self.record(
-            "emergency-bypass", stand_in, at=now, approvers=[], policies=[], key=change_id,
-            extra={"retroReviewDueAt": (now + retro_review_within).isoformat(), "images": images,
-                   "bypassedBy": username},
+            "emergency-bypass",
+            stand_in,
+            at=now,
+            approvers=[],
+            policies=[],
+            key=change_id,
+            extra={
+                "retroReviewDueAt": (now + retro_review_within).isoformat(),
+                "images": images,
+                "bypassedBy": username,
+            },
         )
 
     def close(self) -> None:

@@ -166,9 +166,13 @@ class Gate:
             summary=made.summary,
             next_look_at=made.next_look_at,
         )
+        phase = made.phase.value
+        approvals_done = all(g.passed for g in made.gates if g.kind == "Approvals")
+        if made.phase is phases.Phase.AWAITING_APPROVAL and approvals_done and made.required_approvals > 0:
+            phase = phases.Phase.APPROVED.value  # every approval is in; a window, timer or soak holds it
         return GateResult(
             view=gate_view,
-            phase=made.phase.value,
+            phase=phase,
             status=status,
             approvers=approvers,
             policies=policy_results,

@@ -85,9 +85,7 @@ class KeyedQueue(Generic[K]):
                     self.touch(key)
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._worker(), name=f"lockgate-worker-{i}") for i in range(self._workers)
-        ]
+        self._tasks = [asyncio.create_task(self._worker(), name=f"lockgate-worker-{i}") for i in range(self._workers)]
 
     async def stop(self) -> None:
         for _, handle in self._timers.values():

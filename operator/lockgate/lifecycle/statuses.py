@@ -67,7 +67,7 @@ def spec_hash(obj: Mapping[str, Any]) -> str:
 
 
 def fmt(when: datetime.datetime) -> str:
-    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # RFC 3339, microseconds
 
 
 def parse_time(value: Any) -> datetime.datetime | None:
@@ -142,12 +142,16 @@ def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, no
     status.update(result.status)
     status["specHash"] = status.get("specHash") or spec_hash(obj)
     phase = result.phase
-    if step.action is steps.Action.WAIT_FOR_TARGET or step.action is steps.Action.TARGET_MISSING:
+    if step.action is steps.Action.WAIT_FOR_TARGET:
         phase = "Approved"
+    elif step.action is steps.Action.TARGET_MISSING:
+        phase = "Pending"
     status["phase"] = phase
     status["message"] = step.message
     if result.ready_for_approval and not status.get("readyForApprovalAt"):
         status["readyForApprovalAt"] = fmt(now)
+    if phase == "Approved" and not status.get("approvedAt"):  # approved, held by a window/timer/soak/target
+        status["approvedAt"] = fmt(now)
     policy_ok = phase != "Pending"
     status["conditions"] = _conditions(
         obj,
@@ -183,9 +187,10 @@ def deploying(
     status["specHash"] = status.get("specHash") or spec_hash(obj)
     status["phase"] = "Deploying"
     status["approvedAt"] = status.get("approvedAt") or fmt(now)
-    ready = parse_time(status.get("readyForApprovalAt")) or now
+    approved = parse_time(status["approvedAt"]) or now
+    ready = parse_time(status.get("readyForApprovalAt")) or approved
     status["readyForApprovalAt"] = status.get("readyForApprovalAt") or fmt(ready)
-    status["gateLatencySeconds"] = round(max(0.0, (now - ready).total_seconds()), 3)
+    status["gateLatencySeconds"] = round(max(0.0, (approved - ready).total_seconds()), 3)
     status["previousImage"] = previous
     status["emergency"] = True if result.emergency else None
     status["auditRecorded"] = True

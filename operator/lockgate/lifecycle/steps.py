@@ -99,17 +99,13 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     if gate is None:
         return Step(Action.WAIT, "Evaluating", "waiting for the gate to be evaluated")
     if s.superseded_by:
-        return Step(
-            Action.SUPERSEDE, "Superseded", f"superseded by Promotion {s.superseded_by} for the same target"
-        )
+        return Step(Action.SUPERSEDE, "Superseded", f"superseded by Promotion {s.superseded_by} for the same target")
     if gate.rejected:
         return Step(Action.REJECT, "Rejected", gate.summary)
+    if s.workload is None or s.change is None:  # said before anyone spends an approval on it
+        return Step(Action.TARGET_MISSING, "TargetNotFound", f"{s.target_problem}; fix spec.target")
     if not gate.may_deploy:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
-    if s.workload is None or s.change is None:
-        return Step(
-            Action.TARGET_MISSING, "TargetNotFound", f"approved, but {s.target_problem}; fix spec.target"
-        )
     if s.target_busy_with:
         return Step(
             Action.WAIT_FOR_TARGET,
@@ -149,9 +145,7 @@ def _verifying(s: Situation, now: datetime.datetime) -> Step:
             return Step(Action.AWAIT_ROLLOUT, judged.reason, judged.message, deadline)
     elif s.has_http_checks:
         if s.http_result is None:
-            return Step(
-                Action.VERIFY_HTTP, "HttpChecksRunning", "rollout complete; running HTTP checks", deadline
-            )
+            return Step(Action.VERIFY_HTTP, "HttpChecksRunning", "rollout complete; running HTTP checks", deadline)
         passed, message = s.http_result
         if not passed:
             failure = ("HttpCheckFailed", message)
@@ -180,9 +174,7 @@ def _rolling_back(s: Situation, now: datetime.datetime) -> Step:
             f"{s.rollback_reason}; previous image {s.previous_image} restored",
         )
     if judged.state is health.RolloutState.FAILED:
-        return Step(
-            Action.FAIL, "RollbackFailed", f"{s.rollback_reason}; the rollback also failed: {judged.message}"
-        )
+        return Step(Action.FAIL, "RollbackFailed", f"{s.rollback_reason}; the rollback also failed: {judged.message}")
     return Step(
         Action.AWAIT_ROLLBACK,
         judged.reason,
