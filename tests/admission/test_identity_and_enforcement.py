@@ -51,7 +51,7 @@ def test_a_requester_cannot_claim_to_be_someone_else(lockgate: testing.Stack) ->
     forged = manifests.promotion().replace(
         "metadata: {name: web-2, namespace: production}",
         "metadata: {name: web-2, namespace: production, annotations: "
-        "{lockgate.dev/requested-by: '{\"username\":\"bob\"}'}}",
+        '{lockgate.dev/requested-by: \'{"username":"bob"}\'}}',
     )
     refused = lockgate.apply(forged, context="alice", check=False)
     assert refused.returncode != 0 and "lockgate.dev/requested-by" in refused.stderr
@@ -169,3 +169,36 @@ def test_break_glass_passes_and_is_recorded_as_an_emergency_change() -> None:
             check=False,
         )
         assert refused.returncode != 0  # the break-glass group is not everyone
+
+
+def test_provenance_annotations_cannot_be_forged_in_a_gated_namespace(lockgate: testing.Stack) -> None:
+    forged = lockgate.kubectl(
+        "annotate",
+        "deploy",
+        "web",
+        "-n",
+        "production",
+        "--overwrite",
+        "lockgate.dev/approved-by=nobody",
+        "lockgate.dev/promotion=production/fake",
+        context="alice",
+        check=False,
+    )
+    assert forged.returncode != 0 and "only the Lockgate operator sets them" in forged.stderr
+    other = lockgate.kubectl("annotate", "deploy", "web", "-n", "production", "team=payments", context="alice")
+    assert other.returncode == 0  # other annotations pass
+
+
+def test_a_promotion_written_around_the_webhook_is_stamped_when_written_again(lockgate: testing.Stack) -> None:
+    lockgate.kubectl("delete", "mutatingwebhookconfiguration", "lockgate.dev")
+    lockgate.apply(manifests.promotion(), context="admin")
+    held = lockgate.wait_for(
+        lambda: (p := lockgate.get("promo", "web-2"))["status"].get("phase") == "Pending" and p,
+        message="held without a requester stamp",
+    )
+    assert "lockgate.dev/requested-by" not in (held["metadata"].get("annotations") or {})
+    lockgate.stop_operator()
+    lockgate.start_operator()  # registers its webhooks again
+    lockgate.kubectl("annotate", "promo", "web-2", "-n", "production", "touched=now", context="admin")
+    promo = lockgate.wait_phase("web-2", "AwaitingApproval")
+    assert promo["status"]["requestedBy"]["username"] == "admin"

@@ -37,11 +37,19 @@ def judge(
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names."""
     changes = stamping.changed_images(old, new)
-    if not changes:
-        return Verdict(True, "NoImageChange", "no container image changes")
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
-    described = ", ".join(f"{c}: {a} -> {b}" for c, a, b in changes)
+    forged = provenance_changes(old, new)
+    if forged and user.username != operator_identity:
+        return Verdict(
+            False,
+            "ProvenanceProtected",
+            f"annotations {', '.join(forged)} on {kind} {name} record which approved Promotion deployed its image; "
+            "only the Lockgate operator sets them",
+        )
+    if not changes:
+        return Verdict(True, "NoImageChange", "no container image changes")
+    described = ", ".join(f"{c}: {a} -> {b}" if a else f"{c}: new container with {b}" for c, a, b in changes)
     if user.username == operator_identity:
         if _promotion_allows(promotion, new, changes):
             return Verdict(True, "PromotionRollout", f"rollout for Promotion {namespace}/{_name(promotion)}")
@@ -66,6 +74,17 @@ def judge(
         f"need an approved Promotion. Create one: kubectl apply -f promotion.yaml "
         f"(spec.target.name: {name}, spec.image: <new image>), then ask approvers to approve it",
     )
+
+
+def provenance_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The ``lockgate.dev/*`` annotations an update adds, changes or removes."""
+    before = {
+        k: v for k, v in (old.get("metadata", {}).get("annotations") or {}).items() if k.startswith("lockgate.dev/")
+    }
+    after = {
+        k: v for k, v in (new.get("metadata", {}).get("annotations") or {}).items() if k.startswith("lockgate.dev/")
+    }
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
 def _name(promotion: Mapping[str, Any] | None) -> str:

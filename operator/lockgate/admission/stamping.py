@@ -61,7 +61,8 @@ def stamp_promotion(
             f"annotation {REQUESTED_BY} is set by Lockgate from your authenticated identity; "
             "remove it from the manifest"
         )
-    if old is None or dict(old.get("spec") or {}) != dict(obj.get("spec") or {}):
+    if old is None or previous is None or dict(old.get("spec") or {}) != dict(obj.get("spec") or {}):
+        # (no previous stamp: written while the webhook was down; whoever writes it now requests it)
         return stamps.requester_annotation(key, namespace, name, user.username, user.groups, now)
     return previous if supplied is None else None
 
@@ -115,9 +116,7 @@ def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str,
         return spechash.compute(target.get("spec") or {})
 
 
-def changed_images(
-    old: Mapping[str, Any], new: Mapping[str, Any]
-) -> list[tuple[str, str | None, str | None]]:
+def changed_images(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
     """(container, old image, new image) for every container whose image differs."""
 
     def images(obj: Mapping[str, Any]) -> dict[str, str | None]:
