@@ -202,3 +202,22 @@ def test_a_promotion_written_around_the_webhook_is_stamped_when_written_again(lo
     lockgate.kubectl("annotate", "promo", "web-2", "-n", "production", "touched=now", context="admin")
     promo = lockgate.wait_phase("web-2", "AwaitingApproval")
     assert promo["status"]["requestedBy"]["username"] == "admin"
+
+
+def test_a_malformed_approval_gets_a_422_naming_the_field(lockgate: testing.Stack) -> None:
+    lockgate.apply(manifests.promotion(), context="alice")
+    lockgate.wait_phase("web-2", "AwaitingApproval")
+    bad_decision = lockgate.kubectl(
+        "create",
+        "-f",
+        "-",
+        context="bob",
+        check=False,
+        input=manifests.approval("web-2-bob", "web-2", decision="Maybe"),
+    )
+    assert bad_decision.returncode != 0 and "spec.decision" in bad_decision.stderr, bad_decision.stderr
+    bad_name = lockgate.kubectl(
+        "create", "-f", "-", context="bob", check=False, input=manifests.approval("web-2-bob", "production/web-2")
+    )
+    assert bad_name.returncode != 0 and "spec.promotion" in bad_name.stderr, bad_name.stderr
+    assert "InternalError" not in bad_name.stderr

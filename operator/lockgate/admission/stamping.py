@@ -103,6 +103,21 @@ def stamp_approval(
     return {"approver": user.username, "groups": list(user.groups), "stamp": stamp}
 
 
+def malformed_approval(spec: Mapping[str, Any]) -> bool:
+    """Whether the fields a user writes break the Approval schema (then the API server says which)."""
+    probe = {
+        **spec,
+        "approver": "probe",
+        "groups": [],
+        "stamp": {"at": "2000-01-01T00:00:00Z", "signature": "hmac-sha256:" + "0" * 64},
+    }
+    try:
+        approval.ApprovalSpec.model_validate(probe)
+    except pydantic.ValidationError:
+        return True
+    return False
+
+
 def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str, Any] | None) -> str:
     """The hash of the named Promotion's current spec, which an Approval without one binds to."""
     if target is None:

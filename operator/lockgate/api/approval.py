@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 
-from lockgate.api import meta
+from lockgate.api import meta, promotion
 
 Decision = Literal["Approve", "Reject"]
 Purpose = Literal["Change", "RetroReview"]
@@ -36,7 +36,7 @@ class ApprovalSpec(meta.Model):
 
     model_config = pydantic.ConfigDict(json_schema_extra=_IMMUTABLE)
 
-    promotion: str = pydantic.Field(min_length=1, max_length=253)
+    promotion: str = pydantic.Field(min_length=1, max_length=253, pattern=promotion.DNS_NAME_PATTERN)
     """Name of the Promotion, in the same namespace."""
     decision: Decision
     """Approve or Reject."""

@@ -27,7 +27,9 @@ _DIGEST = r"sha256:[a-f0-9]{64}"
 IMAGE_PATTERN = rf"^{_NAME}(:{_TAG}(@{_DIGEST})?|@{_DIGEST})$"
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
-DnsName = Annotated[str, pydantic.Field(min_length=1, max_length=253)]
+#: A Kubernetes object name (RFC 1123 subdomain).
+DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DnsName = Annotated[str, pydantic.Field(min_length=1, max_length=253, pattern=DNS_NAME_PATTERN)]
 EvidenceStatus = Literal["Passed", "Failed", "Unknown"]
 RiskLevel = Literal["Low", "Medium", "High"]
 

@@ -102,6 +102,8 @@ def register(
         meta = body.get("metadata", {})
         spec = dict(body.get("spec", {}))
         namespace = str(meta.get("namespace") or "")
+        if stamping.malformed_approval(spec):
+            return  # unstamped: the API server's schema answers with a 422 naming the field
         try:
             user = stamping.User.from_userinfo(dict(userinfo))
             if not spec.get("specHash"):  # bind to the spec as it is now
