@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS audit_records (
     hash          TEXT    NOT NULL,
     document      TEXT    NOT NULL,
     UNIQUE (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS chain_heads (
+    stream TEXT    PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    hash   TEXT    NOT NULL,
+    id     TEXT    NOT NULL
 )
 """
 
@@ -59,7 +65,7 @@ class SqliteSink:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             if not self._ready:
-                conn.execute(_SCHEMA)
+                conn.executescript(_SCHEMA)
                 self._ready = True
             yield conn
         except sqlite3.Error as exc:
@@ -74,9 +80,12 @@ class SqliteSink:
 
     @staticmethod
     def _head(conn: sqlite3.Connection, stream: str) -> chain.ChainHead | None:
-        row = conn.execute(
-            "SELECT seq, hash, id FROM audit_records WHERE stream = ? ORDER BY seq DESC LIMIT 1", (stream,)
-        ).fetchone()
+        """The recorded head (kept apart from the rows, so deleting the newest rows shows), else the last row."""
+        row = conn.execute("SELECT seq, hash, id FROM chain_heads WHERE stream = ?", (stream,)).fetchone()
+        if row is None:  # a file written before heads were recorded
+            row = conn.execute(
+                "SELECT seq, hash, id FROM audit_records WHERE stream = ? ORDER BY seq DESC LIMIT 1", (stream,)
+            ).fetchone()
         return (
             chain.ChainHead(stream=stream, seq=int(row[0]), hash=str(row[1]), id=str(row[2])) if row else None
         )
@@ -107,6 +116,11 @@ class SqliteSink:
                         linked.canonical().decode("utf-8"),
                     ),
                 )
+                conn.execute(
+                    "INSERT INTO chain_heads (stream, seq, hash, id) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, id = excluded.id",
+                    (linked.stream, linked.seq, linked.hash, linked.id),
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -127,8 +141,11 @@ class SqliteSink:
     def streams(self) -> list[str]:
         """Every stream in this file."""
         with self._connect("list streams") as conn:
-            return [
-                str(r[0]) for r in conn.execute("SELECT DISTINCT stream FROM audit_records ORDER BY stream")
+            return [  # a stream whose rows were all deleted still has its head
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT stream FROM audit_records UNION SELECT stream FROM chain_heads ORDER BY stream"
+                )
             ]
 
     def entries(self, stream: str) -> list[chain.Entry]:
