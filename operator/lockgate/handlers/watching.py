@@ -30,6 +30,7 @@ def register(
         key = lifecycle_view.key_of(obj)
         if type == "DELETED":
             cluster.drop_promotion(key)
+            await reconciler.promotion_deleted(obj)
             return
         if cluster.put_promotion(obj):
             reconciler.touch(key)

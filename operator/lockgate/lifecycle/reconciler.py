@@ -122,6 +122,44 @@ class Reconciler:
         for key in self.view.promotions_in(namespaces):
             self.queue.touch(key)
 
+    async def promotion_deleted(self, obj: Mapping[str, Any]) -> None:
+        """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so."""
+        status = obj.get("status") or {}
+        phase = str(status.get("phase") or "")
+        if phase not in steps.ACTIVE:
+            return
+        uid = str(obj.get("metadata", {}).get("uid"))
+        for run_key in [k for k in self._http if k[0] == uid]:
+            self._http.pop(run_key).task.cancel()
+        message = (
+            f"the Promotion was deleted while {phase}: the image change stays in place and its verification "
+            "did not finish; review the workload"
+        )
+        step = steps.Step(steps.Action.FAIL, "PromotionDeleted", message)
+        situation = await self._situation(view.key_of(obj), obj, phase)
+        for _ in range(3):  # the object is gone: no status to hold; retry the record a few times
+            try:
+                await self.audit.record(
+                    "failed",
+                    {
+                        **obj,
+                        "spec": {
+                            **obj.get("spec", {}),
+                            "image": (status.get("rollout") or {}).get("image") or obj.get("spec", {}).get("image"),
+                        },
+                    },
+                    at=self.clock(),
+                    approvers=statuses.audit_context(status)[0],
+                    policies=statuses.audit_context(status)[1],
+                    previous_image=situation.previous_image,
+                    verification={"passed": False, "message": message},
+                    extra={"reason": step.reason, "message": message},
+                )
+                return
+            except AuditUnavailableError as exc:
+                logger.error("promotion %s deleted mid-rollout; audit unavailable: %s", view.key_of(obj), exc)
+                await asyncio.sleep(2)
+
     async def publish_policy(self, obj: Mapping[str, Any]) -> None:
         """A GatePolicy's status: required approvals (printer column) and problems, written when they differ."""
         wanted = statuses.policy_status(obj)
@@ -270,6 +308,7 @@ class Reconciler:
     ) -> bool:
         A = steps.Action
         if step.action is A.DONE:
+            await self._settle_late_approvals(key, str((obj.get("status") or {}).get("phase")))
             return False
         if step.action is A.NEW_CYCLE:
             await self._write(obj, statuses.new_cycle(obj, now), step)
@@ -458,6 +497,23 @@ class Reconciler:
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
             return False
         return True
+
+    async def _settle_late_approvals(self, key: view.Key, phase: str) -> None:
+        """Approvals that arrive after the cycle ended say so (instead of an empty Counted column)."""
+        for item in self.view.approvals_for(key):
+            if (item.get("status") or {}).get("reason"):
+                continue
+            late = {
+                "counted": False,
+                "reason": "PromotionFinished",
+                "message": f"Promotion {key[1]} is already {phase}; this approval has no effect",
+            }
+            try:
+                updated = await objects.patch_approval_status(self.api, key[0], str(item["metadata"]["name"]), late)
+                self.view.put_approval(updated)
+            except kclient.ApiError as exc:
+                if exc.status != 404:
+                    raise
 
     async def _write_approvals(self, namespace: str, result: GateResultLike) -> None:
         """Publish each Approval's verdict where it changed (concurrently: they are independent)."""
