@@ -1144,11 +1144,9 @@ class DevCluster(kmock.KubernetesEmulator):
 
 
 def _admission_error(result: admission.AdmissionResult) -> errors.ApiError:
-    code = result.code if result.code and result.code >= 400 else 403
-    reason = result.reason or (
-        "Forbidden" if code == 403 else "BadRequest" if code == 400 else "InternalError"
-    )
-    return errors.ApiError(code, reason, result.message, {})
+    # As kube-apiserver's ToStatusErr: the webhook's own code (at least 400) and reason, none invented.
+    code = result.code if result.code and result.code >= 400 else 400
+    return errors.ApiError(code, result.reason, result.message, {})
 
 
 def _unknown_fields(original: Any, pruned: Any, path: str = "") -> list[str]:
