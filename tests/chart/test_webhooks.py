@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="drives 
 SERVED = {
     "stamp-requester": ("Mutating", "promotions", ["CREATE", "UPDATE"]),
     "stamp-approver": ("Mutating", "approvals", ["CREATE"]),
+    "approval-withdrawal": ("Validating", "approvals", ["DELETE"]),
     "approval-immutable": ("Validating", "approvals", ["UPDATE"]),
     "policy-valid": ("Validating", "gatepolicies", ["CREATE", "UPDATE"]),
     "guard-deployments": ("Validating", "deployments", ["UPDATE"]),
@@ -46,7 +47,8 @@ def test_the_chart_renders_every_webhook_the_operator_serves_and_nothing_else() 
         assert got_kind == kind
         assert hook["clientConfig"]["service"]["path"] == f"/{hid}"
         assert hook["rules"][0]["resources"] == [resource] and hook["rules"][0]["operations"] == operations
-        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        side_effects = "NoneOnDryRun" if hid.startswith("guard-") or hid == "approval-withdrawal" else "None"
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == side_effects
         assert hook["clientConfig"]["caBundle"]
         if hid.startswith("guard-"):
             assert hook["namespaceSelector"]["matchExpressions"][0]["key"] == "lockgate.dev/environment"

@@ -13,7 +13,7 @@ def test_a_deleted_approval_no_longer_counts_and_is_recorded(lockgate: testing.S
     lockgate.wait_for(
         lambda: lockgate.get("promo", "web-2")["status"].get("countedApprovals") == 1, message="bob counted"
     )
-    lockgate.kubectl("delete", "appr", "web-2-bob", "-n", "production")
+    lockgate.kubectl("delete", "appr", "web-2-bob", "-n", "production", context="bob")
     lockgate.wait_for(
         lambda: lockgate.get("promo", "web-2")["status"].get("countedApprovals") == 0,
         message="bob's approval withdrawn",
@@ -28,3 +28,4 @@ def test_a_deleted_approval_no_longer_counts_and_is_recorded(lockgate: testing.S
     )
     assert len(withdrawn) == 1
     assert withdrawn[0].promotion.name == "web-2"
+    assert withdrawn[0].extra["withdrawnBy"] == "bob"

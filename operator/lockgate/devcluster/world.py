@@ -100,7 +100,7 @@ def rbac_objects() -> list[dict[str, Any]]:
             "lockgate-approver",
             [
                 {"apiGroups": ["lockgate.dev"], "resources": ["promotions"], "verbs": [*_READ, "approve"]},
-                {"apiGroups": ["lockgate.dev"], "resources": ["approvals"], "verbs": [*_READ, "create"]},
+                {"apiGroups": ["lockgate.dev"], "resources": ["approvals"], "verbs": [*_READ, "create", "delete"]},
                 {"apiGroups": ["lockgate.dev"], "resources": ["gatepolicies"], "verbs": _READ},
             ],
         ),
@@ -196,9 +196,7 @@ def rbac_objects() -> list[dict[str, Any]]:
                 }
             ],
         },
-        _binding(
-            "lockgate-operator-secrets", "ns:lockgate-operator-secrets", operator_sa, OPERATOR_NAMESPACE
-        ),
+        _binding("lockgate-operator-secrets", "ns:lockgate-operator-secrets", operator_sa, OPERATOR_NAMESPACE),
         _binding("lockgate-operator", "lockgate-operator", operator_sa),
         _binding("lockgate-requesters", "lockgate-requester", _groups("engineers")),
         _binding("lockgate-workload-editors", "lockgate-workload-editor", _groups("engineers", "oncall-leads")),
@@ -244,9 +242,7 @@ def web_deployment(namespace: str, image: str = WEB_IMAGE, replicas: int = 2) ->
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "containers": [
-                        {"name": "web", "image": image, "ports": [{"containerPort": 8080, "name": "http"}]}
-                    ]
+                    "containers": [{"name": "web", "image": image, "ports": [{"containerPort": 8080, "name": "http"}]}]
                 },
             },
         },
@@ -289,9 +285,7 @@ def seed_users_only(cluster: server.DevCluster) -> dict[str, User]:
     return users
 
 
-def kubeconfig(
-    url: str, users: dict[str, User], *, ca_pem: bytes = b"", current: str = "admin"
-) -> dict[str, Any]:
+def kubeconfig(url: str, users: dict[str, User], *, ca_pem: bytes = b"", current: str = "admin") -> dict[str, Any]:
     """A kubeconfig with one context per user, all pointing at the embedded API."""
     cluster: dict[str, Any] = {"server": url}
     if ca_pem:

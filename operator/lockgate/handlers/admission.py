@@ -69,6 +69,7 @@ def register(
     cluster: lifecycle_view.ClusterView,
     api: kclient.Client,
     on_break_glass: Any = None,
+    on_approval_delete: Any = None,
 ) -> None:
     """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``)."""
     if settings.webhook_port < 0:
@@ -117,6 +118,27 @@ def register(
         patch.setdefault("spec", {}).update({**fields, "specHash": spec["specHash"]})
 
     @kopf.on.validate(
+        GROUP,
+        "approvals",
+        operations=["DELETE"],
+        registry=registry,
+        id="approval-withdrawal",
+        persistent=PERSISTENT,
+        side_effects=True,  # writes the audit record (skipped on dry runs)
+    )
+    async def approval_withdrawal(userinfo: kopf.UserInfo, **kwargs: Any) -> None:
+        """Deleting an Approval withdraws it: recorded with who withdrew it before the API server deletes it."""
+        old = kwargs.get("old")
+        if not old or kwargs.get("dryrun") or on_approval_delete is None:
+            return
+        try:
+            await on_approval_delete(dict(old), stamping.User.from_userinfo(dict(userinfo)))
+        except Exception as exc:  # fail closed: no unrecorded withdrawal
+            raise kopf.AdmissionError(
+                f"the withdrawal could not be recorded in the audit trail ({exc}); retry later", code=503
+            ) from None
+
+    @kopf.on.validate(
         GROUP, "approvals", operations=["UPDATE"], registry=registry, id="approval-immutable", persistent=PERSISTENT
     )
     def approval_immutable(**kwargs: Any) -> None:
@@ -159,6 +181,7 @@ def _register_guard(
         registry=registry,
         id=f"guard-{plural}",
         persistent=PERSISTENT,
+        side_effects=True,  # a break-glass change writes an emergency record (skipped on dry runs)
     )
     async def guard(userinfo: kopf.UserInfo, namespace: str | None, name: str, **kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")

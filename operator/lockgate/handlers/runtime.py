@@ -79,13 +79,26 @@ async def run_operator(
     async def approval_deleted(old: dict[str, Any]) -> None:
         await trail.approval_withdrawn(old, cluster.promotions.get(cluster.promotion_of(old)))
 
+    async def approval_deleting(old: dict[str, Any], user: Any) -> None:
+        promotion = cluster.promotions.get(cluster.promotion_of(old))
+        await trail.approval_withdrawn(old, promotion, by=user.username, strict=True)
+
     async def break_glass(kind: str, workload: dict[str, Any], user: Any, verdict: Any) -> None:
         metrics.emergency.inc()
         await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
 
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
     kopf_settings = _kopf_settings(settings)
-    admission.register(registry, kopf_settings, settings, key, cluster, api, on_break_glass=break_glass)
+    admission.register(
+        registry,
+        kopf_settings,
+        settings,
+        key,
+        cluster,
+        api,
+        on_break_glass=break_glass,
+        on_approval_delete=approval_deleting,
+    )
     metrics_server = (
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
     )

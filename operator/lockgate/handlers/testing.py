@@ -30,9 +30,7 @@ class Stack:
         return audit_trail.AuditTrail([sqlite.SqliteSink(self.audit_path)])
 
     def start_operator(self, **kw: Any) -> background.OperatorThread:
-        self.operator = background.OperatorThread(
-            kubeconfig=self.cluster.kubeconfig, audit_trail=self.trail(), **kw
-        )
+        self.operator = background.OperatorThread(kubeconfig=self.cluster.kubeconfig, audit_trail=self.trail(), **kw)
         return self.operator.start()
 
     def stop_operator(self) -> None:
@@ -48,9 +46,7 @@ class Stack:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
-    def apply(
-        self, manifest: str, context: str = "admin", check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    def apply(self, manifest: str, context: str = "admin", check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.kubectl("apply", "-f", "-", context=context, input=manifest, check=check)
 
     def get(self, kind: str, name: str, namespace: str = "production") -> dict[str, Any]:

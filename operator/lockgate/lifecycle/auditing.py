@@ -88,8 +88,19 @@ class AuditAdapter:
             for sink in self.trail.sinks:
                 self.metrics.audit_write(sink.name, True)
 
-    async def approval_withdrawn(self, approval: Mapping[str, Any], promotion: Mapping[str, Any] | None) -> None:
-        """Record that an Approval was deleted (only meaningful for a Promotion that still exists)."""
+    async def approval_withdrawn(
+        self,
+        approval: Mapping[str, Any],
+        promotion: Mapping[str, Any] | None,
+        *,
+        by: str | None = None,
+        strict: bool = False,
+    ) -> None:
+        """Record that an Approval was deleted, and by whom when known (the admission webhook knows).
+
+        ``strict`` raises when the trail is down (the webhook then refuses the deletion); the watch
+        handler's late call only logs. The record id is the Approval's uid, so the two never duplicate.
+        """
         if promotion is None or not (promotion.get("status") or {}).get("specHash"):
             return
         spec = approval.get("spec", {})
@@ -106,9 +117,12 @@ class AuditAdapter:
                     "approval": meta.get("name"),
                     "approver": spec.get("approver"),
                     "decision": spec.get("decision"),
+                    "withdrawnBy": by,
                 },
             )
         except reconciler.AuditUnavailableError as exc:
+            if strict:
+                raise
             logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)
 
     async def emergency_bypass(
