@@ -52,6 +52,11 @@ class OperatorSettings(BaseSettings):
         description="Let the operator create and update its webhook configurations (named lockgate.dev); "
         "false when the Helm chart renders them.",
     )
+    guard_new_workloads: bool = Field(
+        False,
+        description="Also refuse creating a Deployment/StatefulSet/DaemonSet in a gated namespace (its images were "
+        "never approved), except by the break-glass groups; the chart turns this on.",
+    )
     break_glass_groups: list[str] = Field(
         default_factory=list,
         description="Groups that may change images in gated namespaces directly; every use is an emergency change.",

@@ -221,3 +221,34 @@ def test_a_malformed_approval_gets_a_422_naming_the_field(lockgate: testing.Stac
     )
     assert bad_name.returncode != 0 and "spec.promotion" in bad_name.stderr, bad_name.stderr
     assert "InternalError" not in bad_name.stderr
+
+
+def test_new_workloads_in_a_gated_namespace_are_refused_when_guarded() -> None:
+    from lockgate import settings as lockgate_settings
+
+    settings = lockgate_settings.OperatorSettings(
+        standalone=True,
+        metrics_port=0,
+        health_port=0,
+        webhook_port=0,
+        webhook_host="127.0.0.1",
+        webhook_public_host="127.0.0.1",
+        guard_new_workloads=True,
+    )
+    with testing.stack(settings=settings) as stack:
+        stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
+        api = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "api"}},
+                "template": {
+                    "metadata": {"labels": {"app": "api"}},
+                    "spec": {"containers": [{"name": "api", "image": "registry.example/api:1"}]},
+                },
+            },
+        }
+        refused = stack.kubectl("apply", "-n", "production", "-f", "-", input=json.dumps(api), check=False)
+        assert refused.returncode != 0 and "would run images nobody approved" in refused.stderr
+        stack.kubectl("apply", "-n", "staging", "-f", "-", input=json.dumps(api))  # ungated: fine

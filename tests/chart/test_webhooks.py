@@ -23,9 +23,9 @@ SERVED = {
     "approval-withdrawal": ("Validating", "approvals", ["DELETE"]),
     "approval-immutable": ("Validating", "approvals", ["UPDATE"]),
     "policy-valid": ("Validating", "gatepolicies", ["CREATE", "UPDATE"]),
-    "guard-deployments": ("Validating", "deployments", ["UPDATE"]),
-    "guard-statefulsets": ("Validating", "statefulsets", ["UPDATE"]),
-    "guard-daemonsets": ("Validating", "daemonsets", ["UPDATE"]),
+    "guard-deployments": ("Validating", "deployments", ["CREATE", "UPDATE"]),
+    "guard-statefulsets": ("Validating", "statefulsets", ["CREATE", "UPDATE"]),
+    "guard-daemonsets": ("Validating", "daemonsets", ["CREATE", "UPDATE"]),
 }
 
 

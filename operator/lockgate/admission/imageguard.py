@@ -67,6 +67,14 @@ def judge(
             "needing retro review",
             emergency=True,
         )
+    if not old.get("metadata"):
+        return Verdict(
+            False,
+            "NewWorkloadInGatedNamespace",
+            f"namespace {namespace} is gated by Lockgate: a new {kind} {name} would run images nobody approved "
+            f"({described}). Create it in an ungated namespace and promote it, or have a break-glass group member "
+            "create it (recorded as an emergency change needing retro review)",
+        )
     return Verdict(
         False,
         "PromotionRequired",

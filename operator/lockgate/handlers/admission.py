@@ -177,7 +177,7 @@ def _register_guard(
         "apps",
         "v1",
         plural,
-        operations=["UPDATE"],
+        operations=["CREATE", "UPDATE"],
         registry=registry,
         id=f"guard-{plural}",
         persistent=PERSISTENT,
@@ -185,8 +185,9 @@ def _register_guard(
     )
     async def guard(userinfo: kopf.UserInfo, namespace: str | None, name: str, **kwargs: Any) -> None:
         old, new = kwargs.get("old"), kwargs.get("new")
-        if not old or not new:
+        if not new or (not old and not settings.guard_new_workloads):
             return
+        old = old or {}  # a new workload: every container image is new
         user = stamping.User.from_userinfo(dict(userinfo))
         ns = namespace or str(new.get("metadata", {}).get("namespace"))
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
