@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lockgate.handlers import testing
+from lockgate.handlers import background, testing
 from tests.admission.conftest import REPO
 from tests.lifecycle import manifests
 
@@ -136,18 +136,9 @@ spec:
 
 
 def test_break_glass_passes_and_is_recorded_as_an_emergency_change() -> None:
-    from lockgate import settings as lockgate_settings
     from lockgate.audit import record as audit_record
 
-    settings = lockgate_settings.OperatorSettings(
-        standalone=True,
-        metrics_port=0,
-        health_port=0,
-        webhook_port=0,
-        webhook_host="127.0.0.1",
-        webhook_public_host="127.0.0.1",
-        break_glass_groups=["oncall-leads"],
-    )
+    settings = background.local_settings(break_glass_groups=["oncall-leads"])
     with testing.stack(settings=settings) as stack:
         stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
         stack.kubectl(
@@ -224,17 +215,7 @@ def test_a_malformed_approval_gets_a_422_naming_the_field(lockgate: testing.Stac
 
 
 def test_new_workloads_in_a_gated_namespace_are_refused_when_guarded() -> None:
-    from lockgate import settings as lockgate_settings
-
-    settings = lockgate_settings.OperatorSettings(
-        standalone=True,
-        metrics_port=0,
-        health_port=0,
-        webhook_port=0,
-        webhook_host="127.0.0.1",
-        webhook_public_host="127.0.0.1",
-        guard_new_workloads=True,
-    )
+    settings = background.local_settings(guard_new_workloads=True)
     with testing.stack(settings=settings) as stack:
         stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
         api = {

@@ -13,16 +13,7 @@ WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 
 
 def replica_settings(name: str) -> lockgate_settings.OperatorSettings:
-    return lockgate_settings.OperatorSettings(
-        standalone=False,
-        lease_seconds=2,
-        pod_name=name,
-        metrics_port=0,
-        health_port=0,
-        webhook_port=0,
-        webhook_host="127.0.0.1",
-        webhook_public_host="127.0.0.1",
-    )
+    return background.local_settings(standalone=False, lease_seconds=2, pod_name=name)
 
 
 def lease_holder(stack: testing.Stack) -> str:

@@ -17,6 +17,20 @@ from lockgate import settings as lockgate_settings
 from lockgate.handlers import runtime
 
 
+def local_settings(**overrides: Any) -> lockgate_settings.OperatorSettings:
+    """Settings for an operator on this machine: one replica, webhooks on 127.0.0.1, no fixed ports."""
+    values: dict[str, Any] = {
+        "standalone": True,
+        "metrics_port": 0,
+        "health_port": 0,
+        "webhook_port": 0,
+        "webhook_host": "127.0.0.1",
+        "webhook_public_host": "127.0.0.1",
+    }
+    values.update(overrides)
+    return lockgate_settings.OperatorSettings(**values)
+
+
 class OperatorThread:
     def __init__(
         self,
@@ -28,14 +42,7 @@ class OperatorThread:
     ) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
-        self.settings = settings or lockgate_settings.OperatorSettings(
-            standalone=True,
-            metrics_port=0,
-            health_port=0,
-            webhook_port=0,
-            webhook_host="127.0.0.1",
-            webhook_public_host="127.0.0.1",
-        )
+        self.settings = settings or local_settings()
         self.audit_trail = audit_trail
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
