@@ -149,7 +149,9 @@ class Gate:
             policy = gate.name.split("/", 1)[0] if "/" in gate.name else gate.name
             by_policy.setdefault(policy, []).append(gate.to_status())
             if not gate.passed and self.metrics is not None and gate.kind in ("Rule", "Policy"):
-                self.metrics.policy_denial(f"{namespace}/{name}", policy, gate.name)
+                label = policy if "/" in gate.name else "(none)"  # e.g. NoMatchingPolicy: no policy to name
+                rule = gate.name.split("/", 1)[1] if "/" in gate.name else gate.reason
+                self.metrics.policy_denial(f"{namespace}/{name}", label, rule)
         policy_results = [
             {"name": policy, "passed": all(v["passed"] for v in items), "verdicts": items}
             for policy, items in sorted(by_policy.items())
