@@ -79,7 +79,7 @@ def test_an_approval_of_the_earlier_spec_does_not_count_for_the_new_one(
 def test_an_approval_from_someone_without_the_approve_verb_is_listed_not_counted(
     lockgate: testing.Stack, cli: conftest.Cli
 ) -> None:
-    lockgate.apply(manifests.promotion(), context="alice")
+    lockgate.apply(manifests.promotion(), context="admin")  # requested by someone else than alice
     lockgate.wait_phase("web-2", "AwaitingApproval")
 
     result = cli("approve", "web-2", context="alice")  # an engineer: may record a decision, has no `approve`

@@ -23,7 +23,7 @@ def test_explain_a_waiting_promotion(lockgate: testing.Stack, cli: conftest.Cli)
     assert "It is AwaitingApproval: waiting for 1 approval from engineering-leads" in out
     assert "Every policy rule passed (4 rules)." in out
     assert "0 of 2 required approvals count: none." in out
-    assert "alice's approve web-2-alice does not count: alice lacks the RBAC permission" in out
+    assert "alice's approve web-2-alice does not count: alice requested this change and cannot approve it" in out
     assert "Next: an approver named above runs `kubectl lockgate approve web-2 -n production`" in out
     assert "Event Waiting" in out
 

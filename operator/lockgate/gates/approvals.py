@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from lockgate.api import approval, gatepolicy
 from lockgate.gates import facts
@@ -59,8 +59,14 @@ def prejudge(
     spec_hash: str,
     verified: frozenset[str],
     can_approve: Mapping[str, bool],
+    conflicted: Callable[[str], Judgement | None] | None = None,
 ) -> tuple[list[Candidate], dict[str, Judgement]]:
-    """Split Approvals into candidates and those that never count, with the reason."""
+    """Split Approvals into candidates and those that never count, with the reason.
+
+    ``conflicted`` (separation of duties, when every applied policy forbids self-approval) is asked
+    before RBAC, so a requester's or author's approval says why it can never count, not merely that
+    its author lacks the permission today.
+    """
     candidates: list[Candidate] = []
     refused: dict[str, Judgement] = {}
     for item in items:
@@ -92,6 +98,8 @@ def prejudge(
                 "approves an earlier version of the spec; the spec "
                 "changed since, so a new approval is needed",
             )
+        elif conflicted is not None and (conflict := conflicted(spec.approver)) is not None:
+            refused[name] = conflict
         elif can_approve.get(spec.approver) is not True:
             refused[name] = Judgement(
                 False,

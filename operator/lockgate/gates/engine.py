@@ -159,8 +159,15 @@ def _evaluate(
             )
         )
 
+    authors_early = approvals_mod.author_names(obj.spec.change.author if obj.spec.change else None)
+    strict = bool(applied) and all(p.spec.approvals.forbid_self_approval for p in applied)
+
+    def conflicted(approver: str) -> approvals_mod.Judgement | None:
+        probe = approvals_mod.Candidate(approver, approver, frozenset(), "Approve", now)
+        return approvals_mod.separation_of_duties(probe, requester, authors_early)
+
     candidates, refused = approvals_mod.prejudge(
-        change_items, spec_hash, known.verified_approvals, known.can_approve
+        change_items, spec_hash, known.verified_approvals, known.can_approve, conflicted if strict else None
     )
     latest: dict[str, approvals_mod.Candidate] = {}
     for c in candidates:
