@@ -95,7 +95,7 @@ def test_a_scenario_shows_up_in_the_metrics(lockgate: testing.Stack, port: int) 
     assert value(samples, "lockgate_rollbacks_total") == 1
     assert value(samples, "lockgate_approvals_total", decision="Approve", counted="true") == 4
     assert value(samples, "lockgate_approvals_total", decision="Approve", counted="false") == 1
-    assert value(samples, "lockgate_approvals_not_counted_total", reason="NotAuthorized") == 1
+    assert value(samples, "lockgate_approvals_not_counted_total", reason="SelfApproval") == 1
     assert value(samples, "lockgate_promotions_awaiting_approval", namespace="production") == 1
     assert value(samples, "lockgate_oldest_awaiting_approval_seconds") >= 0
     assert value(samples, "lockgate_audit_writes_total", result="success") >= 4
