@@ -9,14 +9,18 @@ from tests.lifecycle import manifests
 def test_a_reject_from_an_eligible_approver_rejects_the_cycle(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     lockgate.wait_phase("web-2", "AwaitingApproval")
-    lockgate.apply(manifests.approval("web-2-carol", "web-2", decision="Reject",
-                                      extra="  comment: the SBOM is stale"), context="carol")
+    lockgate.apply(
+        manifests.approval("web-2-carol", "web-2", decision="Reject", extra="  comment: the SBOM is stale"),
+        context="carol",
+    )
     promo = lockgate.wait_phase("web-2", "Rejected")
     assert "carol" in promo["status"]["message"]
     lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
     lockgate.wait_for(
-        lambda: "web-2-bob" in {a["approval"] for a in lockgate.get("promo", "web-2")["status"]["approvals"]}
-        or lockgate.phase("web-2") == "Rejected",
+        lambda: (
+            "web-2-bob" in {a["approval"] for a in lockgate.get("promo", "web-2")["status"]["approvals"]}
+            or lockgate.phase("web-2") == "Rejected"
+        ),
         message="bob's approval seen",
     )
     assert lockgate.phase("web-2") == "Rejected"  # an approval never turns a rejection around
