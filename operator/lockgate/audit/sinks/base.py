@@ -39,9 +39,7 @@ class AuditSink(Protocol):
     def streams(self) -> list[str]: ...
 
 
-def in_window(
-    rec: record.AuditRecord, since: datetime.datetime | None, until: datetime.datetime | None
-) -> bool:
+def in_window(rec: record.AuditRecord, since: datetime.datetime | None, until: datetime.datetime | None) -> bool:
     """Whether ``rec.at`` lies in ``[since, until)``."""
     return (since is None or rec.at >= since) and (until is None or rec.at < until)
 
@@ -55,3 +53,25 @@ def parse_entries(entries: list[chain.Entry]) -> list[record.AuditRecord]:
         except ValueError:
             continue
     return out
+
+
+class RecordsFromEntries:
+    """``records`` for every sink, from its ``streams`` and ``entries`` (one implementation, not three)."""
+
+    def streams(self) -> list[str]:
+        raise NotImplementedError
+
+    def entries(self, stream: str) -> list[chain.Entry]:
+        raise NotImplementedError
+
+    def records(
+        self,
+        stream: str | None = None,
+        since: datetime.datetime | None = None,
+        until: datetime.datetime | None = None,
+    ) -> list[record.AuditRecord]:
+        """Parsed records (of one stream or all), in stream then seq order, within ``[since, until)``."""
+        out: list[record.AuditRecord] = []
+        for name in [stream] if stream else self.streams():
+            out.extend(r for r in parse_entries(self.entries(name)) if in_window(r, since, until))
+        return out

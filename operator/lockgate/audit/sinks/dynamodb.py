@@ -17,7 +17,6 @@ and re-reads instead of forking the chain.
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -105,20 +104,16 @@ def create_table(client: DynamoDBClient, table: str) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    client.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
-    )
+    client.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
 
 
 def client(region: str | None, endpoint_url: str | None) -> DynamoDBClient:
     """A DynamoDB client with short, bounded retries (an outage must surface, not hang)."""
-    config = botocore.config.Config(
-        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
-    )
+    config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
     return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-class DynamoDBSink:
+class DynamoDBSink(base.RecordsFromEntries):
     """Audit chain in a DynamoDB table with the seed's key schema."""
 
     def __init__(self, table: str, *, dynamodb: DynamoDBClient) -> None:
@@ -134,9 +129,7 @@ class DynamoDBSink:
         )
 
     def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
-        response = self._client.get_item(
-            TableName=self.table, Key={"PK": _s(pk), "SK": _s(sk)}, ConsistentRead=True
-        )
+        response = self._client.get_item(TableName=self.table, Key={"PK": _s(pk), "SK": _s(sk)}, ConsistentRead=True)
         item = response.get("Item")
         return dict(item) if item else None
 
@@ -291,15 +284,3 @@ class DynamoDBSink:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("read the chain", exc) from exc
         return sorted(out, key=lambda e: e.seq)
-
-    def records(
-        self,
-        stream: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[record.AuditRecord]:
-        """Parsed records (of one stream or all) within the window."""
-        out: list[record.AuditRecord] = []
-        for name in [stream] if stream else self.streams():
-            out.extend(r for r in base.parse_entries(self.entries(name)) if base.in_window(r, since, until))
-        return out

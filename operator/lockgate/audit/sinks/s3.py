@@ -16,7 +16,6 @@ delete or overwrite it before then (AU-9, AU-11).
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -37,9 +36,7 @@ _MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 def client(region: str | None, endpoint_url: str | None) -> S3Client:
     """An S3 client with short, bounded retries (an outage must surface, not hang)."""
-    config = botocore.config.Config(
-        connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
-    )
+    config = botocore.config.Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
     return boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
@@ -47,7 +44,7 @@ def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class S3Sink:
+class S3Sink(base.RecordsFromEntries):
     """Audit chain as objects in an S3 bucket."""
 
     def __init__(self, bucket: str, *, s3: S3Client, prefix: str = "lockgate/audit/") -> None:
@@ -218,15 +215,3 @@ class S3Sink:
             return out
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("read the chain", exc) from exc
-
-    def records(
-        self,
-        stream: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[record.AuditRecord]:
-        """Parsed records (of one stream or all) within the window."""
-        out: list[record.AuditRecord] = []
-        for name in [stream] if stream else self.streams():
-            out.extend(r for r in base.parse_entries(self.entries(name)) if base.in_window(r, since, until))
-        return out

@@ -9,7 +9,6 @@ and a retried append returns the stored record.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import pathlib
 import sqlite3
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ CREATE TABLE IF NOT EXISTS chain_heads (
 """
 
 
-class SqliteSink:
+class SqliteSink(base.RecordsFromEntries):
     """Audit chain in a local sqlite file."""
 
     def __init__(self, path: pathlib.Path | str, *, timeout: float = 30.0) -> None:
@@ -86,9 +85,7 @@ class SqliteSink:
             row = conn.execute(
                 "SELECT seq, hash, id FROM audit_records WHERE stream = ? ORDER BY seq DESC LIMIT 1", (stream,)
             ).fetchone()
-        return (
-            chain.ChainHead(stream=stream, seq=int(row[0]), hash=str(row[1]), id=str(row[2])) if row else None
-        )
+        return chain.ChainHead(stream=stream, seq=int(row[0]), hash=str(row[1]), id=str(row[2])) if row else None
 
     def append(self, rec: record.AuditRecord) -> record.AuditRecord:
         """Chain ``rec`` after this file's head and commit it durably (idempotent by id)."""
@@ -159,15 +156,3 @@ class SqliteSink:
             chain.Entry(stream=stream, seq=int(seq), id=str(rid), text=bytes(doc).decode("utf-8", "replace"))
             for seq, rid, doc in rows
         ]
-
-    def records(
-        self,
-        stream: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-    ) -> list[record.AuditRecord]:
-        """Parsed records (of one stream or all), in stream then seq order, within the window."""
-        out: list[record.AuditRecord] = []
-        for name in [stream] if stream else self.streams():
-            out.extend(r for r in base.parse_entries(self.entries(name)) if base.in_window(r, since, until))
-        return out
