@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import pathlib
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,11 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def write_self_signed(directory: pathlib.Path, hosts: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
-    """Write ``tls.crt`` and ``tls.key`` valid for ``hosts`` (names or IPs) for 30 days."""
-    directory.mkdir(parents=True, exist_ok=True)
+def self_signed(hosts: Sequence[str], *, common_name: str, days: int) -> tuple[bytes, bytes]:
+    """A self-signed serving certificate that is its own CA, valid for ``hosts``: (cert PEM, key PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lockgate-webhooks")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -27,6 +27,17 @@ def write_self_signed(directory: pathlib.Path, hosts: list[str]) -> tuple[pathli
         except ValueError:
             sans.append(x509.DNSName(host))
     now = datetime.datetime.now(datetime.UTC)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        key_encipherment=False,
+        content_commitment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -34,17 +45,25 @@ def write_self_signed(directory: pathlib.Path, hosts: list[str]) -> tuple[pathli
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def write_self_signed(directory: pathlib.Path, hosts: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
+    """Write ``tls.crt`` and ``tls.key`` valid for ``hosts`` for 30 days."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_pem, key_pem = self_signed(hosts, common_name="lockgate-webhooks", days=30)
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert_pem)
+    key_path.write_bytes(key_pem)
     key_path.chmod(0o600)
     return cert_path, key_path
