@@ -1,6 +1,6 @@
 """The lifecycle's door to the audit trail: records built from Promotions, written off the event loop.
 
-A sink failure becomes ``reconciler.AuditUnavailableError`` (the lifecycle then waits: fail closed).
+A sink failure becomes ``AuditUnavailableError`` (the lifecycle then waits: fail closed).
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import datetime
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from lockgate import metrics as lockgate_metrics
 from lockgate.audit import errors, record, settings, trail
-from lockgate.lifecycle import reconciler
 
 logger = logging.getLogger("lockgate.audit")
 
 
-class AuditMetrics(Protocol):
-    def audit_write(self, sink: str, ok: bool) -> None: ...
+class AuditUnavailableError(Exception):
+    """The audit trail could not durably record a decision; nothing may proceed (fail closed)."""
 
 
 class AuditAdapter:
@@ -30,7 +30,7 @@ class AuditAdapter:
         operator: str,
         retention: str = "7y",
         environment: str | None = None,
-        metrics: AuditMetrics | None = None,
+        metrics: lockgate_metrics.Metrics | None = None,
     ) -> None:
         self.trail = audit_trail
         self.operator = operator
@@ -40,7 +40,7 @@ class AuditAdapter:
 
     @classmethod
     def from_settings(
-        cls, *, operator: str, trail: trail.AuditTrail | None = None, metrics: AuditMetrics | None = None
+        cls, *, operator: str, trail: trail.AuditTrail | None = None, metrics: lockgate_metrics.Metrics | None = None
     ) -> AuditAdapter:
         config = settings.AuditSettings()
         return cls(
@@ -83,7 +83,7 @@ class AuditAdapter:
         except errors.AuditUnavailable as exc:
             if self.metrics is not None:
                 self.metrics.audit_write(getattr(exc, "sink", "unknown") or "unknown", False)
-            raise reconciler.AuditUnavailableError(str(exc)) from None
+            raise AuditUnavailableError(str(exc)) from None
         if self.metrics is not None:
             for sink in self.trail.sinks:
                 self.metrics.audit_write(sink.name, True)
@@ -120,7 +120,7 @@ class AuditAdapter:
                     "withdrawnBy": by,
                 },
             )
-        except reconciler.AuditUnavailableError as exc:
+        except AuditUnavailableError as exc:
             if strict:
                 raise
             logger.error("could not record the withdrawal of approval %s: %s", meta.get("name"), exc)

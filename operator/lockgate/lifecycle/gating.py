@@ -8,9 +8,10 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
+from lockgate import metrics as lockgate_metrics
 from lockgate.api import approval, phases, promotion
 from lockgate.gates import decision, engine, facts, policies, stamps
 from lockgate.kube import access
@@ -18,11 +19,6 @@ from lockgate.lifecycle import steps, view
 from lockgate.rollout import health, plan
 
 logger = logging.getLogger("lockgate.gate")
-
-
-class GateMetrics(Protocol):
-    def approval_verdicts(self, namespace: str, verdicts: Sequence[Mapping[str, Any]]) -> None: ...
-    def policy_denial(self, promotion_key: str, policy: str, rule: str) -> None: ...
 
 
 @dataclasses.dataclass
@@ -69,7 +65,7 @@ class Gate:
         cluster: view.ClusterView,
         approvers: access.ApproverAccess,
         key: bytes,
-        metrics: GateMetrics | None = None,
+        metrics: lockgate_metrics.Metrics | None = None,
     ) -> None:
         self.view = cluster
         self.access = approvers

@@ -12,12 +12,13 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from lockgate import metrics as lockgate_metrics
 from lockgate.api import durations
 from lockgate.kube import client as kclient
 from lockgate.kube import events, objects
-from lockgate.lifecycle import queue, statuses, steps, view
+from lockgate.lifecycle import auditing, gating, queue, statuses, steps, view
 from lockgate.rollout import plan, verification
 
 logger = logging.getLogger("lockgate.lifecycle")
@@ -25,47 +26,6 @@ logger = logging.getLogger("lockgate.lifecycle")
 MAX_STEPS_PER_PASS = 8
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
-
-
-class AuditUnavailableError(Exception):
-    """The audit trail could not durably record a decision; nothing may proceed (fail closed)."""
-
-
-class GateResultLike(Protocol):
-    view: steps.GateView
-    phase: str
-    status: dict[str, Any]
-    approvers: list[dict[str, Any]]
-    policies: list[dict[str, Any]]
-    approval_statuses: dict[str, dict[str, Any]]
-    ready_for_approval: bool
-    emergency: bool
-
-
-class GateLike(Protocol):
-    async def evaluate(
-        self, promotion: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False
-    ) -> GateResultLike: ...
-
-
-class AuditLike(Protocol):
-    async def record(
-        self,
-        event: str,
-        promotion: Mapping[str, Any],
-        *,
-        at: datetime.datetime,
-        approvers: list[dict[str, Any]],
-        policies: list[dict[str, Any]],
-        previous_image: str | None = None,
-        verification: Mapping[str, Any] | None = None,
-        extra: Mapping[str, Any] | None = None,
-        key: str | None = None,
-    ) -> None: ...
-
-
-class MetricsLike(Protocol):
-    def transition(self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]) -> None: ...
 
 
 @dataclasses.dataclass
@@ -84,9 +44,9 @@ class Reconciler:
         self,
         api: kclient.Client,
         cluster: view.ClusterView,
-        gate: GateLike,
-        audit: AuditLike,
-        metrics: MetricsLike | None = None,
+        gate: gating.Gate,
+        audit: auditing.AuditAdapter,
+        metrics: lockgate_metrics.Metrics | None = None,
         *,
         clock: Callable[[], datetime.datetime] = utcnow,
         workers: int = 8,
@@ -99,7 +59,7 @@ class Reconciler:
         self.clock = clock
         self.queue: queue.KeyedQueue[view.Key] = queue.KeyedQueue(self.reconcile, workers=workers)
         self._http: dict[tuple[str, str], _HttpRun] = {}
-        self._deferred_approvals: dict[view.Key, GateResultLike] = {}
+        self._deferred_approvals: dict[view.Key, gating.GateResult] = {}
         self._events: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -156,7 +116,7 @@ class Reconciler:
                     extra={"reason": step.reason, "message": message},
                 )
                 return
-            except AuditUnavailableError as exc:
+            except auditing.AuditUnavailableError as exc:
                 logger.error("promotion %s deleted mid-rollout; audit unavailable: %s", view.key_of(obj), exc)
                 await asyncio.sleep(2)
 
@@ -196,7 +156,7 @@ class Reconciler:
         status = obj.get("status") or {}
         phase = str(status.get("phase") or "")
         situation = await self._situation(key, obj, phase)
-        result: GateResultLike | None = None
+        result: gating.GateResult | None = None
         if phase in steps.TERMINAL and statuses.retro_review_open(status, situation.spec_hash):
             await self._retro_review(key, obj, situation, now)
             return False
@@ -303,7 +263,7 @@ class Reconciler:
         obj: dict[str, Any],
         s: steps.Situation,
         step: steps.Step,
-        result: GateResultLike | None,
+        result: gating.GateResult | None,
         now: datetime.datetime,
     ) -> bool:
         A = steps.Action
@@ -459,7 +419,7 @@ class Reconciler:
         event: str,
         obj: Mapping[str, Any],
         now: datetime.datetime,
-        result: GateResultLike | None,
+        result: gating.GateResult | None,
         s: steps.Situation,
         step: steps.Step,
         *,
@@ -491,7 +451,7 @@ class Reconciler:
                 verification=verification,
                 extra={"reason": step.reason, "message": step.message},
             )
-        except AuditUnavailableError as exc:
+        except auditing.AuditUnavailableError as exc:
             logger.error("promotion %s: audit unavailable: %s", obj["metadata"].get("name"), exc)
             await self._write(obj, statuses.audit_down(obj, str(exc), now), step)
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
@@ -515,7 +475,7 @@ class Reconciler:
                 if exc.status != 404:
                     raise
 
-    async def _write_approvals(self, namespace: str, result: GateResultLike) -> None:
+    async def _write_approvals(self, namespace: str, result: gating.GateResult) -> None:
         """Publish each Approval's verdict where it changed (concurrently: they are independent)."""
 
         async def write(name: str, wanted: Mapping[str, Any]) -> None:
