@@ -1,8 +1,16 @@
-"""Shared test configuration: the ``--long`` switch for reliability suites."""
+"""Shared test configuration: the ``--long`` switch, and ``lockgate``: a whole Lockgate per test."""
 
 from __future__ import annotations
 
+import pathlib
+import shutil
+from collections.abc import Iterator
+
 import pytest
+
+from lockgate.handlers import testing
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,3 +24,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip_long)
+
+
+@pytest.fixture
+def lockgate() -> Iterator[testing.Stack]:
+    """The embedded API + operator (sqlite audit trail) with the example production GatePolicy."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH: these tests drive the real kubectl binary")
+    with testing.stack() as running:
+        running.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
+        yield running

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lockgate.handlers import background, testing
-from tests.admission.conftest import REPO
+from tests.conftest import REPO
 from tests.lifecycle import manifests
 
 

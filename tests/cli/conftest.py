@@ -10,7 +10,6 @@ import typer.testing
 
 from lockgate.cli import main
 from lockgate.handlers import testing
-from tests.lifecycle import conftest as lifecycle
 
 
 @dataclasses.dataclass
@@ -24,9 +23,6 @@ class Cli:
         if namespace is not None:
             argv += ["-n", namespace]
         return typer.testing.CliRunner().invoke(main.app, argv, env={"COLUMNS": "200", "KUBECONFIG": None})
-
-
-lockgate = lifecycle.lockgate  # the stack with the production GatePolicy, as in the lifecycle tests
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from lockgate import settings as lockgate_settings
 from lockgate.devcluster import server
 from lockgate.devcluster import world as dev_world
 from lockgate.handlers import background, testing
+from tests.conftest import REPO
 from tests.lifecycle import manifests
-from tests.lifecycle.conftest import REPO
 
 WEB_2 = f"registry.example/web:2.0@{manifests.DIGEST}"
 
