@@ -162,6 +162,10 @@ async def measure(
             for ns, prefix in ((LIVE_NS, "m"), (FLOOR_NS, "f"))
             for i in range(measured)
         )
+        # Each filler targets a Deployment of its own (a missing target would hold it Pending).
+        await api.gather(
+            api.create(harness.deployment_body(fill_ns[i % len(fill_ns)], f"filler-{i}")) for i in range(fillers)
+        )
         started = time.monotonic()
         await api.gather(
             api.create(
