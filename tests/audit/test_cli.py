@@ -30,6 +30,7 @@ def db(tmp_path: pathlib.Path, samples: Any) -> tuple[pathlib.Path, list[record.
     path = tmp_path / "audit.sqlite3"
     sink = sqlite.SqliteSink(path)
     stored = [sink.append(r) for r in samples.lifecycle()]
+    sink.close()  # the operator stopped: its write-ahead log is checkpointed into the file that is edited below
     return path, stored
 
 
@@ -113,9 +114,7 @@ def test_evidence_answers_the_four_questions_and_maps_controls(cli: typer.Typer,
         assert text in table.stdout
 
 
-def test_evidence_flags_a_self_approved_change(
-    cli: typer.Typer, tmp_path: pathlib.Path, samples: Any
-) -> None:
+def test_evidence_flags_a_self_approved_change(cli: typer.Typer, tmp_path: pathlib.Path, samples: Any) -> None:
     path = tmp_path / "audit.sqlite3"
     sink = sqlite.SqliteSink(path)
     promo = samples.promotion()
@@ -138,9 +137,7 @@ def test_evidence_flags_a_deploy_without_a_deploying_record(
     promo = samples.promotion()
     sink.append(samples.make("approved", promo, 0))
     sink.append(samples.make("deployed", promo, 1))
-    doc = json.loads(
-        run(cli, "evidence", "production/web-2026-03", "--sqlite", str(path), "-o", "json").stdout
-    )
+    doc = json.loads(run(cli, "evidence", "production/web-2026-03", "--sqlite", str(path), "-o", "json").stdout)
     assert doc["questions"][3]["satisfied"] is False
     assert "with no deploying record" in doc["questions"][3]["evidence"]
 

@@ -10,7 +10,9 @@ import sys
 import textwrap
 from typing import Any
 
-from lockgate.audit import chain, trail
+import pytest
+
+from lockgate.audit import chain, errors, trail
 from lockgate.audit.sinks import sqlite
 
 
@@ -26,9 +28,7 @@ def test_append_chains_and_reads_back(tmp_path: pathlib.Path, samples: Any) -> N
     conn.close()
 
 
-def test_re_append_returns_the_stored_record_without_duplicating(
-    tmp_path: pathlib.Path, samples: Any
-) -> None:
+def test_re_append_returns_the_stored_record_without_duplicating(tmp_path: pathlib.Path, samples: Any) -> None:
     sink = sqlite.SqliteSink(tmp_path / "audit.sqlite3")
     recs = samples.lifecycle()
     first = sink.append(recs[0])
@@ -48,7 +48,8 @@ def test_one_byte_edit_in_the_file_names_the_broken_record(tmp_path: pathlib.Pat
     audit = trail.AuditTrail([sink])
     assert [r.ok for r in audit.verify()] == [True]
 
-    data = bytearray(path.read_bytes())  # connections are closed: the WAL is checkpointed
+    sink.close()  # the last connection closes: the WAL is checkpointed into the file edited below
+    data = bytearray(path.read_bytes())
     marker = b'"event":"deployed"'
     at = data.find(marker)
     assert at > 0 and data.count(marker) == 1
@@ -97,3 +98,30 @@ def test_two_processes_never_fork_the_chain(tmp_path: pathlib.Path) -> None:
     [report] = trail.AuditTrail([sink]).verify()
     assert report.ok and report.count == 75
     assert {r.operator for r in sink.records()} == {"writer-0", "writer-1", "writer-2"}
+
+
+def test_an_append_after_the_file_was_deleted_goes_to_a_new_file_not_the_unlinked_one(
+    tmp_path: pathlib.Path, samples: Any
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+    sink = sqlite.SqliteSink(path)
+    first, second, *_ = samples.lifecycle()
+    sink.append(first)
+    for leftover in tmp_path.glob("audit.sqlite3*"):
+        leftover.unlink()
+    sink.append(second)
+    assert [r.id for r in sqlite.SqliteSink(path).records()] == [second.id]
+
+
+def test_an_append_recovers_after_the_volume_came_back(tmp_path: pathlib.Path, samples: Any) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    sink = sqlite.SqliteSink(volume / "audit.sqlite3")
+    first, second, *_ = samples.lifecycle()
+    sink.append(first)
+    volume.rename(tmp_path / "gone")
+    with pytest.raises(errors.AuditUnavailable, match="check that the volume is mounted"):
+        sink.append(second)
+    (tmp_path / "gone").rename(volume)
+    assert sink.append(second).id == second.id
+    assert [r.id for r in sink.records()] == [first.id, second.id]

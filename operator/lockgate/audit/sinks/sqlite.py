@@ -4,13 +4,19 @@ One table, ``audit_records``, with ``UNIQUE(id)`` and ``UNIQUE(stream, seq)``. A
 append runs in ``BEGIN IMMEDIATE`` (one writer at a time, across processes), reads
 the head, inserts the chained record and commits; so two writers never fork a stream
 and a retried append returns the stored record.
+
+Appends share one connection (opening one costs ~1.3 ms of the ~1.5 ms an append took, on the
+path to every rollout). It is dropped after any error, and reopened when the file at ``path`` is
+no longer the one it holds open (deleted or replaced): a record is never written to an unlinked file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import pathlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 
 from lockgate.audit import chain, errors, record
@@ -46,6 +52,9 @@ class SqliteSink(base.RecordsFromEntries):
         self.name = f"sqlite({self.path})"
         self.timeout = timeout
         self._ready = False
+        self._lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._writer_file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file it holds open
 
     def _fail(self, action: str, exc: BaseException) -> errors.AuditUnavailable:
         return errors.AuditUnavailable(
@@ -54,23 +63,68 @@ class SqliteSink(base.RecordsFromEntries):
             sink=self.name,
         )
 
-    @contextlib.contextmanager
-    def _connect(self, action: str) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._fail(action, exc) from exc
+    def _open(self, *, writer: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=not writer)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            if not self._ready:
+            if writer or not self._ready:  # a (re)opened writer may face a new, empty file
                 conn.executescript(_SCHEMA)
                 self._ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _connect(self, action: str) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._open()
+        except sqlite3.Error as exc:
+            raise self._fail(action, exc) from exc
+        try:
             yield conn
         except sqlite3.Error as exc:
             raise self._fail(action, exc) from exc
         finally:
             conn.close()
+
+    @staticmethod
+    def _file_id(path: pathlib.Path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    @contextlib.contextmanager
+    def _writing(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The shared append connection, one writer thread at a time; dropped after any error."""
+        with self._lock:
+            if self._writer is not None and self._file_id(self.path) != self._writer_file:
+                self._drop_writer()  # the file was deleted or replaced under us
+            try:
+                if self._writer is None:
+                    self._writer = self._open(writer=True)
+                    self._writer_file = self._file_id(self.path)
+                yield self._writer
+            except sqlite3.Error as exc:
+                self._drop_writer()
+                raise self._fail(action, exc) from exc
+            except BaseException:
+                self._drop_writer()
+                raise
+
+    def _drop_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+        self._writer, self._writer_file = None, None
+
+    def close(self) -> None:
+        """Close the append connection (a later append opens it again)."""
+        with self._lock:
+            self._drop_writer()
 
     @staticmethod
     def _stored(conn: sqlite3.Connection, record_id: str) -> record.AuditRecord | None:
@@ -89,7 +143,7 @@ class SqliteSink(base.RecordsFromEntries):
 
     def append(self, rec: record.AuditRecord) -> record.AuditRecord:
         """Chain ``rec`` after this file's head and commit it durably (idempotent by id)."""
-        with self._connect("append a record") as conn:
+        with self._writing("append a record") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 existing = self._stored(conn, rec.id)
