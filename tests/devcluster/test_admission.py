@@ -49,9 +49,7 @@ def make_cert(directory: Path, *, names: list[str]) -> tuple[Path, Path, str]:
     cert_path, key_path = directory / "tls.crt", directory / "tls.key"
     cert_path.write_bytes(cert_pem)
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path, base64.b64encode(cert_pem).decode()
 
@@ -62,17 +60,18 @@ class WebhookServer:
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
         self.requests: list[tuple[str, dict[str, Any], str]] = []
+        self.peers: list[Any] = []  # the client address of each call: one per TCP connection
         self.url = ""
         self.ca_bundle = ""
+        self.runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         review = await request.json()
         self.requests.append((request.path, review, request.query_string))
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         response = await self.handlers[request.path](review["request"])
         response["uid"] = review["request"]["uid"]
-        return web.json_response(
-            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
-        )
+        return web.json_response({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ async def server(tmp_path: Path) -> AsyncIterator[WebhookServer]:
     context.load_cert_chain(cert, key)
     app = web.Application()
     app.router.add_post("/{tail:.*}", hooks.handle)
-    runner = web.AppRunner(app)
+    runner = hooks.runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
@@ -93,6 +92,7 @@ async def server(tmp_path: Path) -> AsyncIterator[WebhookServer]:
         yield hooks
     finally:
         admission.SERVICE_URL_OVERRIDES.clear()
+        await admission.close_clients()  # as the API server does when it stops
         await runner.cleanup()
 
 
@@ -171,9 +171,7 @@ async def test_mutating_webhook_patch_is_applied_and_request_is_a_real_admission
     server: WebhookServer,
 ) -> None:
     async def add_label(request: dict[str, Any]) -> dict[str, Any]:
-        patch = [
-            {"op": "add", "path": "/metadata/labels/stamped-by", "value": request["userInfo"]["username"]}
-        ]
+        patch = [{"op": "add", "path": "/metadata/labels/stamped-by", "value": request["userInfo"]["username"]}]
         return {
             "allowed": True,
             "patchType": "JSONPatch",
@@ -288,9 +286,7 @@ async def test_untrusted_certificate_is_a_call_failure(server: WebhookServer, tm
     other_dir = tmp_path / "other"
     other_dir.mkdir()
     _, _, other_ca = make_cert(other_dir, names=["elsewhere"])
-    configs = [
-        config("ValidatingWebhookConfiguration", "x", webhook("x.lockgate.dev", server.url + "/ok", other_ca))
-    ]
+    configs = [config("ValidatingWebhookConfiguration", "x", webhook("x.lockgate.dev", server.url + "/ok", other_ca))]
     result = await admission.validate(configs, deployment_attrs(), PRODUCTION)
     assert (result.allowed, result.code) == (False, 500)
     assert "certificate" in result.message.lower()
@@ -313,9 +309,7 @@ async def test_service_reference_resolves_through_overrides_and_verifies_service
     assert result.allowed
     assert [path for path, _, _ in server.requests] == ["/validate"]
     hook["clientConfig"]["service"]["name"] = "unknown"
-    admission.SERVICE_URL_OVERRIDES[("lockgate", "unknown")] = (
-        server.url
-    )  # cert is not for unknown.lockgate.svc
+    admission.SERVICE_URL_OVERRIDES[("lockgate", "unknown")] = server.url  # cert is not for unknown.lockgate.svc
     result = await admission.validate(
         [config("ValidatingWebhookConfiguration", "svc", hook)], deployment_attrs(), PRODUCTION
     )
@@ -496,9 +490,7 @@ async def test_kubectl_sees_a_mutating_and_a_denying_webhook(server: WebhookServ
             # kubectl apply validates client-side against OpenAPI; --raw posts the object as is.
             plural = item["kind"].lower() + "s"
             path = f"/apis/admissionregistration.k8s.io/v1/{plural}"
-            code, _, err = await kubectl(
-                kubeconfig, "create", "--raw", path, "-f", "-", stdin=json.dumps(item)
-            )
+            code, _, err = await kubectl(kubeconfig, "create", "--raw", path, "-f", "-", stdin=json.dumps(item))
             assert code == 0, err
         code, _, err = await kubectl(
             kubeconfig,
@@ -526,8 +518,47 @@ async def test_kubectl_sees_a_mutating_and_a_denying_webhook(server: WebhookServ
         code, out, err = await kubectl(kubeconfig, "create", "-f", "-", stdin=configmap("production"))
         assert code == 1
         assert (
-            'admission webhook "gate.lockgate.dev" denied the request: configmaps in production need a '
-            "Promotion"
+            'admission webhook "gate.lockgate.dev" denied the request: configmaps in production need a Promotion'
         ) in err
         code, _, err = await kubectl(kubeconfig, "get", "configmap", "settings", "-n", "production")
         assert code == 1 and "NotFound" in err
+
+
+async def test_webhook_calls_keep_their_connection_and_survive_a_webhook_server_restart(
+    server: WebhookServer, tmp_path: Path
+) -> None:
+    async def allow(_: dict[str, Any]) -> dict[str, Any]:
+        return {"allowed": True}
+
+    server.handlers["/validate"] = allow
+    configs = [
+        config(
+            "ValidatingWebhookConfiguration",
+            "guard",
+            webhook("guard.lockgate.dev", server.url + "/validate", server.ca_bundle),
+        )
+    ]
+    for _ in range(3):
+        assert (await admission.validate(configs, deployment_attrs(), PRODUCTION)).allowed
+    assert len(server.peers) == 3 and len(set(server.peers)) == 1  # one kept-alive connection, as kube-apiserver
+
+    # The webhook server restarts on the same address and certificate: the kept connection is dead.
+    port = int(server.url.rsplit(":", 1)[1])
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    restarted = WebhookServer()
+    restarted.handlers["/validate"] = allow
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", restarted.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    assert server.runner is not None
+    await server.runner.cleanup()
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context)
+    await site.start()
+    try:
+        assert (await admission.validate(configs, deployment_attrs(), PRODUCTION)).allowed
+        assert len(restarted.requests) == 1
+    finally:
+        await runner.cleanup()

@@ -265,6 +265,7 @@ class DevCluster(kmock.KubernetesEmulator):
             task.cancel()
         if self._workloads is not None:
             await self._workloads.close()
+        await admission.close_clients()
 
     def _mirror(self, event: store.Event) -> None:
         """Keep kmock's object array in step with the store, for kmock-style assertions."""
