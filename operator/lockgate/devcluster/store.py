@@ -14,7 +14,6 @@ from typing import Any
 from lockgate.devcluster import errors
 
 GroupResource = tuple[str, str]  # (group, plural): storage is shared by all versions of a resource
-Key = tuple[str, str, str, str]  # (group, plural, namespace or "", name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +28,8 @@ class Store:
     """In-memory objects with monotonic resourceVersions and a bounded, replayable event log."""
 
     def __init__(self, *, history: int = 20000, on_event: Callable[[Event], None] | None = None) -> None:
-        self._objects: dict[Key, dict[str, Any]] = {}
+        # Per resource, as etcd keys are prefixed by it: a list never walks other kinds' objects.
+        self._objects: dict[GroupResource, dict[tuple[str, str], dict[str, Any]]] = collections.defaultdict(dict)
         self._rv = 100
         self._events: collections.deque[Event] = collections.deque(maxlen=history)
         self._waiters: set[asyncio.Event] = set()
@@ -43,14 +43,14 @@ class Store:
         return self._events[0].resource_version - 1 if len(self._events) == self._events.maxlen else 0
 
     def get(self, gr: GroupResource, namespace: str, name: str) -> dict[str, Any] | None:
-        obj = self._objects.get((*gr, namespace, name))
+        obj = self._objects[gr].get((namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
     def list(self, gr: GroupResource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         items = [
             copy.deepcopy(obj)
-            for (group, plural, ns, _), obj in sorted(self._objects.items())
-            if (group, plural) == gr and (namespace is None or ns == namespace)
+            for (ns, _), obj in sorted(self._objects[gr].items())
+            if namespace is None or ns == namespace
         ]
         return items, self._rv
 
@@ -69,20 +69,20 @@ class Store:
             waiter.set()
 
     def create(self, gr: GroupResource, namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
-        key = (*gr, namespace, name)
-        if key in self._objects:
+        key = (namespace, name)
+        if key in self._objects[gr]:
             raise errors.already_exists(gr[1], gr[0], name)
         stored = self._stamp(obj)
-        self._objects[key] = stored
+        self._objects[gr][key] = stored
         self._emit(gr, "ADDED", stored)
         return copy.deepcopy(stored)
 
     def update(self, gr: GroupResource, namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
-        key = (*gr, namespace, name)
-        if key not in self._objects:
+        key = (namespace, name)
+        if key not in self._objects[gr]:
             raise errors.not_found(gr[1], gr[0], name)
         stored = self._stamp(obj)
-        self._objects[key] = stored
+        self._objects[gr][key] = stored
         self._emit(gr, "MODIFIED", stored)
         return copy.deepcopy(stored)
 
@@ -90,10 +90,10 @@ class Store:
         self, gr: GroupResource, namespace: str, name: str, final: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Remove an object; ``final`` is its last state (e.g. with the last finalizer removed)."""
-        key = (*gr, namespace, name)
-        if key not in self._objects:
+        key = (namespace, name)
+        if key not in self._objects[gr]:
             raise errors.not_found(gr[1], gr[0], name)
-        last = self._objects.pop(key)
+        last = self._objects[gr].pop(key)
         stored = self._stamp(final if final is not None else last)
         self._emit(gr, "DELETED", stored)
         return copy.deepcopy(stored)
