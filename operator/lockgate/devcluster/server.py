@@ -10,6 +10,7 @@ unknown non-API paths fall back to kmock's own DSL reactions.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import dataclasses
@@ -87,6 +88,19 @@ class Fault:
 
 
 FaultHook = Callable[[RequestRecord], "Awaitable[Fault | None] | Fault | None"]
+
+
+def _encode_continue(resource_version: int, after: tuple[str, str]) -> str:
+    raw = json.dumps({"rv": resource_version, "after": list(after)}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), (str(data["after"][0]), str(data["after"][1]))
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise errors.bad_request(f"invalid continue token: {token!r}") from exc
 
 
 @dataclasses.dataclass
@@ -490,6 +504,7 @@ class DevCluster(kmock.KubernetesEmulator):
         *,
         single: bool,
         resource_version: str = "",
+        continue_token: str = "",
     ) -> aiohttp.web.Response:
         if tables.wants_table(req.header("Accept")):
             return _json_response(
@@ -498,17 +513,14 @@ class DevCluster(kmock.KubernetesEmulator):
                     objs,
                     include_object=req.query.get("includeObject", "Metadata"),
                     resource_version=resource_version,
+                    continue_token=continue_token,
                 )
             )
         if single:
             return _json_response(objs[0])
+        metadata = {"resourceVersion": resource_version} | ({"continue": continue_token} if continue_token else {})
         return _json_response(
-            {
-                "kind": rtype.list_kind,
-                "apiVersion": rtype.api_version,
-                "metadata": {"resourceVersion": resource_version},
-                "items": objs,
-            }
+            {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": metadata, "items": objs}
         )
 
     def _predicate(self, req: ParsedRequest) -> selectors.Predicate:
@@ -517,12 +529,34 @@ class DevCluster(kmock.KubernetesEmulator):
         return lambda obj: labels(obj) and fields(obj)
 
     def _list(self, rtype: resources.ResourceType, req: ParsedRequest) -> aiohttp.web.Response:
-        predicate = self._predicate(req)
+        """A list, or one page of it (``limit`` and ``continue``, as client-go's pager and kubectl ask).
+
+        Pages are in key order and every page carries the first page's resourceVersion, so a watch from
+        it replays whatever changed meanwhile (kube-apiserver serves later pages from that snapshot;
+        here they show the current objects: a change may appear in a page and again as an event).
+        """
+        raw_limit, token = req.query.get("limit", ""), req.query.get("continue", "")
+        if raw_limit and not raw_limit.isdigit():
+            raise errors.bad_request(f"invalid limit: {raw_limit!r}")
+        limit = int(raw_limit) if raw_limit and int(raw_limit) > 0 else None
+        since, after = _decode_continue(token) if token else (None, None)
         items, rv = self.store.list(
-            self._gr(rtype), req.namespace if rtype.namespaced and req.namespace else None
+            self._gr(rtype),
+            req.namespace if rtype.namespaced and req.namespace else None,
+            predicate=self._predicate(req),
+            after=after,
+            limit=limit + 1 if limit else None,
         )
-        objs = [self._as_version(rtype, obj) for obj in items if predicate(obj)]
-        return self._respond_objects(rtype, req, objs, single=False, resource_version=str(rv))
+        list_rv = since or rv
+        follow = ""
+        if limit is not None and len(items) > limit:
+            items = items[:limit]
+            last = items[-1].get("metadata", {})
+            follow = _encode_continue(list_rv, (str(last.get("namespace") or ""), str(last.get("name"))))
+        objs = [self._as_version(rtype, obj) for obj in items]
+        return self._respond_objects(
+            rtype, req, objs, single=False, resource_version=str(list_rv), continue_token=follow
+        )
 
     async def _watch(
         self, rtype: resources.ResourceType, req: ParsedRequest, raw_request: aiohttp.web.BaseRequest

@@ -46,12 +46,25 @@ class Store:
         obj = self._objects[gr].get((namespace, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, gr: GroupResource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        items = [
-            copy.deepcopy(obj)
-            for (ns, _), obj in sorted(self._objects[gr].items())
-            if namespace is None or ns == namespace
-        ]
+    def list(
+        self,
+        gr: GroupResource,
+        namespace: str | None = None,
+        *,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Objects in key order (namespace, name); a page: those after ``after``, at most ``limit``."""
+        items = []
+        for key, obj in sorted(self._objects[gr].items()):
+            if (namespace is not None and key[0] != namespace) or (after is not None and key <= after):
+                continue
+            if predicate is not None and not predicate(obj):
+                continue
+            items.append(copy.deepcopy(obj))
+            if limit is not None and len(items) >= limit:
+                break
         return items, self._rv
 
     def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:

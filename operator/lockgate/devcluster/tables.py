@@ -207,6 +207,7 @@ def render(
     *,
     include_object: str = "Metadata",
     resource_version: str = "",
+    continue_token: str = "",
     with_definitions: bool = True,
 ) -> dict[str, Any]:
     """A ``Table`` of the objects with the type's columns."""
@@ -221,7 +222,8 @@ def render(
     table: dict[str, Any] = {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": resource_version} if resource_version else {},
+        "metadata": ({"resourceVersion": resource_version} if resource_version else {})
+        | ({"continue": continue_token} if continue_token else {}),
         "columnDefinitions": [definition for definition, _ in columns] if with_definitions else [],
         "rows": rows,
     }
