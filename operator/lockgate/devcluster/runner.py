@@ -1,4 +1,8 @@
-"""Running a DevCluster: as an async context manager, or in a background thread for tests and sync callers."""
+"""Running a DevCluster: as an async context manager, or in a background thread for tests and sync callers.
+
+The embedded API (kmock, the schemas, TLS) is imported when one is served, not with this module: the
+``lockgate`` command imports it for ``lockgate dev``, and ``lockgate run`` (the operator) must not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,10 @@ import tempfile
 import threading
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import kmock
-
-from lockgate.devcluster import server, tls, world
+if TYPE_CHECKING:
+    from lockgate.devcluster import server, world
 
 HOST = "127.0.0.1"
 
@@ -53,6 +57,10 @@ async def serve(
     bookmark_interval: float = 5.0,
 ) -> AsyncIterator[Running]:
     """Serve a DevCluster on 127.0.0.1 for the duration of the context."""
+    import kmock
+
+    from lockgate.devcluster import server, tls, world
+
     cluster = server.DevCluster(workload_delay=workload_delay, bookmark_interval=bookmark_interval)
     world.base(cluster)
     crd_dirs = [crd_dir] if isinstance(crd_dir, str | pathlib.Path) else list(crd_dir or [])
