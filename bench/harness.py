@@ -261,7 +261,10 @@ class OperatorProcess:
             "--standalone",
         ]
         profile = os.environ.get("LOCKGATE_BENCH_PROFILE")  # py-spy's collapsed stacks of the operator
-        if profile:
+        snapshots = os.environ.get("LOCKGATE_BENCH_TRACEMALLOC")  # tracemalloc snapshots on SIGUSR1 (`snapshot`)
+        if snapshots:
+            cmd = [sys.executable, "-X", "tracemalloc=25", "-c", _TRACED.format(prefix=snapshots), *cmd[1:]]
+        elif profile:
             spy = pathlib.Path(sys.executable).parent / "py-spy"
             cmd = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", profile, "--", *cmd]
         self.started_at = time.monotonic()
@@ -273,6 +276,12 @@ class OperatorProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def snapshot(self) -> None:
+        """With ``LOCKGATE_BENCH_TRACEMALLOC=<prefix>``: the operator writes ``<prefix>-<n>.tracemalloc`` now."""
+        if os.environ.get("LOCKGATE_BENCH_TRACEMALLOC"):
+            os.kill(self.pid, signal.SIGUSR1)
+            time.sleep(5)  # taking and dumping a snapshot of ~100 MB takes a few seconds
 
     def memory_kb(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak RSS) of the operator process, in kB."""
@@ -327,6 +336,19 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+# ``lockgate run`` with tracemalloc on, a snapshot dumped on each SIGUSR1 (memory investigations only).
+_TRACED = """
+import itertools, os, signal, sys, tracemalloc
+_count = itertools.count()
+def _dump(*_):
+    tracemalloc.take_snapshot().dump("{prefix}-%d-%d.tracemalloc" % (os.getpid(), next(_count)))
+signal.signal(signal.SIGUSR1, _dump)
+sys.argv[0] = "lockgate"
+from lockgate.cli.main import main
+main()
+"""
 
 
 def operator_requests(running: runner.RunningCluster, since: int = 0) -> list[Any]:
