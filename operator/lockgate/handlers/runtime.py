@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
+from lockgate.handlers import kopfimport  # isort: skip  # noqa: F401  (before kopf: no kubernetes client)
 import kopf
+from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
 from lockgate import settings as lockgate_settings
-from lockgate.handlers import admission, watching
+from lockgate.handlers import admission, rbacwatch, watching
 from lockgate.kube import access, config, leadership, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, reconciler, view
@@ -36,7 +40,73 @@ def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.Operato
     kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = settings.api_timeout_seconds * 3
     kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    # Memory: the initial listing comes in pages (as client-go's pager does) instead of one response
+    # holding every object of a kind, and a per-object worker exits soon after its last event (it
+    # holds that event's whole body while it idles; Kopf's default is 5 s, so a listing kept nearly
+    # every listed body alive at once). Our handlers are quick and never patch: nothing to batch.
+    kopf_settings.watching.chunk_size = LIST_CHUNK
+    kopf_settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     return kopf_settings
+
+
+LIST_CHUNK = 500
+WORKER_IDLE_SECONDS = 0.2
+MEMORY_KEPT_SECONDS = 2.0
+
+
+class ForgetfulMemories(inventory.ResourceMemories):
+    """Kopf's per-object memories, forgotten shortly after the object's last event when they hold nothing.
+
+    Kopf keeps a record per object (memo, error throttler, daemon and indexing state) until the
+    object is deleted: ~0.75 KB for each of tens of thousands of watched objects. Our handlers are
+    ``on.event`` only (no memo, daemons, indexes, diff-base or progress), so a record matters only
+    while it throttles a framework error; such records are kept, the others dropped
+    ``MEMORY_KEPT_SECONDS`` after they were last recalled.
+    """
+
+    def __init__(self, keep_seconds: float = MEMORY_KEPT_SECONDS) -> None:
+        super().__init__()
+        self.keep_seconds = keep_seconds
+        self._recalled: OrderedDict[str, float] = OrderedDict()  # uid -> when last recalled, oldest first
+
+    async def recall(
+        self,
+        raw_body: kopf.RawBody,
+        *,
+        memobase: Any = None,
+        noticed_by_listing: bool = False,
+        ephemeral: bool = False,
+    ) -> inventory.ResourceMemory:
+        memory = await super().recall(
+            raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=ephemeral
+        )
+        now = time.monotonic()
+        uid = str(raw_body.get("metadata", {}).get("uid") or "")
+        if not ephemeral and uid:
+            self._recalled[uid] = now
+            self._recalled.move_to_end(uid)
+        while self._recalled:
+            oldest, at = next(iter(self._recalled.items()))
+            if now - at < self.keep_seconds:
+                break
+            del self._recalled[oldest]
+            body: kopf.RawBody = {"metadata": {"uid": oldest}}
+            kept = await super().recall(body, ephemeral=True)  # the stored record, or a fresh one
+            if _holds_nothing(kept):
+                await self.forget(body)
+        return memory
+
+
+def _holds_nothing(memory: inventory.ResourceMemory) -> bool:
+    throttler = memory.error_throttler
+    return (
+        throttler.active_until is None
+        and throttler.source_of_delays is None
+        and memory.remaining_patch is None
+        and memory.indexing_memory.indexing_state is None
+        and not memory.daemons_memory.running_daemons
+        and not memory.daemons_memory.forever_stopped
+    )
 
 
 async def run_operator(
@@ -59,7 +129,8 @@ async def run_operator(
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
-    gate = gating.Gate(cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics)
+    approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
+    gate = gating.Gate(cluster, approvers, key, metrics=metrics)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
     registry = kopf.OperatorRegistry()
 
@@ -88,6 +159,7 @@ async def run_operator(
         await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
 
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
+    rbacwatch.register(registry, approvers, engine)
     kopf_settings = _kopf_settings(settings)
     admission.register(
         registry,
@@ -129,6 +201,7 @@ async def run_operator(
         await kopf.operator(
             registry=registry,
             settings=kopf_settings,
+            memories=ForgetfulMemories(),
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
