@@ -2,18 +2,28 @@
 
 Lookups are by key, never by scanning: approvals by promotion, promotions by target workload
 and by source workload, namespaces' labels.
+
+Memory: the view holds every Promotion, Approval and workload of the cluster, so it keeps only what
+its readers (the reconciler, the gate, the admission webhooks, the metrics) ask, and shares repeated
+strings. A Promotion whose cycle has ended (``settled``) keeps its metadata, its whole spec (the spec
+hash and the audit records read it) and its status without the per-cycle lists (``approvals``,
+``gates``, ``conditions``): those are read only while a Promotion waits, rolls out or has a retro
+review open, and a new cycle (a spec edit) arrives as a watch event with the whole object, which
+the view then keeps whole. What the operator writes to the API is built from those whole objects.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
 
 from lockgate.api import gatepolicy
+from lockgate.lifecycle import statuses, steps
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +52,33 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
+# Values seldom shared between objects: not interned (the interning table would only grow).
+_UNIQUE_VALUES = frozenset({"uid", "resourceVersion", "signature", "at", "lockgate.dev/requested-by"})
+_INTERN_MAX = 200
+
+
+def compact(value: Any, _key: str = "") -> Any:
+    """``value`` (parsed JSON) rebuilt with shared keys and shared repeated strings.
+
+    Every watch event is a freshly parsed document: its keys and values are new strings, for each of
+    tens of thousands of objects. Interned, the view holds one copy of each repeated string (keys,
+    phases, reasons, messages, spec hashes, names, images, timestamps to the second).
+    """
+    if isinstance(value, str):
+        return value if _key in _UNIQUE_VALUES or len(value) > _INTERN_MAX else sys.intern(value)
+    if isinstance(value, dict):
+        return {(sys.intern(k) if isinstance(k, str) else k): compact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v, _key) for v in value]
+    return value
+
+
 def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
     """A workload reduced to what rollout health, soak and the image plan read (pod specs can be huge)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
+    status = obj.get("status") or {}
     return {
         "metadata": {
             **{
@@ -66,8 +98,74 @@ def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
                 }
             },
         },
-        "status": obj.get("status") or {},
+        "status": {
+            k: [_workload_condition(c) for c in v] if k == "conditions" and isinstance(v, list) else v
+            for k, v in status.items()
+        },
     }
+
+
+def _workload_condition(condition: Mapping[str, Any]) -> dict[str, Any]:
+    """What health and soak read of a condition; its message only where health quotes it."""
+    kept = ("type", "status", "reason", "lastTransitionTime", "lastUpdateTime")
+    reduced = {k: condition[k] for k in kept if k in condition}
+    if condition.get("reason") == "ProgressDeadlineExceeded" and "message" in condition:
+        reduced["message"] = condition["message"]
+    return reduced
+
+
+# A settled Promotion's metadata and status without the per-cycle lists (see the module docstring).
+SETTLED_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "labels",
+)
+SETTLED_STATUS_DROPPED = frozenset({"approvals", "gates", "conditions"})
+
+
+def settled(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The settled form of a Promotion whose cycle ended for its current spec, with no retro review
+    open (it waits for nothing: its next pass is ``Done``); None for any other Promotion.
+
+    It leaves that state only with a new spec (a new generation: a new watch event, with the whole
+    object) or when deleted.
+    """
+    status = obj.get("status") or {}
+    if str(status.get("phase") or "") not in steps.TERMINAL or obj.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    current = statuses.spec_hash(obj)
+    if status.get("specHash") != current or statuses.retro_review_open(status, current):
+        return None
+    # The settled form must hash as the whole object does, even computed afresh (``statuses.spec_hash``
+    # memoises by uid; without one it validates and hashes again): a status the model rejects would
+    # otherwise hash the spec as written in one form and normalised in the other.
+    kept = settled_form(obj)
+    afresh = {**kept, "metadata": {k: v for k, v in kept["metadata"].items() if k != "uid"}}
+    return kept if statuses.spec_hash(afresh) == current else None
+
+
+def settled_form(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the view keeps of a settled Promotion: what its ``Done`` pass, the supersede and busy-target
+    checks of its neighbours, the metrics gauges, the Approval webhook (spec hash) and the withdrawal
+    audit record read."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    kept_meta = {k: meta[k] for k in SETTLED_METADATA if k in meta}
+    ours = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("lockgate.dev/")}
+    if ours:
+        kept_meta["annotations"] = ours
+    reduced = {k: v for k, v in obj.items() if k not in ("metadata", "spec", "status")}
+    reduced.update(
+        metadata=kept_meta,
+        spec=obj.get("spec") or {},
+        status={k: v for k, v in status.items() if k not in SETTLED_STATUS_DROPPED},
+    )
+    return reduced
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -92,12 +190,16 @@ class ClusterView:
 
     # -- promotions --------------------------------------------------------------------------
     def put_promotion(self, obj: dict[str, Any]) -> bool:
-        """Store a newer state; returns False for a stale or already seen one (same or older resourceVersion)."""
-        obj = slim(obj)
+        """Store a newer state; returns False for a stale or already seen one (same or older resourceVersion).
+
+        A settled Promotion is kept in its settled form (``settled_form``), any other one whole.
+        """
         key = key_of(obj)
         old = self.promotions.get(key)
         if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
             return False
+        kept = settled(obj)
+        obj = compact(kept if kept is not None else slim(obj))
         if old is not None:
             self._unindex_promotion(key, old)
         self.promotions[key] = obj
@@ -155,11 +257,12 @@ class ClusterView:
         return key_of(approval)[0], str(approval.get("spec", {}).get("promotion", ""))
 
     def put_approval(self, obj: dict[str, Any]) -> bool:
-        obj = slim(obj)
+        """Kept whole (an Approval of an ended cycle counts again, or not, when its Promotion's spec changes)."""
         key = key_of(obj)
         old = self.approvals.get(key)
         if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
             return False
+        obj = compact(slim(obj))
         if old is not None:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
             self._approvals_by_promotion_name[self.promotion_of(old)[1]].discard(key)
@@ -199,19 +302,18 @@ class ClusterView:
 
     def put_namespace(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata", {})
-        self.namespaces[str(meta["name"])] = dict(meta.get("labels") or {})
+        self.namespaces[sys.intern(str(meta["name"]))] = compact(dict(meta.get("labels") or {}))
 
     def drop_namespace(self, name: str) -> None:
         self.namespaces.pop(name, None)
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
-        obj = slim_workload(obj)
         namespace, name = key_of(obj)
         key = (kind, namespace, name)
         old = self.workloads.get(key)
         if old is not None and _rv(obj) and _rv(old) > _rv(obj):
             return False
-        self.workloads[key] = obj
+        self.workloads[key] = compact(slim_workload(obj))
         return True
 
     def drop_workload(self, kind: str, key: Key) -> None:
