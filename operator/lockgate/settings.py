@@ -61,6 +61,8 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Groups that may change images in gated namespaces directly; every use is an emergency change.",
     )
-    sar_cache_seconds: float = Field(10.0, description="How long a SubjectAccessReview answer is reused.")
+    sar_cache_seconds: float = Field(
+        10.0, description="How long a SubjectAccessReview answer is reused (forgotten at once on any RBAC change)."
+    )
     log_format: str = Field("text", description="`text` or `json` (structured logs; each line names its promotion).")
     api_timeout_seconds: float = Field(10.0, description="Deadline of one Kubernetes API call.")

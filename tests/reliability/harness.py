@@ -12,7 +12,7 @@ import itertools
 import pathlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,16 +58,17 @@ class TimedSink(sqlite.SqliteSink):
         self.down = False
         self.refuse_events: set[str] = set()  # refuse only these events (a partial outage)
         self.refused = 0
-        self._lock = threading.Lock()
+        self._timing = threading.Lock()
 
-    def append(self, rec: record.AuditRecord) -> record.AuditRecord:
-        if self.down or rec.event in self.refuse_events:
-            with self._lock:
+    def append_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
+        if self.down or any(rec.event in self.refuse_events for rec in recs):
+            with self._timing:
                 self.refused += 1
             raise OSError("injected outage: the audit volume refuses writes")
-        stored = super().append(rec)
-        with self._lock:
-            self.durable_at.setdefault(stored.id, time.time())
+        stored = super().append_all(recs)
+        with self._timing:
+            for copy in stored:
+                self.durable_at.setdefault(copy.id, time.time())
         return stored
 
 

@@ -76,18 +76,24 @@ class AuditTrail:
 
     def write(self, rec: record.AuditRecord) -> record.AuditRecord:
         """Append ``rec`` durably to every sink; raise ``AuditUnavailable`` if any cannot."""
+        return self.write_all([rec])[0]
+
+    def write_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
+        """Append ``recs`` in order to every sink (in one transaction where the sink has ``append_all``)."""
         stored: list[record.AuditRecord] = []
-        for sink in self.sinks:
+        for index, sink in enumerate(self.sinks):
+            batch = getattr(sink, "append_all", None)
             try:
-                stored.append(sink.append(rec))
+                copies = batch(recs) if callable(batch) else [sink.append(rec) for rec in recs]
             except Exception as exc:
                 failure = _guard(sink, exc, "append a record")
+                named = ", ".join(f"{rec.event} for {rec.promotion.namespace}/{rec.promotion.name}" for rec in recs)
                 raise errors.AuditUnavailable(
-                    f"audit record {rec.event} for {rec.promotion.namespace}/{rec.promotion.name} "
-                    f"is not durable: {failure.message}",
-                    sink=sink.name,
+                    f"audit record {named} is not durable: {failure.message}", sink=sink.name
                 ) from exc
-        return stored[0]
+            if index == 0:
+                stored = list(copies)
+        return stored
 
     def get(self, record_id: str) -> record.AuditRecord | None:
         """The record with this id if *every* sink holds it (i.e. the write completed)."""

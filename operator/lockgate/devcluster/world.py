@@ -168,6 +168,11 @@ def rbac_objects() -> list[dict[str, Any]]:
                     "verbs": ["create"],
                 },
                 {
+                    "apiGroups": [RBAC],
+                    "resources": ["roles", "rolebindings", "clusterroles", "clusterrolebindings"],
+                    "verbs": ["list", "watch"],
+                },
+                {
                     "apiGroups": ["apiextensions.k8s.io"],
                     "resources": ["customresourcedefinitions"],
                     "verbs": _READ,

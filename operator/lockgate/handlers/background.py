@@ -103,6 +103,16 @@ class OperatorThread:
             for task in asyncio.all_tasks(loop):
                 task.cancel()
 
+        def drop_connections() -> None:
+            # A dead process's sockets are closed by its kernel: peers see a reset, not a silent
+            # connection (the API server's kept-alive webhook connections would otherwise hang).
+            transports: Any = getattr(loop, "_transports", {})  # the selector loop's open connections
+            for transport in list(transports.values()):
+                with contextlib.suppress(Exception):
+                    transport.abort()
+
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(drop_connections)
         # Cleanup code reached by the cancellation (Kopf's shielded closing) starts new tasks, which a
         # crash would not run either: keep cancelling until the loop ends.
         deadline = time.monotonic() + timeout

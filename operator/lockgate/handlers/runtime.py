@@ -20,7 +20,7 @@ from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
 from lockgate import settings as lockgate_settings
-from lockgate.handlers import admission, watching
+from lockgate.handlers import admission, rbacwatch, watching
 from lockgate.kube import access, config, leadership, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, reconciler, view
@@ -129,7 +129,8 @@ async def run_operator(
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
-    gate = gating.Gate(cluster, access.ApproverAccess(api, ttl=settings.sar_cache_seconds), key, metrics=metrics)
+    approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
+    gate = gating.Gate(cluster, approvers, key, metrics=metrics)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
     registry = kopf.OperatorRegistry()
 
@@ -158,6 +159,7 @@ async def run_operator(
         await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
 
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
+    rbacwatch.register(registry, approvers, engine)
     kopf_settings = _kopf_settings(settings)
     admission.register(
         registry,

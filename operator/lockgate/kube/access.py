@@ -1,4 +1,11 @@
-"""Facts about approvers: may this identity approve promotions here? (SubjectAccessReview, cached)."""
+"""Facts about approvers: may this identity approve promotions here? (SubjectAccessReview, cached).
+
+Answers are cached for ``ttl`` seconds and forgotten at once when any RBAC object changes (the
+operator watches Roles, RoleBindings, ClusterRoles and ClusterRoleBindings: ``rbac_changed``). A
+decision to deploy (``fresh=True``) trusts a cached answer only while that watch is known to work,
+i.e. each of the four kinds has reported at least once; otherwise it asks again. Authorizers other
+than RBAC (webhook authorizers) are covered by the ttl, as the API server's own caches of them are.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from collections.abc import Sequence
 from lockgate.kube import client as kclient
 
 APPROVE = {"verb": "approve", "group": "lockgate.dev", "resource": "promotions"}
+RBAC_KINDS = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
 
 
 class ApproverAccess:
@@ -17,19 +25,30 @@ class ApproverAccess:
         self.api = api
         self.ttl = ttl
         self._cache: dict[tuple[str, tuple[str, ...], str], tuple[float, bool, str]] = {}
+        self._rbac_seen: set[str] = set()
 
     def invalidate(self) -> None:
         """Forget every answer (RBAC changed)."""
         self._cache.clear()
 
+    def rbac_changed(self, kind: str) -> None:
+        """An RBAC object of ``kind`` (plural) was listed, added, changed or deleted."""
+        self._rbac_seen.add(kind)
+        self.invalidate()
+
+    @property
+    def watching_rbac(self) -> bool:
+        """Every RBAC kind has reported: a change would have reached ``rbac_changed``."""
+        return self._rbac_seen >= RBAC_KINDS
+
     async def can_approve(
         self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False
     ) -> tuple[bool, str]:
-        """The authorizer's answer; ``fresh`` asks again even when a cached answer is still valid."""
+        """The authorizer's answer; ``fresh`` asks again unless RBAC changes are known to reach the cache."""
         key = (username, tuple(sorted(groups)), namespace)
         cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now and not fresh:
+        if cached is not None and cached[0] > now and (not fresh or self.watching_rbac):
             return cached[1], cached[2]
         review = {
             "apiVersion": "authorization.k8s.io/v1",

@@ -48,11 +48,19 @@ async def get_workload(api: kclient.Client, kind: str, namespace: str, name: str
     return await api.get_or_none(workload_path(kind, namespace, name))
 
 
-async def set_image(api: kclient.Client, change: plan.ImageChange) -> dict[str, Any]:
-    """Set one container's image with a strategic merge patch naming the promotion as field manager."""
+async def set_image(
+    api: kclient.Client, change: plan.ImageChange, *, resource_version: str | None = None
+) -> dict[str, Any]:
+    """Set one container's image with a strategic merge patch naming the promotion as field manager.
+
+    With ``resource_version`` the patch applies only to that version of the workload (409 otherwise).
+    """
+    body = plan.image_patch(change)
+    if resource_version:
+        body["metadata"]["resourceVersion"] = resource_version
     return await api.patch(
         workload_path(change.kind, change.namespace, change.name),
-        plan.image_patch(change),
+        body,
         content_type=kclient.STRATEGIC_PATCH,
         params={"fieldManager": change.field_manager},
         agent=change.agent,

@@ -51,7 +51,7 @@ class AuditAdapter:
             metrics=metrics,
         )
 
-    async def record(
+    def build(
         self,
         event: str,
         promotion: Mapping[str, Any],
@@ -63,8 +63,9 @@ class AuditAdapter:
         verification: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
         key: str | None = None,
-    ) -> None:
-        rec = record.build(
+    ) -> record.AuditRecord:
+        """The record of ``event`` for ``promotion``, attributed to this operator (not yet written)."""
+        return record.build(
             event,
             promotion,
             at=at,
@@ -78,15 +79,23 @@ class AuditAdapter:
             retention=self.retention,
             key=key,
         )
+
+    async def write(self, *records: record.AuditRecord) -> None:
+        """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can)."""
         try:
-            await asyncio.to_thread(self.trail.write, rec)
+            await asyncio.to_thread(self.trail.write_all, list(records))
         except errors.AuditUnavailable as exc:
             if self.metrics is not None:
                 self.metrics.audit_write(getattr(exc, "sink", "unknown") or "unknown", False)
             raise AuditUnavailableError(str(exc)) from None
         if self.metrics is not None:
             for sink in self.trail.sinks:
-                self.metrics.audit_write(sink.name, True)
+                for _ in records:
+                    self.metrics.audit_write(sink.name, True)
+
+    async def record(self, event: str, promotion: Mapping[str, Any], **fields: Any) -> None:
+        """Build (``build``'s keyword fields) and write one record."""
+        await self.write(self.build(event, promotion, **fields))
 
     async def approval_withdrawn(
         self,

@@ -1,7 +1,8 @@
 """Doing the lifecycle: evaluate the gate, take the one next step, write status, audit and events.
 
 One Promotion is handled by one worker at a time (``queue.KeyedQueue``). Each step's effects are
-ordered for exactly-once rollouts: audit record, then status, then the workload patch.
+ordered for exactly-once rollouts: the ``approved`` and ``deploying`` audit records (one write),
+then the ``Deploying`` status, then the workload patch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lockgate.rollout import plan, verification
 logger = logging.getLogger("lockgate.lifecycle")
 
 MAX_STEPS_PER_PASS = 8
+PRIME_WAIT = datetime.timedelta(seconds=10)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
 
@@ -61,11 +63,44 @@ class Reconciler:
         self._http: dict[tuple[str, str], _HttpRun] = {}
         self._deferred_approvals: dict[view.Key, gating.GateResult] = {}
         self._events: set[asyncio.Task[None]] = set()
+        self.primed = asyncio.Event()
+        self._priming: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.queue.start()
+        self._priming = asyncio.get_running_loop().create_task(self._prime())
+
+    async def _prime(self) -> None:
+        """Judge no Promotion before the watches delivered every GatePolicy and Namespace.
+
+        A policy the view has not received yet would make its Promotions look ungoverned ("no
+        GatePolicy selects namespace ..."): after a restart every waiting Promotion would flap to
+        Pending. So list both once and wait (at most ``PRIME_WAIT``) until the view holds them.
+        """
+        delay = 0.5
+        while True:
+            try:
+                policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
+                namespaces = await self.api.get(kclient.resource_path("", "v1", "namespaces"))
+                break
+            except (kclient.ApiError, kclient.ApiUnavailable) as exc:
+                logger.warning("listing GatePolicies and Namespaces before judging Promotions: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        wanted_policies = {str(p["metadata"]["name"]) for p in policies.get("items") or []}
+        wanted_namespaces = {str(n["metadata"]["name"]) for n in namespaces.get("items") or []}
+        deadline = time.monotonic() + PRIME_WAIT.total_seconds()
+        while time.monotonic() < deadline:
+            if wanted_policies <= set(self.view.policies) and wanted_namespaces <= set(self.view.namespaces):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            logger.warning("GatePolicies/Namespaces not all delivered by the watches in %s; judging anyway", PRIME_WAIT)
+        self.primed.set()
 
     async def stop(self) -> None:
+        if self._priming is not None:
+            self._priming.cancel()
         for run in self._http.values():
             run.task.cancel()
         await self.queue.stop()
@@ -81,6 +116,12 @@ class Reconciler:
     def touch_all(self, namespaces: list[str] | None = None) -> None:
         for key in self.view.promotions_in(namespaces):
             self.queue.touch(key)
+
+    def touch_waiting(self) -> None:
+        """Every Promotion still waiting for its gate (who may approve changed)."""
+        for key, obj in list(self.view.promotions.items()):
+            if str((obj.get("status") or {}).get("phase") or "") in steps.WAITING:
+                self.queue.touch(key)
 
     async def promotion_deleted(self, obj: Mapping[str, Any]) -> None:
         """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so."""
@@ -133,6 +174,7 @@ class Reconciler:
 
     # -- one pass ------------------------------------------------------------------------------
     async def reconcile(self, key: view.Key) -> None:
+        await self.primed.wait()
         try:
             await self._pass(key)
         finally:  # verdicts held back so the rollout was not waiting for them
@@ -294,13 +336,12 @@ class Reconciler:
             return False
         if step.action is A.START_DEPLOY:
             assert result is not None and s.change is not None and s.workload is not None
-            recorded, fresh = await asyncio.gather(
-                self._audit("approved", obj, now, result, s, step), self._fresh_workload(s.change)
-            )
-            if not recorded:
-                return False
-            previous = plan.current_image(fresh or s.workload, s.change.container)
-            if not await self._audit("deploying", obj, now, result, s, step, previous_image=previous):
+            # The previous image comes from the watched view; the patch is conditional on that very
+            # version of the workload (``_set_image``), so a stale view cannot mis-record it.
+            previous = plan.current_image(s.workload, s.change.container)
+            if not await self._audit_all(
+                [("approved", None), ("deploying", previous)], obj, now, result, s, step
+            ):
                 return False
             await self._write(obj, statuses.deploying(obj, result, s.change, previous, now), step)
             return True
@@ -308,8 +349,10 @@ class Reconciler:
             assert s.change is not None and s.workload is not None
             workload = s.workload
             if step.action is A.PATCH:
-                workload = await objects.set_image(self.api, s.change)
-                self.view.put_workload(s.change.kind, workload)
+                patched = await self._set_image(key, obj, s, step, now)
+                if patched is None:
+                    return False
+                workload = patched
             generation = int(workload.get("metadata", {}).get("generation") or 0)
             if not await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image):
                 return False  # stays Deploying; the next pass finds the image applied and records again
@@ -358,9 +401,9 @@ class Reconciler:
         if step.action is A.ROLLED_BACK:
             rollback = (obj.get("status") or {}).get("rollback") or {}
             reason = str(rollback.get("message") or step.message)
-            failure = {"passed": False, "message": reason}
+            verdict = {"passed": False, "message": reason}
             failed = steps.Step(step.action, str(rollback.get("reason") or step.reason), reason)
-            if not await self._audit("failed", obj, now, None, s, failed, verification=failure):
+            if not await self._audit("failed", obj, now, None, s, failed, verification=verdict):
                 return False
             if not await self._audit("rolled-back", obj, now, None, s, step, previous_image=s.previous_image):
                 return False
@@ -392,12 +435,48 @@ class Reconciler:
         if not reviewed_by and due is not None and due > now:
             self.queue.touch_at(key, due)  # the overdue gauge changes then
 
-    async def _fresh_workload(self, change: plan.ImageChange) -> dict[str, Any] | None:
-        """Read the target now (the previous image is recorded from it) and refresh the view."""
-        workload = await objects.get_workload(self.api, change.kind, change.namespace, change.name)
-        if workload is not None:
-            self.view.put_workload(change.kind, dict(workload))
-        return workload
+    async def _set_image(
+        self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation, step: steps.Step, now: datetime.datetime
+    ) -> dict[str, Any] | None:
+        """Patch the image on the version of the workload the previous image was read from.
+
+        A conflict means the workload changed since: when it still runs the recorded previous image
+        (a scale, a controller's write) the patch is repeated on the current version; when its image
+        changed (a break-glass change in between), the recorded decision no longer describes the
+        change, so nothing is patched and the Promotion fails, saying so.
+        """
+        assert s.change is not None and s.workload is not None
+        version = str(s.workload.get("metadata", {}).get("resourceVersion") or "") or None
+        for _ in range(3):
+            try:
+                workload = await objects.set_image(self.api, s.change, resource_version=version)
+            except kclient.ApiError as exc:
+                if exc.status != 409:
+                    raise
+                current = await objects.get_workload(self.api, s.change.kind, s.change.namespace, s.change.name)
+                if current is None:
+                    raise
+                self.view.put_workload(s.change.kind, dict(current))
+                image = plan.current_image(current, s.change.container)
+                if image != s.previous_image:
+                    message = (
+                        f"the image of {s.change.kind} {s.change.namespace}/{s.change.name} changed from "
+                        f"{s.previous_image} to {image} while this Promotion was deploying (a change made outside "
+                        "Lockgate); nothing was deployed. Review the workload, then edit or re-apply the Promotion"
+                    )
+                    failed = steps.Step(steps.Action.FAIL, "TargetChangedWhileDeploying", message)
+                    if await self._audit(
+                        "failed", obj, now, None, s, failed, verification={"passed": False, "message": message}
+                    ):
+                        ended = statuses.ended(obj, failed, now, phase="Failed")
+                        await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
+                    return None
+                version = str(current.get("metadata", {}).get("resourceVersion") or "") or None
+                continue
+            self.view.put_workload(s.change.kind, workload)
+            return workload
+        self.queue.touch_at(key, now + AUDIT_RETRY)  # the workload keeps changing: try again shortly
+        return None
 
     def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
         run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)
@@ -427,6 +506,20 @@ class Reconciler:
         verification: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record durably; on failure publish AuditRecorded=False and retry later (fail closed)."""
+        return await self._audit_all([(event, previous_image)], obj, now, result, s, step, verification=verification)
+
+    async def _audit_all(
+        self,
+        events: list[tuple[str, str | None]],
+        obj: Mapping[str, Any],
+        now: datetime.datetime,
+        result: gating.GateResult | None,
+        s: steps.Situation,
+        step: steps.Step,
+        *,
+        verification: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record ``(event, previous image)`` records in one durable write (fail closed, as ``_audit``)."""
         status = obj.get("status") or {}
         if result is not None:
             approvers, policies = result.approvers, result.policies
@@ -440,8 +533,8 @@ class Reconciler:
                 **obj,
                 "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash},
             }
-        try:
-            await self.audit.record(
+        records = [
+            self.audit.build(
                 event,
                 obj,
                 at=now,
@@ -451,9 +544,14 @@ class Reconciler:
                 verification=verification,
                 extra={"reason": step.reason, "message": step.message},
             )
+            for event, previous_image in events
+        ]
+        try:
+            await self.audit.write(*records)
         except auditing.AuditUnavailableError as exc:
             logger.error("promotion %s: audit unavailable: %s", obj["metadata"].get("name"), exc)
-            await self._write(obj, statuses.audit_down(obj, str(exc), now), step)
+            current = self.view.promotions.get(view.key_of(obj)) or obj
+            await self._write(current, statuses.audit_down(current, str(exc), now), step)
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
             return False
         return True

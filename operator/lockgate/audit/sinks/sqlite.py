@@ -17,7 +17,7 @@ import os
 import pathlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from lockgate.audit import chain, errors, record
 from lockgate.audit.sinks import base
@@ -143,41 +143,48 @@ class SqliteSink(base.RecordsFromEntries):
 
     def append(self, rec: record.AuditRecord) -> record.AuditRecord:
         """Chain ``rec`` after this file's head and commit it durably (idempotent by id)."""
+        return self.append_all([rec])[0]
+
+    def append_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
+        """Chain ``recs`` in order and commit them in one transaction (one fsync); idempotent by id."""
         with self._writing("append a record") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                existing = self._stored(conn, rec.id)
-                if existing is not None:
-                    conn.execute("ROLLBACK")
-                    return existing
-                linked = chain.link(rec, self._head(conn, rec.stream))
-                conn.execute(
-                    "INSERT INTO audit_records"
-                    " (stream, seq, id, at, event, promotion_uid, prev_hash, hash, document)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        linked.stream,
-                        linked.seq,
-                        linked.id,
-                        record.format_time(linked.at),
-                        linked.event,
-                        linked.promotion.uid,
-                        linked.prev_hash,
-                        linked.hash,
-                        linked.canonical().decode("utf-8"),
-                    ),
-                )
-                conn.execute(
-                    "INSERT INTO chain_heads (stream, seq, hash, id) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, id = excluded.id",
-                    (linked.stream, linked.seq, linked.hash, linked.id),
-                )
+                stored = [self._insert(conn, rec) for rec in recs]
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            return linked
+            return stored
+
+    def _insert(self, conn: sqlite3.Connection, rec: record.AuditRecord) -> record.AuditRecord:
+        existing = self._stored(conn, rec.id)
+        if existing is not None:
+            return existing
+        linked = chain.link(rec, self._head(conn, rec.stream))
+        conn.execute(
+            "INSERT INTO audit_records"
+            " (stream, seq, id, at, event, promotion_uid, prev_hash, hash, document)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                linked.stream,
+                linked.seq,
+                linked.id,
+                record.format_time(linked.at),
+                linked.event,
+                linked.promotion.uid,
+                linked.prev_hash,
+                linked.hash,
+                linked.canonical().decode("utf-8"),
+            ),
+        )
+        conn.execute(
+            "INSERT INTO chain_heads (stream, seq, hash, id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, id = excluded.id",
+            (linked.stream, linked.seq, linked.hash, linked.id),
+        )
+        return linked
 
     def get(self, record_id: str) -> record.AuditRecord | None:
         """The stored record with this id, if any."""
