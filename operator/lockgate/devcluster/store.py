@@ -143,15 +143,18 @@ class Store:
             while True:
                 waiter.clear()
                 snapshot = self._rv
-                pending = [
-                    event
-                    for event in self._events
-                    if event.resource_version > last and event.group_resource == gr
-                ]
+                pending = []
+                for event in reversed(self._events):  # only the events since the last look, not the history
+                    if event.resource_version <= last:
+                        break
+                    if event.group_resource == gr:
+                        pending.append(event)
+                pending.reverse()
                 for event in pending:
                     last = event.resource_version
                     if predicate(event.object):
                         yield {"type": event.type, "object": copy.deepcopy(event.object)}
+                last = max(last, snapshot)  # every event up to the snapshot was looked at
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return
