@@ -27,10 +27,11 @@ IMAGE = f"registry.example/web:2.0@{harness.DIGEST}"
 MINIMUM = {
     "patch promotions/status": 5,  # AwaitingApproval, bob counted, Deploying, Verifying, Succeeded
     "patch approvals/status": 2,  # each approval's verdict (counted / reason)
-    # bob's when his (non-decisive) approval arrives, then a fresh one per counted approver at the decisive
-    # moment (a revoked approver must never open the gate from cache): 1 + 2
-    "create subjectaccessreviews": 3,
-    "get deployments": 1,  # a fresh read of the workload (previous image) before deciding to deploy
+    # one per approver when their approval arrives; the decisive moment reuses them, because any RBAC
+    # change reaches the operator's RBAC watch and forgets them (a revoked approver never opens the gate)
+    "create subjectaccessreviews": 2,
+    # no workload GET: the previous image comes from the watched view, and the patch is conditional on
+    # that resourceVersion (a conflict costs a GET then, only then)
     "patch deployments": 1,  # the image change
     "create events": 4,  # one per phase transition: AwaitingApproval, Deploying, Verifying, Succeeded
 }
