@@ -52,3 +52,36 @@ async def test_an_rbac_change_forgets_every_cached_answer() -> None:
     checker.rbac_changed("clusterrolebindings")  # ... and its watch event arrives
     assert await checker.can_approve("bob", [], "production", fresh=True) == (False, "test")
     assert api.asked == ["bob", "bob"]
+
+
+async def test_an_answer_overtaken_by_an_rbac_change_is_asked_again() -> None:
+    checker, api = approvers()
+    for kind in access.RBAC_KINDS:
+        checker.rbac_changed(kind)
+    answer_given = api.create
+
+    async def racing(path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        answer = await answer_given(path, body, **kw)  # the authorizer answers with the old RBAC ...
+        if len(api.asked) == 1:
+            api.allowed["bob"] = False  # ... bob's binding is deleted, and its event arrives first
+            checker.rbac_changed("rolebindings")
+        return answer
+
+    api.create = racing  # type: ignore[method-assign]
+    assert await checker.can_approve("bob", [], "production", fresh=True) == (False, "test")
+    assert api.asked == ["bob", "bob"]
+
+
+async def test_while_rbac_keeps_changing_an_approver_does_not_count_yet() -> None:
+    checker, api = approvers()
+    answer_given = api.create
+
+    async def churning(path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        answer = await answer_given(path, body, **kw)
+        checker.rbac_changed("roles")
+        return answer
+
+    api.create = churning  # type: ignore[method-assign]
+    allowed, reason = await checker.can_approve("bob", [], "production", fresh=True)
+    assert not allowed and "RBAC kept changing" in reason
+    assert len(api.asked) == access.ASKS_WHILE_RBAC_CHANGES

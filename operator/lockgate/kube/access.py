@@ -16,6 +16,7 @@ from lockgate.kube import client as kclient
 
 APPROVE = {"verb": "approve", "group": "lockgate.dev", "resource": "promotions"}
 RBAC_KINDS = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
+ASKS_WHILE_RBAC_CHANGES = 3  # an answer overtaken by an RBAC change is asked again, this many times at most
 
 
 class ApproverAccess:
@@ -26,10 +27,12 @@ class ApproverAccess:
         self.ttl = ttl
         self._cache: dict[tuple[str, tuple[str, ...], str], tuple[float, bool, str]] = {}
         self._rbac_seen: set[str] = set()
+        self._generation = 0  # bumped by every invalidation
 
     def invalidate(self) -> None:
         """Forget every answer (RBAC changed)."""
         self._cache.clear()
+        self._generation += 1
 
     def rbac_changed(self, kind: str) -> None:
         """An RBAC object of ``kind`` (plural) was listed, added, changed or deleted."""
@@ -59,13 +62,17 @@ class ApproverAccess:
                 "resourceAttributes": {**APPROVE, "namespace": namespace},
             },
         }
-        answer = await self.api.create(
-            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            review,
-            agent=f"approver-check user={username}",
-        )
-        status = answer.get("status", {})
-        allowed = bool(status.get("allowed"))
-        reason = str(status.get("reason") or status.get("evaluationError") or "")
-        self._cache[key] = (now + self.ttl, allowed, reason)
-        return allowed, reason
+        for _ in range(ASKS_WHILE_RBAC_CHANGES):
+            generation = self._generation
+            answer = await self.api.create(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                review,
+                agent=f"approver-check user={username}",
+            )
+            status = answer.get("status", {})
+            allowed = bool(status.get("allowed"))
+            reason = str(status.get("reason") or status.get("evaluationError") or "")
+            if generation == self._generation:  # else RBAC changed meanwhile: the answer may predate it
+                self._cache[key] = (now + self.ttl, allowed, reason)
+                return allowed, reason
+        return False, "RBAC kept changing while the authorizer was asked; judged again once it settles"
