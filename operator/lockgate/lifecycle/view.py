@@ -79,6 +79,7 @@ def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
     status = obj.get("status") or {}
+    ours = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("lockgate.dev/")}
     return {
         "metadata": {
             **{
@@ -86,7 +87,7 @@ def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
                 for k in ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp")
                 if k in meta
             },
-            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith("lockgate.dev/")},
+            **({"annotations": ours} if ours else {}),
         },
         "spec": {
             **{k: spec[k] for k in ("replicas", "updateStrategy") if k in spec},
@@ -107,8 +108,10 @@ def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _workload_condition(condition: Mapping[str, Any]) -> dict[str, Any]:
     """What health and soak read of a condition; its message only where health quotes it."""
-    kept = ("type", "status", "reason", "lastTransitionTime", "lastUpdateTime")
+    kept = ("type", "status", "reason", "lastTransitionTime")
     reduced = {k: condition[k] for k in kept if k in condition}
+    if "lastTransitionTime" not in condition and "lastUpdateTime" in condition:  # soak falls back to it
+        reduced["lastUpdateTime"] = condition["lastUpdateTime"]
     if condition.get("reason") == "ProgressDeadlineExceeded" and "message" in condition:
         reduced["message"] = condition["message"]
     return reduced
