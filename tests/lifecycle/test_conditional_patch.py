@@ -1,21 +1,22 @@
-"""The image patch applies only to the workload version whose image the audit records name as previous."""
+"""The image patch replaces exactly the image the ``deploying`` record names as previous, or nothing.
+
+A change made outside Lockgate (break-glass) between the recorded decision and the patch is never
+overwritten: the Promotion fails with ``TargetChangedWhileDeploying``. A conflict from an unrelated
+write repeats the patch; the operator's own patch whose answer was lost counts as applied.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lockgate.devcluster import server, world
 from lockgate.handlers import testing
-from tests.lifecycle import manifests
+from lockgate.rollout import plan
+from tests.lifecycle.test_restart import approve, block_once, crash_and_restart
 
 DEPLOYMENTS = ("apps", "deployments")
-
-
-def approve(lockgate: testing.Stack) -> None:
-    lockgate.apply(manifests.promotion(), context="alice")
-    lockgate.wait_phase("web-2", "AwaitingApproval")
-    lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
-    lockgate.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
+HOTFIX = "registry.example/web:hotfix"
 
 
 def operator_deploy_patches(lockgate: testing.Stack) -> list[server.RequestRecord]:
@@ -26,14 +27,47 @@ def operator_deploy_patches(lockgate: testing.Stack) -> list[server.RequestRecor
     ]
 
 
+def is_operator_request(record: server.RequestRecord, resource: str, subresource: str = "") -> bool:
+    return (
+        record.user == world.OPERATOR_USERNAME
+        and record.verb == "patch"
+        and record.resource == resource
+        and record.subresource == subresource
+    )
+
+
+def break_glass(lockgate: testing.Stack) -> None:
+    """Someone in a break-glass group sets the image directly (stored as admission would let it)."""
+    store = lockgate.cluster.cluster.store
+    current: dict[str, Any] | None = store.get(DEPLOYMENTS, "production", "web")
+    assert current is not None
+    current["spec"]["template"]["spec"]["containers"][0]["image"] = HOTFIX
+    store.update(DEPLOYMENTS, "production", "web", current)
+
+
+def recorded_events(lockgate: testing.Stack) -> list[str]:
+    return [r.event for r in lockgate.trail().records() if r.promotion.name == "web-2"]
+
+
+def assert_failed_without_overwriting(lockgate: testing.Stack) -> None:
+    promo = lockgate.wait_phase("web-2", "Failed", timeout=30)
+    assert lockgate.image() == HOTFIX  # nothing deployed over it
+    assert [r.code for r in operator_deploy_patches(lockgate) if 200 <= r.code < 300] == []
+    ready = {c["type"]: c for c in promo["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == "TargetChangedWhileDeploying"
+    assert f"changed from registry.example/web:1.0 to {HOTFIX}" in ready["message"]
+    assert promo["status"]["previousImage"] == "registry.example/web:1.0"  # as recorded
+    events = recorded_events(lockgate)
+    assert events[-1] == "failed" and "deployed" not in events
+
+
 def test_a_conflict_from_an_unrelated_write_repeats_the_patch_on_the_current_version(
     lockgate: testing.Stack,
 ) -> None:
     injected: list[str] = []
 
     def hook(record: server.RequestRecord) -> server.Fault | None:
-        operator_patch = record.user == world.OPERATOR_USERNAME and record.verb == "patch"
-        if operator_patch and record.resource == "deployments" and not injected:
+        if is_operator_request(record, "deployments") and not injected:
             injected.append(record.name)
             return server.Fault(code=409, reason="Conflict", message="the object has been modified")
         return None
@@ -50,31 +84,90 @@ def test_a_conflict_from_an_unrelated_write_repeats_the_patch_on_the_current_ver
     assert lockgate.image() == promo["spec"]["image"]
 
 
-def test_an_image_changed_under_the_decision_is_not_overwritten_and_the_promotion_says_why(
-    lockgate: testing.Stack,
-) -> None:
+def test_our_own_patch_whose_answer_was_lost_counts_as_applied(lockgate: testing.Stack) -> None:
     store = lockgate.cluster.cluster.store
+    done: list[bool] = []
 
     def hook(record: server.RequestRecord) -> server.Fault | None:
-        if record.user == world.OPERATOR_USERNAME and record.verb == "patch" and record.resource == "deployments":
-            current: dict[str, Any] | None = store.get(DEPLOYMENTS, "production", "web")
-            assert current is not None
-            containers = current["spec"]["template"]["spec"]["containers"]
-            if containers[0]["image"] == "registry.example/web:1.0":  # a break-glass change lands first
-                containers[0]["image"] = "registry.example/web:hotfix"
-                store.update(DEPLOYMENTS, "production", "web", current)
+        if done or not is_operator_request(record, "deployments"):
+            return None
+        done.append(True)  # the API applies the patch, then its answer is lost (a 504; the client retries)
+        promo = store.get(("lockgate.dev", "promotions"), "production", "web-2")
+        current = store.get(DEPLOYMENTS, "production", "web")
+        assert promo is not None and current is not None
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = promo["spec"]["image"]
+        current["metadata"].setdefault("annotations", {}).update(
+            {
+                plan.ANNOTATION_PROMOTION: "production/web-2",
+                plan.ANNOTATION_SPEC_HASH: promo["status"]["specHash"],
+                plan.ANNOTATION_OPERATION: "deploy",
+            }
+        )
+        store.update(DEPLOYMENTS, "production", "web", current)
+        return server.Fault(code=504, reason="Timeout", message="request did not complete within the deadline")
+
+    lockgate.cluster.cluster.fault_hook = hook
+    try:
+        approve(lockgate)
+        promo = lockgate.wait_phase("web-2", "Succeeded", "Failed", timeout=30)
+    finally:
+        lockgate.cluster.cluster.fault_hook = None
+    assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert recorded_events(lockgate) == ["approved", "deploying", "deployed", "verified"]
+
+
+def test_a_break_glass_change_seen_before_the_patch_is_not_overwritten(lockgate: testing.Stack) -> None:
+    done: list[bool] = []
+
+    async def hook(record: server.RequestRecord) -> server.Fault | None:
+        if (
+            done
+            or not is_operator_request(record, "promotions", "status")
+            or "deploying" not in recorded_events(lockgate)
+        ):
+            return None
+        done.append(True)  # the Deploying status write: the decision is recorded, the patch comes next
+        break_glass(lockgate)
+        await asyncio.sleep(0.5)  # the Deployment's watch event reaches the operator's view meanwhile
         return None
 
     lockgate.cluster.cluster.fault_hook = hook
     try:
         approve(lockgate)
-        promo = lockgate.wait_phase("web-2", "Failed", timeout=30)
+        assert_failed_without_overwriting(lockgate)
     finally:
         lockgate.cluster.cluster.fault_hook = None
-    assert lockgate.image() == "registry.example/web:hotfix"  # nothing deployed over it
-    assert [r.code for r in operator_deploy_patches(lockgate)] == [409]
-    ready = {c["type"]: c for c in promo["status"]["conditions"]}["Ready"]
-    assert ready["reason"] == "TargetChangedWhileDeploying"
-    assert "changed from registry.example/web:1.0 to registry.example/web:hotfix" in ready["message"]
-    events = [r.event for r in lockgate.trail().records() if r.promotion.name == "web-2"]
-    assert events[-1] == "failed" and "deployed" not in events
+
+
+def test_a_break_glass_change_while_the_operator_was_down_before_the_patch_is_not_overwritten(
+    lockgate: testing.Stack,
+) -> None:
+    held = block_once(lockgate, lambda r: is_operator_request(r, "deployments"))
+    approve(lockgate)
+    assert held.wait(20)
+    break_glass(lockgate)
+    crash_and_restart(lockgate, held)
+    assert_failed_without_overwriting(lockgate)
+
+
+def test_a_retried_decision_keeps_the_recorded_previous_image(lockgate: testing.Stack) -> None:
+    done: list[bool] = []
+
+    async def hook(record: server.RequestRecord) -> server.Fault | None:
+        if (
+            done
+            or not is_operator_request(record, "promotions", "status")
+            or "deploying" not in recorded_events(lockgate)
+        ):
+            return None
+        done.append(True)  # the Deploying status write fails, and a break-glass change lands before the retry
+        break_glass(lockgate)
+        await asyncio.sleep(0.5)
+        return server.Fault(code=503, reason="ServiceUnavailable", message="held by the test")
+
+    lockgate.cluster.cluster.fault_hook = hook
+    try:
+        approve(lockgate)
+        assert_failed_without_overwriting(lockgate)
+    finally:
+        lockgate.cluster.cluster.fault_hook = None

@@ -80,10 +80,13 @@ class AuditAdapter:
             key=key,
         )
 
-    async def write(self, *records: record.AuditRecord) -> None:
-        """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can)."""
+    async def write(self, *records: record.AuditRecord) -> list[record.AuditRecord]:
+        """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can).
+
+        Returns them as stored: a record written before under the same id is returned as it was.
+        """
         try:
-            await asyncio.to_thread(self.trail.write_all, list(records))
+            stored = await asyncio.to_thread(self.trail.write_all, list(records))
         except errors.AuditUnavailable as exc:
             if self.metrics is not None:
                 self.metrics.audit_write(getattr(exc, "sink", "unknown") or "unknown", False)
@@ -92,6 +95,7 @@ class AuditAdapter:
             for sink in self.trail.sinks:
                 for _ in records:
                     self.metrics.audit_write(sink.name, True)
+        return stored
 
     async def record(self, event: str, promotion: Mapping[str, Any], **fields: Any) -> None:
         """Build (``build``'s keyword fields) and write one record."""

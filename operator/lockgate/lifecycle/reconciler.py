@@ -17,6 +17,7 @@ from typing import Any
 
 from lockgate import metrics as lockgate_metrics
 from lockgate.api import durations
+from lockgate.audit import record
 from lockgate.kube import client as kclient
 from lockgate.kube import events, objects
 from lockgate.lifecycle import auditing, gating, queue, statuses, steps, view
@@ -339,10 +340,12 @@ class Reconciler:
             # The previous image comes from the watched view; the patch is conditional on that very
             # version of the workload (``_set_image``), so a stale view cannot mis-record it.
             previous = plan.current_image(s.workload, s.change.container)
-            if not await self._audit_all(
-                [("approved", None), ("deploying", previous)], obj, now, result, s, step
-            ):
+            stored = await self._audit_all([("approved", None), ("deploying", previous)], obj, now, result, s, step)
+            if stored is None:
                 return False
+            # The decision as recorded: after a retry (the status write failed) the stored record, not
+            # the image now, names the previous image; the patch checks the workload still runs it.
+            previous = stored[-1].previous_image
             await self._write(obj, statuses.deploying(obj, result, s.change, previous, now), step)
             return True
         if step.action in (A.PATCH, A.MARK_DEPLOYED):
@@ -438,18 +441,26 @@ class Reconciler:
     async def _set_image(
         self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation, step: steps.Step, now: datetime.datetime
     ) -> dict[str, Any] | None:
-        """Patch the image on the version of the workload the previous image was read from.
+        """Patch the image over exactly the recorded previous image, conditional on the version seen.
 
-        A conflict means the workload changed since: when it still runs the recorded previous image
-        (a scale, a controller's write) the patch is repeated on the current version; when its image
-        changed (a break-glass change in between), the recorded decision no longer describes the
-        change, so nothing is patched and the Promotion fails, saying so.
+        The workload must run the image the ``deploying`` record names as previous (else a change made
+        outside Lockgate, e.g. break-glass, came in between: nothing is patched and the Promotion fails,
+        saying so). The patch applies only to the version that was checked; a conflict re-reads the
+        workload and checks again: a scale or a controller's write repeats the patch, our own patch
+        whose answer was lost is recognised as applied.
         """
         assert s.change is not None and s.workload is not None
-        version = str(s.workload.get("metadata", {}).get("resourceVersion") or "") or None
+        workload: Mapping[str, Any] = s.workload
         for _ in range(3):
+            if plan.is_applied(workload, s.change):
+                return dict(workload)
+            image = plan.current_image(workload, s.change.container)
+            if image != s.previous_image:
+                await self._target_changed(obj, s, image, now)
+                return None
+            version = str(workload.get("metadata", {}).get("resourceVersion") or "") or None
             try:
-                workload = await objects.set_image(self.api, s.change, resource_version=version)
+                patched = await objects.set_image(self.api, s.change, resource_version=version)
             except kclient.ApiError as exc:
                 if exc.status != 409:
                     raise
@@ -457,26 +468,26 @@ class Reconciler:
                 if current is None:
                     raise
                 self.view.put_workload(s.change.kind, dict(current))
-                image = plan.current_image(current, s.change.container)
-                if image != s.previous_image:
-                    message = (
-                        f"the image of {s.change.kind} {s.change.namespace}/{s.change.name} changed from "
-                        f"{s.previous_image} to {image} while this Promotion was deploying (a change made outside "
-                        "Lockgate); nothing was deployed. Review the workload, then edit or re-apply the Promotion"
-                    )
-                    failed = steps.Step(steps.Action.FAIL, "TargetChangedWhileDeploying", message)
-                    if await self._audit(
-                        "failed", obj, now, None, s, failed, verification={"passed": False, "message": message}
-                    ):
-                        ended = statuses.ended(obj, failed, now, phase="Failed")
-                        await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
-                    return None
-                version = str(current.get("metadata", {}).get("resourceVersion") or "") or None
+                workload = current
                 continue
-            self.view.put_workload(s.change.kind, workload)
-            return workload
+            self.view.put_workload(s.change.kind, patched)
+            return patched
         self.queue.touch_at(key, now + AUDIT_RETRY)  # the workload keeps changing: try again shortly
         return None
+
+    async def _target_changed(
+        self, obj: Mapping[str, Any], s: steps.Situation, image: str | None, now: datetime.datetime
+    ) -> None:
+        assert s.change is not None
+        message = (
+            f"the image of {s.change.kind} {s.change.namespace}/{s.change.name} changed from {s.previous_image} "
+            f"to {image} after this Promotion's deploy was recorded (a change made outside Lockgate); nothing was "
+            "deployed over it. Review the workload, then edit or re-apply the Promotion"
+        )
+        failed = steps.Step(steps.Action.FAIL, "TargetChangedWhileDeploying", message)
+        if await self._audit("failed", obj, now, None, s, failed, verification={"passed": False, "message": message}):
+            ended = statuses.ended(obj, failed, now, phase="Failed")
+            await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
 
     def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
         run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)
@@ -506,7 +517,8 @@ class Reconciler:
         verification: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record durably; on failure publish AuditRecorded=False and retry later (fail closed)."""
-        return await self._audit_all([(event, previous_image)], obj, now, result, s, step, verification=verification)
+        stored = await self._audit_all([(event, previous_image)], obj, now, result, s, step, verification=verification)
+        return stored is not None
 
     async def _audit_all(
         self,
@@ -518,8 +530,11 @@ class Reconciler:
         step: steps.Step,
         *,
         verification: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Record ``(event, previous image)`` records in one durable write (fail closed, as ``_audit``)."""
+    ) -> list[record.AuditRecord] | None:
+        """Record ``(event, previous image)`` records in one durable write (fail closed, as ``_audit``).
+
+        Returns the records as stored (an earlier write of the same id wins), or None when not durable.
+        """
         status = obj.get("status") or {}
         if result is not None:
             approvers, policies = result.approvers, result.policies
@@ -547,14 +562,13 @@ class Reconciler:
             for event, previous_image in events
         ]
         try:
-            await self.audit.write(*records)
+            return await self.audit.write(*records)
         except auditing.AuditUnavailableError as exc:
             logger.error("promotion %s: audit unavailable: %s", obj["metadata"].get("name"), exc)
             current = self.view.promotions.get(view.key_of(obj)) or obj
             await self._write(current, statuses.audit_down(current, str(exc), now), step)
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
-            return False
-        return True
+            return None
 
     async def _settle_late_approvals(self, key: view.Key, phase: str) -> None:
         """Approvals that arrive after the cycle ended say so (instead of an empty Counted column)."""
