@@ -8,6 +8,7 @@ write repeats the patch; the operator's own patch whose answer was lost counts a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lockgate.devcluster import server, world
@@ -116,22 +117,28 @@ def test_our_own_patch_whose_answer_was_lost_counts_as_applied(lockgate: testing
     assert recorded_events(lockgate) == ["approved", "deploying", "deployed", "verified"]
 
 
-def test_a_break_glass_change_seen_before_the_patch_is_not_overwritten(lockgate: testing.Stack) -> None:
+def break_glass_at_the_deploying_status(
+    lockgate: testing.Stack, answer: server.Fault | None
+) -> Callable[[server.RequestRecord], Awaitable[server.Fault | None]]:
+    """A hook: when the operator writes the Deploying status (the decision is recorded, the patch comes
+    next), a break-glass change lands and its watch event reaches the operator; the write gets ``answer``."""
     done: list[bool] = []
 
     async def hook(record: server.RequestRecord) -> server.Fault | None:
-        if (
-            done
-            or not is_operator_request(record, "promotions", "status")
-            or "deploying" not in recorded_events(lockgate)
-        ):
+        if done or not is_operator_request(record, "promotions", "status"):
             return None
-        done.append(True)  # the Deploying status write: the decision is recorded, the patch comes next
+        if "deploying" not in recorded_events(lockgate):
+            return None
+        done.append(True)
         break_glass(lockgate)
-        await asyncio.sleep(0.5)  # the Deployment's watch event reaches the operator's view meanwhile
-        return None
+        await asyncio.sleep(0.5)
+        return answer
 
-    lockgate.cluster.cluster.fault_hook = hook
+    return hook
+
+
+def test_a_break_glass_change_seen_before_the_patch_is_not_overwritten(lockgate: testing.Stack) -> None:
+    lockgate.cluster.cluster.fault_hook = break_glass_at_the_deploying_status(lockgate, None)
     try:
         approve(lockgate)
         assert_failed_without_overwriting(lockgate)
@@ -151,23 +158,10 @@ def test_a_break_glass_change_while_the_operator_was_down_before_the_patch_is_no
 
 
 def test_a_retried_decision_keeps_the_recorded_previous_image(lockgate: testing.Stack) -> None:
-    done: list[bool] = []
-
-    async def hook(record: server.RequestRecord) -> server.Fault | None:
-        if (
-            done
-            or not is_operator_request(record, "promotions", "status")
-            or "deploying" not in recorded_events(lockgate)
-        ):
-            return None
-        done.append(True)  # the Deploying status write fails, and a break-glass change lands before the retry
-        break_glass(lockgate)
-        await asyncio.sleep(0.5)
-        return server.Fault(code=503, reason="ServiceUnavailable", message="held by the test")
-
-    lockgate.cluster.cluster.fault_hook = hook
+    failed_write = server.Fault(code=503, reason="ServiceUnavailable", message="held by the test")
+    lockgate.cluster.cluster.fault_hook = break_glass_at_the_deploying_status(lockgate, failed_write)
     try:
-        approve(lockgate)
+        approve(lockgate)  # the Deploying status write fails; the retry finds the break-glass image
         assert_failed_without_overwriting(lockgate)
     finally:
         lockgate.cluster.cluster.fault_hook = None
