@@ -195,3 +195,25 @@ def test_after_a_spec_edit_the_new_cycle_keeps_the_conditions_that_did_not_chang
     assert after["Ready"]["status"] == "False"
     old = {a["approval"]: a for a in promo["status"]["approvals"]}
     assert old["web-2-bob"]["counted"] is False and old["web-2-carol"]["counted"] is False
+
+
+def test_approvals_and_workloads_are_kept_packed_and_read_back_as_they_were() -> None:
+    cluster = view.ClusterView()
+    approval = {
+        "apiVersion": "lockgate.dev/v1alpha1",
+        "kind": "Approval",
+        "metadata": {"name": "web-2-bob", "namespace": "production", "uid": "u-1", "resourceVersion": "7"},
+        "spec": {"promotion": "web-2", "decision": "Approve", "approver": "bob", "groups": ["engineering-leads"]},
+        "status": {"counted": True, "reason": "Counted", "message": "bob's approval counts für technical"},
+    }
+    assert cluster.put_approval(copy.deepcopy(approval))
+    (read,) = cluster.approvals_for(("production", "web-2"))
+    assert read == approval and cluster.approvals.get(("production", "web-2-bob")) == approval
+    read["status"]["counted"] = False  # a read is a copy: the view does not change
+    assert cluster.approvals[("production", "web-2-bob")]["status"]["counted"] is True
+    assert not cluster.put_approval(copy.deepcopy(approval))  # the same version again is ignored
+    assert cluster.drop_approval(("production", "web-2-bob")) == approval
+    assert cluster.approvals_for(("production", "web-2")) == []
+    workload = {"metadata": {"name": "web", "namespace": "production", "resourceVersion": "9", "generation": 2}}
+    assert cluster.put_workload("Deployment", workload)
+    assert cluster.workloads.get(("Deployment", "production", "web")) == view.slim_workload(workload)
