@@ -100,17 +100,37 @@ def test_two_processes_never_fork_the_chain(tmp_path: pathlib.Path) -> None:
     assert {r.operator for r in sink.records()} == {"writer-0", "writer-1", "writer-2"}
 
 
-def test_an_append_after_the_file_was_deleted_goes_to_a_new_file_not_the_unlinked_one(
-    tmp_path: pathlib.Path, samples: Any
-) -> None:
-    path = tmp_path / "audit.sqlite3"
+def writing(path: pathlib.Path, samples: Any) -> tuple[sqlite.SqliteSink, Any, Any]:
+    """A sink that has written the first record of a lifecycle (its connection open), and the next record."""
     sink = sqlite.SqliteSink(path)
     first, second, *_ = samples.lifecycle()
     sink.append(first)
+    return sink, first, second
+
+
+def test_an_audit_file_deleted_while_the_operator_writes_is_not_silently_started_anew(
+    tmp_path: pathlib.Path, samples: Any
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+    sink, _, second = writing(path, samples)
     for leftover in tmp_path.glob("audit.sqlite3*"):
         leftover.unlink()
-    sink.append(second)
-    assert [r.id for r in sqlite.SqliteSink(path).records()] == [second.id]
+    with pytest.raises(errors.AuditUnavailable, match="has disappeared"):
+        sink.append(second)
+    assert not path.exists()  # neither written to the unlinked file nor to a new, innocent-looking one
+
+
+def test_an_audit_file_replaced_while_the_operator_writes_is_not_written_through_the_old_one(
+    tmp_path: pathlib.Path, samples: Any
+) -> None:
+    path = tmp_path / "audit.sqlite3"
+    sink, first, second = writing(path, samples)
+    other = sqlite.SqliteSink(tmp_path / "other.sqlite3")
+    other.append(first)
+    other.close()
+    (tmp_path / "other.sqlite3").replace(path)
+    sink.append(second)  # reopened on the file now at the path
+    assert [r.id for r in sqlite.SqliteSink(path).records()] == [first.id, second.id]
 
 
 def test_an_append_recovers_after_the_volume_came_back(tmp_path: pathlib.Path, samples: Any) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from typing import Any
 
-from lockgate.kube import access
+from lockgate.devcluster import server, world
+from lockgate.devcluster import testing as devtesting
+from lockgate.kube import access, config, rbacwatch
+from lockgate.kube import client as kclient
 
 
 class CountingApi:
@@ -25,7 +32,7 @@ def approvers() -> tuple[access.ApproverAccess, CountingApi]:
     return access.ApproverAccess(api, ttl=60), api  # type: ignore[arg-type]
 
 
-async def test_a_deploy_decision_asks_again_until_every_rbac_kind_is_known_to_be_watched() -> None:
+async def test_a_deploy_decision_asks_again_unless_every_rbac_kind_is_watched() -> None:
     checker, api = approvers()
     assert await checker.can_approve("bob", ["leads"], "production") == (True, "test")
     assert await checker.can_approve("bob", ["leads"], "production") == (True, "test")
@@ -33,20 +40,24 @@ async def test_a_deploy_decision_asks_again_until_every_rbac_kind_is_known_to_be
     await checker.can_approve("bob", ["leads"], "production", fresh=True)
     assert api.asked == ["bob", "bob"]  # no RBAC watch reported yet: a deploy decision asks again
     for kind in sorted(access.RBAC_KINDS - {"roles"}):
-        checker.rbac_changed(kind)
+        checker.watch_opened(kind)
     await checker.can_approve("bob", ["leads"], "production")
     await checker.can_approve("bob", ["leads"], "production", fresh=True)
-    assert api.asked == ["bob"] * 4  # three kinds seen: not yet trusted
-    checker.rbac_changed("roles")
+    assert api.asked == ["bob"] * 4  # three kinds watched: not yet trusted
+    checker.watch_opened("roles")
     await checker.can_approve("bob", ["leads"], "production")
     await checker.can_approve("bob", ["leads"], "production", fresh=True)
     assert api.asked == ["bob"] * 5  # every kind watched: the cached answer decides
+    checker.watch_lost("rolebindings")
+    await checker.can_approve("bob", ["leads"], "production")
+    await checker.can_approve("bob", ["leads"], "production", fresh=True)
+    assert api.asked == ["bob"] * 7  # a lost watch forgets, and deploy decisions ask again
 
 
 async def test_an_rbac_change_forgets_every_cached_answer() -> None:
     checker, api = approvers()
     for kind in access.RBAC_KINDS:
-        checker.rbac_changed(kind)
+        checker.watch_opened(kind)
     assert await checker.can_approve("bob", [], "production", fresh=True) == (True, "test")
     api.allowed["bob"] = False  # the binding that let bob approve is deleted ...
     checker.rbac_changed("clusterrolebindings")  # ... and its watch event arrives
@@ -57,7 +68,7 @@ async def test_an_rbac_change_forgets_every_cached_answer() -> None:
 async def test_an_answer_overtaken_by_an_rbac_change_is_asked_again() -> None:
     checker, api = approvers()
     for kind in access.RBAC_KINDS:
-        checker.rbac_changed(kind)
+        checker.watch_opened(kind)
     answer_given = api.create
 
     async def racing(path: str, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
@@ -85,3 +96,48 @@ async def test_while_rbac_keeps_changing_an_approver_does_not_count_yet() -> Non
     allowed, reason = await checker.can_approve("bob", [], "production", fresh=True)
     assert not allowed and "RBAC kept changing" in reason
     assert len(api.asked) == access.ASKS_WHILE_RBAC_CHANGES
+
+
+async def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_rbac_watch_opens_forgets_on_changes_and_reports_a_refused_watch() -> None:
+    with devtesting.running() as cluster:
+        creds = config.load(cluster.kubeconfig, world.OPERATOR_CONTEXT)
+        async with kclient.Client(creds) as api:
+            checker = access.ApproverAccess(api, ttl=60)
+            looks: list[int] = []
+            watch = rbacwatch.RbacWatch(api, checker, lambda: looks.append(1), server_seconds=2)
+            task = asyncio.create_task(watch.run())
+            try:
+                await wait_until(lambda: checker.watching_rbac)
+                await wait_until(lambda: len(looks) == 4)  # one look after each kind's list
+                await checker.can_approve("bob", [], "production", fresh=True)
+                generation = checker._generation
+                await asyncio.sleep(2.5)  # the streams end after server_seconds and continue, still open
+                assert checker.watching_rbac and checker._generation == generation
+
+                role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "rules": []}
+                role["metadata"] = {"name": "new-role", "namespace": "production"}
+                async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
+                    await admin.create(kclient.resource_path(rbacwatch.GROUP, "v1", "roles", "production"), role)
+                await wait_until(lambda: checker._generation > generation)  # the answers are forgotten
+                assert len(looks) > 4
+
+                def refuse(record: server.RequestRecord) -> server.Fault | None:
+                    refused = record.resource == "rolebindings" and record.user == world.OPERATOR_USERNAME
+                    return server.Fault(code=403, reason="Forbidden", message="no") if refused else None
+
+                cluster.cluster.fault_hook = refuse
+                await wait_until(lambda: not checker.watching_rbac, within=10)  # the next stream is refused
+                cluster.cluster.fault_hook = None
+                await wait_until(lambda: checker.watching_rbac, within=15)  # and it comes back
+            finally:
+                cluster.cluster.fault_hook = None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -20,8 +20,8 @@ from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
 from lockgate import settings as lockgate_settings
-from lockgate.handlers import admission, rbacwatch, watching
-from lockgate.kube import access, config, leadership, stampkeys
+from lockgate.handlers import admission, watching
+from lockgate.kube import access, config, leadership, rbacwatch, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, reconciler, view
 
@@ -159,7 +159,6 @@ async def run_operator(
         await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
 
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
-    rbacwatch.register(registry, approvers, engine)
     kopf_settings = _kopf_settings(settings)
     admission.register(
         registry,
@@ -175,6 +174,8 @@ async def run_operator(
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
     )
     engine.start()
+    rbac = rbacwatch.RbacWatch(api, approvers, engine.touch_waiting_soon)
+    rbac_task = asyncio.create_task(rbac.run(), name="lockgate-rbac-watch")
     leader_task = None
     if not settings.standalone:
         engine.queue.active.clear()
@@ -208,6 +209,7 @@ async def run_operator(
             liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
         )
     finally:
+        rbac_task.cancel()
         if leader_task is not None:
             leader_task.cancel()
         await engine.stop()

@@ -1,10 +1,10 @@
 """Facts about approvers: may this identity approve promotions here? (SubjectAccessReview, cached).
 
 Answers are cached for ``ttl`` seconds and forgotten at once when any RBAC object changes (the
-operator watches Roles, RoleBindings, ClusterRoles and ClusterRoleBindings: ``rbac_changed``). A
-decision to deploy (``fresh=True``) trusts a cached answer only while that watch is known to work,
-i.e. each of the four kinds has reported at least once; otherwise it asks again. Authorizers other
-than RBAC (webhook authorizers) are covered by the ttl, as the API server's own caches of them are.
+operator watches Roles, RoleBindings, ClusterRoles and ClusterRoleBindings: ``kube.rbacwatch``). A
+decision to deploy (``fresh=True``) trusts a cached answer only while all four watches are open
+(``watch_opened`` .. ``watch_lost``); otherwise it asks again. Authorizers other than RBAC (webhook
+authorizers) are covered by the ttl, as the API server's own caches of them are.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class ApproverAccess:
         self.api = api
         self.ttl = ttl
         self._cache: dict[tuple[str, tuple[str, ...], str], tuple[float, bool, str]] = {}
-        self._rbac_seen: set[str] = set()
+        self._rbac_open: set[str] = set()
         self._generation = 0  # bumped by every invalidation
 
     def invalidate(self) -> None:
@@ -35,14 +35,23 @@ class ApproverAccess:
         self._generation += 1
 
     def rbac_changed(self, kind: str) -> None:
-        """An RBAC object of ``kind`` (plural) was listed, added, changed or deleted."""
-        self._rbac_seen.add(kind)
+        """An RBAC object of ``kind`` (plural) was added, changed or deleted."""
+        self.invalidate()
+
+    def watch_opened(self, kind: str) -> None:
+        """The watch of ``kind`` is open from a fresh list (changes before it may have been missed)."""
+        self._rbac_open.add(kind)
+        self.invalidate()
+
+    def watch_lost(self, kind: str) -> None:
+        """The watch of ``kind`` ended or failed: until it is open again, changes may go unseen."""
+        self._rbac_open.discard(kind)
         self.invalidate()
 
     @property
     def watching_rbac(self) -> bool:
-        """Every RBAC kind has reported: a change would have reached ``rbac_changed``."""
-        return self._rbac_seen >= RBAC_KINDS
+        """Every RBAC kind's watch is open: any change reaches ``rbac_changed``."""
+        return self._rbac_open >= RBAC_KINDS
 
     async def can_approve(
         self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False

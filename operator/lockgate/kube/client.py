@@ -12,7 +12,7 @@ import logging
 import random
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -150,6 +150,41 @@ class Client:
 
     async def get(self, path: str, **kw: Any) -> dict[str, Any]:
         return await self.request("GET", path, **kw)
+
+    async def watch(
+        self, path: str, resource_version: str, *, server_seconds: int = 60, agent: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (``{"type", "object"}``, bookmarks included) after ``resource_version``.
+
+        The API server ends the stream after ``server_seconds``; a stream silent for longer (a dead
+        connection) raises ``ApiUnavailable``, and an error answer or ERROR event raises ``ApiError``.
+        """
+        await self.open()
+        assert self._session is not None
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(server_seconds),
+        }
+        headers = {"User-Agent": f"{self.user_agent} ({agent})" if agent else self.user_agent}
+        timeout = aiohttp.ClientTimeout(total=server_seconds + 30)
+        try:
+            async with self._session.get(path, params=params, headers=headers, timeout=timeout) as response:
+                if response.status >= 400:
+                    text = await response.text()
+                    raise ApiError(response.status, str(response.reason), text[:200])
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event: dict[str, Any] = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        code = int(status.get("code") or 500)
+                        raise ApiError(code, str(status.get("reason")), str(status.get("message")), status)
+                    yield event
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiUnavailable(f"watch {path}: {exc!r}") from None
 
     async def get_or_none(self, path: str, **kw: Any) -> dict[str, Any] | None:
         try:

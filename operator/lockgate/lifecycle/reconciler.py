@@ -27,6 +27,7 @@ logger = logging.getLogger("lockgate.lifecycle")
 
 MAX_STEPS_PER_PASS = 8
 PRIME_WAIT = datetime.timedelta(seconds=10)
+SETTLE = datetime.timedelta(seconds=1)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
 
@@ -65,18 +66,26 @@ class Reconciler:
         self._deferred_approvals: dict[view.Key, gating.GateResult] = {}
         self._events: set[asyncio.Task[None]] = set()
         self.primed = asyncio.Event()
+        self._waiting_look: asyncio.TimerHandle | None = None
         self._priming: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.queue.start()
         self._priming = asyncio.get_running_loop().create_task(self._prime())
+        self._priming.add_done_callback(self._primed)
+
+    def _primed(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # never a silent stall: judge anyway
+            logger.error("waiting for GatePolicies and Namespaces failed; judging anyway", exc_info=task.exception())
+            self.primed.set()
 
     async def _prime(self) -> None:
         """Judge no Promotion before the watches delivered every GatePolicy and Namespace.
 
         A policy the view has not received yet would make its Promotions look ungoverned ("no
         GatePolicy selects namespace ..."): after a restart every waiting Promotion would flap to
-        Pending. So list both once and wait (at most ``PRIME_WAIT``) until the view holds them.
+        Pending. So list both once (retried, with a warning each time, until the API answers: nothing
+        can be judged without it) and wait, at most ``PRIME_WAIT``, until the view holds them.
         """
         delay = 0.5
         while True:
@@ -102,6 +111,8 @@ class Reconciler:
     async def stop(self) -> None:
         if self._priming is not None:
             self._priming.cancel()
+        if self._waiting_look is not None:
+            self._waiting_look.cancel()
         for run in self._http.values():
             run.task.cancel()
         await self.queue.stop()
@@ -120,9 +131,16 @@ class Reconciler:
 
     def touch_waiting(self) -> None:
         """Every Promotion still waiting for its gate (who may approve changed)."""
+        self._waiting_look = None
         for key, obj in list(self.view.promotions.items()):
             if str((obj.get("status") or {}).get("phase") or "") in steps.WAITING:
                 self.queue.touch(key)
+
+    def touch_waiting_soon(self) -> None:
+        """``touch_waiting`` once a burst of changes (e.g. RBAC) has been quiet for ``SETTLE``."""
+        if self._waiting_look is not None:
+            self._waiting_look.cancel()
+        self._waiting_look = asyncio.get_running_loop().call_later(SETTLE.total_seconds(), self.touch_waiting)
 
     async def promotion_deleted(self, obj: Mapping[str, Any]) -> None:
         """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so."""

@@ -7,7 +7,8 @@ and a retried append returns the stored record.
 
 Appends share one connection (opening one costs ~1.3 ms of the ~1.5 ms an append took, on the
 path to every rollout). It is dropped after any error, and reopened when the file at ``path`` is
-no longer the one it holds open (deleted or replaced): a record is never written to an unlinked file.
+no longer the one it holds open (replaced: checked again inside each transaction), so a record is
+never written to an unlinked file; a file that disappeared is not started anew (fail closed).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class SqliteSink(base.RecordsFromEntries):
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._writer_file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file it holds open
+        self._had_file = False  # once written, a vanished file is not silently started anew
 
     def _fail(self, action: str, exc: BaseException) -> errors.AuditUnavailable:
         return errors.AuditUnavailable(
@@ -103,10 +105,19 @@ class SqliteSink(base.RecordsFromEntries):
         with self._lock:
             if self._writer is not None and self._file_id(self.path) != self._writer_file:
                 self._drop_writer()  # the file was deleted or replaced under us
+            if self._writer is None and self._had_file and self._file_id(self.path) is None:
+                raise errors.AuditUnavailable(
+                    f"audit sink sqlite: the audit file {self.path} this operator was writing has disappeared "
+                    "(check that the volume is mounted); nothing is recorded (and nothing deploys) until it is "
+                    "restored. Restarting the operator "
+                    "starts a new, empty trail there: do that only deliberately, and keep the evidence",
+                    sink=self.name,
+                )
             try:
                 if self._writer is None:
                     self._writer = self._open(writer=True)
                     self._writer_file = self._file_id(self.path)
+                    self._had_file = True
                 yield self._writer
             except sqlite3.Error as exc:
                 self._drop_writer()
@@ -150,6 +161,8 @@ class SqliteSink(base.RecordsFromEntries):
         with self._writing("append a record") as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if self._file_id(self.path) != self._writer_file:  # replaced between the check and the lock
+                    raise sqlite3.OperationalError("the audit file was replaced while it was open")
                 stored = [self._insert(conn, rec) for rec in recs]
                 conn.execute("COMMIT")
             except BaseException:
