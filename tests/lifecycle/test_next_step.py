@@ -151,6 +151,15 @@ def test_a_spec_change_starts_a_new_cycle_but_never_interrupts_a_rollout() -> No
     assert steps.next_step(situation(phase="Deploying", spec_hash=other), None, NOW).action is A.PATCH
 
 
+def test_a_waiting_cycle_whose_deploy_is_already_applied_resumes_whatever_the_gate_or_spec_says() -> None:
+    # A restart after the patch, before the Deploying status landed: the records say it was decided.
+    other = "sha256:" + "2" * 64
+    for gate in (OPEN, SHUT, steps.GateView(False, True, "rejected"), None):
+        for spec_hash in (HASH, other):
+            s = situation(phase="Approved", spec_hash=spec_hash, deploy_applied=True, workload=applied())
+            assert steps.next_step(s, gate, NOW).action is A.RESUME_DEPLOY
+
+
 PHASES = st.sampled_from(sorted(steps.TERMINAL | steps.WAITING | steps.ACTIVE))
 GATES = st.sampled_from([None, OPEN, SHUT, steps.GateView(False, True, "rejected")])
 
@@ -164,8 +173,11 @@ def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
         workload=applied() if is_applied else workload(),
         superseded_by="n" if superseded else None,
         target_busy_with="o" if busy else None,
+        deploy_applied=is_applied and phase in steps.WAITING,
     )
     step = steps.next_step(s, gate, NOW)
+    if is_applied and phase in steps.WAITING:
+        assert step.action is A.RESUME_DEPLOY  # recorded and applied: resumed, never started again
     if step.action in (A.START_DEPLOY, A.PATCH):
         assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy)
     if step.action is A.PATCH:

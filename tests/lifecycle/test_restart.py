@@ -88,6 +88,37 @@ def test_killed_after_the_patch_does_not_patch_again(lockgate: testing.Stack) ->
     assert len(operator_image_patches(lockgate)) == 1
 
 
+def test_killed_after_the_patch_before_the_deploying_status_resumes_from_the_records(lockgate: testing.Stack) -> None:
+    def deploying_status(r: server.RequestRecord) -> bool:  # written alongside the patch: held, never lands
+        return (
+            r.user == dev_world.OPERATOR_USERNAME
+            and r.method == "PATCH"
+            and r.subresource == "status"
+            and r.resource == "promotions"
+            and "deploying" in [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
+        )
+
+    held = block_once(lockgate, deploying_status)
+    approve(lockgate)
+    assert held.wait(20)
+    lockgate.wait_for(lambda: operator_image_patches(lockgate), message="the image patch landed")
+    assert lockgate.phase("web-2") in ("AwaitingApproval", "Approved")  # the status never said Deploying
+    assert lockgate.operator is not None
+    lockgate.operator.kill()
+    # While it is down the gate would close (no policy selects the namespace any more): the deploy
+    # that happened is still followed through, from its records, not re-judged.
+    lockgate.kubectl("label", "namespace", "production", "lockgate.dev/environment-")
+    lockgate.operator = None
+    lockgate.cluster.cluster.fault_hook = None
+    lockgate.start_operator()
+    promo = lockgate.wait_phase("web-2", "Succeeded", timeout=30)
+    assert lockgate.image() == WEB_2
+    assert len(operator_image_patches(lockgate)) == 1
+    assert promo["status"]["previousImage"] == "registry.example/web:1.0"  # from the deploying record
+    events = [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
+    assert events == ["approved", "deploying", "deployed", "verified"]
+
+
 def test_killed_during_verification_finishes_the_same_way(lockgate: testing.Stack) -> None:
     lockgate.cluster.cluster.workload_delay = 2.0
     approve(lockgate)

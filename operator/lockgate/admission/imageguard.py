@@ -1,5 +1,9 @@
 """The image-change guard: in a gated namespace, only the operator, for a Promotion that is rolling
 out (or rolling back), may change a workload's container image. Everything else passes.
+
+The operator's deploy patch is sent alongside its ``Deploying`` status write, so the Promotion may
+still read ``Pending``, ``AwaitingApproval`` or ``Approved``: then the patch must name that Promotion's current
+cycle (spec hash) and set its spec image.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from lockgate.admission import stamping
 
 ANNOTATION_PROMOTION = "lockgate.dev/promotion"
 ANNOTATION_OPERATION = "lockgate.dev/operation"
+ANNOTATION_SPEC_HASH = "lockgate.dev/spec-hash"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +116,15 @@ def _promotion_allows(
     operation = (new.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_OPERATION)
     target = promotion.get("spec", {}).get("target") or {}
     container = target.get("container") or target.get("name")
+    annotations = new.get("metadata", {}).get("annotations") or {}
     if phase == "Deploying" and operation == "deploy":
         wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
+    elif phase in ("Pending", "AwaitingApproval", "Approved") and operation == "deploy":
+        # The operator writes Deploying alongside the patch (its audit records are already durable):
+        # the change must be this Promotion's current cycle and image.
+        if annotations.get(ANNOTATION_SPEC_HASH) != status.get("specHash"):
+            return False
+        wanted = promotion.get("spec", {}).get("image")
     elif phase == "RollingBack" and operation == "rollback":
         wanted = status.get("previousImage")
     else:

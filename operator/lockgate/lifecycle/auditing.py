@@ -97,6 +97,13 @@ class AuditAdapter:
                     self.metrics.audit_write(sink.name, True)
         return stored
 
+    async def find(self, promotion_uid: str, event: str, spec_hash: str) -> record.AuditRecord | None:
+        """The stored record of ``event`` for this Promotion cycle, if every sink holds it."""
+        try:
+            return await asyncio.to_thread(self.trail.find, promotion_uid, event, spec_hash=spec_hash)
+        except errors.AuditUnavailable as exc:
+            raise AuditUnavailableError(str(exc)) from None
+
     async def record(self, event: str, promotion: Mapping[str, Any], **fields: Any) -> None:
         """Build (``build``'s keyword fields) and write one record."""
         await self.write(self.build(event, promotion, **fields))

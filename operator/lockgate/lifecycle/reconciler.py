@@ -1,8 +1,9 @@
 """Doing the lifecycle: evaluate the gate, take the one next step, write status, audit and events.
 
 One Promotion is handled by one worker at a time (``queue.KeyedQueue``). Each step's effects are
-ordered for exactly-once rollouts: the ``approved`` and ``deploying`` audit records (one write),
-then the ``Deploying`` status, then the workload patch.
+ordered for exactly-once rollouts: the ``approved`` and ``deploying`` audit records (one write)
+are durable before the workload patch; the ``Deploying`` status is written alongside the patch (a
+restart in between resumes from the records: ``steps.Action.RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ PRIME_WAIT = datetime.timedelta(seconds=10)
 SETTLE = datetime.timedelta(seconds=1)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TargetChanged:
+    """The workload no longer runs the recorded previous image: nothing was patched."""
+
+    image: str | None
 
 
 @dataclasses.dataclass
@@ -286,6 +294,11 @@ class Reconciler:
             target_busy_with=self._target_busy_with(key, obj),
             workload=workload,
             target_problem=problem,
+            deploy_applied=(
+                phase in steps.WAITING
+                and workload is not None
+                and plan.carries_deploy(workload, key[0], key[1], str(status.get("specHash") or ""))
+            ),
         )
 
     def _superseded_by(self, key: view.Key, obj: Mapping[str, Any]) -> str | None:
@@ -361,19 +374,24 @@ class Reconciler:
             stored = await self._audit_all([("approved", None), ("deploying", previous)], obj, now, result, s, step)
             if stored is None:
                 return False
-            # The decision as recorded: after a retry (the status write failed) the stored record, not
-            # the image now, names the previous image; the patch checks the workload still runs it.
-            previous = stored[-1].previous_image
-            await self._write(obj, statuses.deploying(obj, result, s.change, previous, now), step)
-            return True
+            # The decision as recorded (a retry keeps the stored record's previous image); the records
+            # are durable, so the Deploying status and the patch go together.
+            counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
+            change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
+            s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
+            deploying = statuses.deploying(obj, result, change, s.previous_image, now)
+            _, outcome = await asyncio.gather(self._write(obj, deploying, step), self._set_image(key, s, now))
+            return await self._patched(key, obj, s, outcome, now)
+        if step.action is A.RESUME_DEPLOY:
+            assert result is not None and s.change is not None
+            return await self._resume_deploy(key, obj, s, step, result, now)
         if step.action in (A.PATCH, A.MARK_DEPLOYED):
             assert s.change is not None and s.workload is not None
             workload = s.workload
             if step.action is A.PATCH:
-                patched = await self._set_image(key, obj, s, step, now)
-                if patched is None:
+                if not await self._patched(key, obj, s, await self._set_image(key, s, now), now):
                     return False
-                workload = patched
+                workload = self.view.workloads.get((s.change.kind, key[0], s.change.name)) or workload
             generation = int(workload.get("metadata", {}).get("generation") or 0)
             if not await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image):
                 return False  # stays Deploying; the next pass finds the image applied and records again
@@ -457,15 +475,15 @@ class Reconciler:
             self.queue.touch_at(key, due)  # the overdue gauge changes then
 
     async def _set_image(
-        self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation, step: steps.Step, now: datetime.datetime
-    ) -> dict[str, Any] | None:
+        self, key: view.Key, s: steps.Situation, now: datetime.datetime
+    ) -> dict[str, Any] | _TargetChanged | None:
         """Patch the image over exactly the recorded previous image, conditional on the version seen.
 
         The workload must run the image the ``deploying`` record names as previous (else a change made
-        outside Lockgate, e.g. break-glass, came in between: nothing is patched and the Promotion fails,
-        saying so). The patch applies only to the version that was checked; a conflict re-reads the
-        workload and checks again: a scale or a controller's write repeats the patch, our own patch
-        whose answer was lost is recognised as applied.
+        outside Lockgate, e.g. break-glass, came in between: nothing is patched, ``_TargetChanged``).
+        The patch applies only to the version that was checked; a conflict re-reads the workload and
+        checks again: a scale or a controller's write repeats the patch, our own patch whose answer
+        was lost is recognised as applied. None: try again shortly.
         """
         assert s.change is not None and s.workload is not None
         workload: Mapping[str, Any] = s.workload
@@ -474,8 +492,7 @@ class Reconciler:
                 return dict(workload)
             image = plan.current_image(workload, s.change.container)
             if image != s.previous_image:
-                await self._target_changed(obj, s, image, now)
-                return None
+                return _TargetChanged(image)
             version = str(workload.get("metadata", {}).get("resourceVersion") or "") or None
             try:
                 patched = await objects.set_image(self.api, s.change, resource_version=version)
@@ -492,6 +509,54 @@ class Reconciler:
             return patched
         self.queue.touch_at(key, now + AUDIT_RETRY)  # the workload keeps changing: try again shortly
         return None
+
+    async def _patched(
+        self,
+        key: view.Key,
+        obj: Mapping[str, Any],
+        s: steps.Situation,
+        outcome: dict[str, Any] | _TargetChanged | None,
+        now: datetime.datetime,
+    ) -> bool:
+        """After the patch (and any status written alongside it): go on, or fail the change."""
+        if isinstance(outcome, _TargetChanged):
+            await self._target_changed(self.view.promotions.get(key) or obj, s, outcome.image, now)
+            return False
+        return outcome is not None
+
+    async def _resume_deploy(
+        self,
+        key: view.Key,
+        obj: Mapping[str, Any],
+        s: steps.Situation,
+        step: steps.Step,
+        result: gating.GateResult,
+        now: datetime.datetime,
+    ) -> bool:
+        """The workload carries this cycle's deploy but the status still waits (a restart after the
+        patch): publish Deploying from the ``deploying`` record, which the patch could not precede."""
+        assert s.change is not None
+        try:
+            recorded = await self.audit.find(str(obj["metadata"].get("uid")), "deploying", s.cycle_hash)
+        except auditing.AuditUnavailableError as exc:
+            logger.error("promotion %s/%s: audit unavailable: %s", key[0], key[1], exc)
+            await self._write(obj, statuses.audit_down(obj, str(exc), now), step)
+            self.queue.touch_at(key, now + AUDIT_RETRY)
+            return False
+        if recorded is None:
+            message = (
+                f"{s.change.kind} {key[0]}/{s.change.name} carries this Promotion's deploy of cycle "
+                f"{s.cycle_hash[:19]}, but the audit trail has no deploying record for it; investigate"
+            )
+            failed = steps.Step(steps.Action.FAIL, "DeployNotRecorded", message)
+            verdict = {"passed": False, "message": message}
+            if await self._audit("failed", obj, now, None, s, failed, verification=verdict):
+                ended = statuses.ended(obj, failed, now, phase="Failed")
+                await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
+            return False
+        change = dataclasses.replace(s.change, image=recorded.image)
+        await self._write(obj, statuses.deploying(obj, result, change, recorded.previous_image, now), step)
+        return True
 
     async def _target_changed(
         self, obj: Mapping[str, Any], s: steps.Situation, image: str | None, now: datetime.datetime

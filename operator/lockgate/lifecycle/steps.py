@@ -1,8 +1,10 @@
 """The lifecycle state machine: given what is known now, the one next step of a Promotion. Pure.
 
-Exactly-once rests on the order the reconciler follows: the audit record and the ``Deploying``
-status (with the previous image) are durable before the workload is patched, and a workload
-that already carries this cycle's annotations is never patched again.
+Exactly-once rests on the order the reconciler follows: the ``approved`` and ``deploying`` audit
+records (with the previous image) are durable before the workload is patched, and a workload that
+already carries this cycle's annotations is never patched again. The ``Deploying`` status is written
+alongside the patch; a restart that finds the patch applied but the status still waiting resumes
+from the ``deploying`` record (``RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Action(enum.StrEnum):
     START_DEPLOY = "StartDeploy"  # audit + Deploying status (previous image recorded)
     PATCH = "Patch"  # set the image (only if not yet applied)
     MARK_DEPLOYED = "MarkDeployed"  # applied already (restart after the patch): record it
+    RESUME_DEPLOY = "ResumeDeploy"  # waiting, but the workload carries this cycle's deploy: Deploying again
     AWAIT_ROLLOUT = "AwaitRollout"
     VERIFY_HTTP = "VerifyHttp"
     SUCCEED = "Succeed"
@@ -72,6 +75,7 @@ class Situation:
     target_busy_with: str | None  # another promotion that is rolling the same target
     workload: Mapping[str, Any] | None
     target_problem: str = "the target workload or container does not exist"
+    deploy_applied: bool = False  # the workload carries this promotion's deploy for the status's cycle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +94,8 @@ def next_step(s: Situation, gate: GateView | None, now: datetime.datetime) -> St
         return Step(Action.DONE, s.phase, "")
     if s.phase in ACTIVE:
         return _active(s, now)
+    if s.deploy_applied:  # before any new cycle: the deploy happened and its record says so
+        return Step(Action.RESUME_DEPLOY, "Deploying", "this cycle's image change is already applied: recording it")
     if s.cycle_hash and s.spec_hash != s.cycle_hash:
         return Step(Action.NEW_CYCLE, "SpecChanged", "the spec changed: earlier approvals no longer count")
     return _waiting(s, gate)

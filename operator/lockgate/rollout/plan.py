@@ -80,6 +80,17 @@ def image_patch(change: ImageChange) -> dict[str, Any]:
     }
 
 
+def carries_deploy(workload: Mapping[str, Any], namespace: str, promotion: str, spec_hash: str) -> bool:
+    """True when the workload's last image change was this promotion cycle's deploy (whatever image it set)."""
+    annotations = workload.get("metadata", {}).get("annotations") or {}
+    return (
+        bool(spec_hash)
+        and annotations.get(ANNOTATION_PROMOTION) == f"{namespace}/{promotion}"
+        and annotations.get(ANNOTATION_SPEC_HASH) == spec_hash
+        and annotations.get(ANNOTATION_OPERATION) == "deploy"
+    )
+
+
 def is_applied(workload: Mapping[str, Any], change: ImageChange) -> bool:
     """True when the workload already runs the change for this promotion cycle (restart safety)."""
     annotations = workload.get("metadata", {}).get("annotations") or {}
