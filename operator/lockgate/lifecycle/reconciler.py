@@ -380,7 +380,8 @@ class Reconciler:
             change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
             deploying = statuses.deploying(obj, result, change, s.previous_image, now)
-            _, outcome = await asyncio.gather(self._write(obj, deploying, step), self._set_image(key, s, now))
+            # The patch first: it is what the rollout waits for (an API server may serve them in order).
+            outcome, _ = await asyncio.gather(self._set_image(key, s, now), self._write(obj, deploying, step))
             return await self._patched(key, obj, s, outcome, now)
         if step.action is A.RESUME_DEPLOY:
             assert result is not None and s.change is not None
