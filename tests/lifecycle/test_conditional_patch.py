@@ -7,8 +7,6 @@ write repeats the patch; the operator's own patch whose answer was lost counts a
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lockgate.devcluster import server, world
@@ -117,33 +115,22 @@ def test_our_own_patch_whose_answer_was_lost_counts_as_applied(lockgate: testing
     assert recorded_events(lockgate) == ["approved", "deploying", "deployed", "verified"]
 
 
-def break_glass_at_the_deploying_status(
-    lockgate: testing.Stack, answer: server.Fault | None
-) -> Callable[[server.RequestRecord], Awaitable[server.Fault | None]]:
-    """A hook: when the operator writes the Deploying status (the decision is recorded, the patch comes
-    next), a break-glass change lands and its watch event reaches the operator; the write gets ``answer``."""
+def test_a_break_glass_change_racing_the_patch_is_not_overwritten(lockgate: testing.Stack) -> None:
     done: list[bool] = []
 
-    async def hook(record: server.RequestRecord) -> server.Fault | None:
-        if done or not is_operator_request(record, "promotions", "status"):
-            return None
-        if "deploying" not in recorded_events(lockgate):
-            return None
-        done.append(True)
-        break_glass(lockgate)
-        await asyncio.sleep(0.5)
-        return answer
+    def hook(record: server.RequestRecord) -> server.Fault | None:
+        if not done and is_operator_request(record, "deployments"):
+            done.append(True)  # the break-glass change lands just before the operator's patch is served
+            break_glass(lockgate)
+        return None
 
-    return hook
-
-
-def test_a_break_glass_change_seen_before_the_patch_is_not_overwritten(lockgate: testing.Stack) -> None:
-    lockgate.cluster.cluster.fault_hook = break_glass_at_the_deploying_status(lockgate, None)
+    lockgate.cluster.cluster.fault_hook = hook
     try:
         approve(lockgate)
         assert_failed_without_overwriting(lockgate)
     finally:
         lockgate.cluster.cluster.fault_hook = None
+    assert [r.code for r in operator_deploy_patches(lockgate)] == [409]  # conditional on the version it checked
 
 
 def test_a_break_glass_change_while_the_operator_was_down_before_the_patch_is_not_overwritten(
@@ -158,10 +145,24 @@ def test_a_break_glass_change_while_the_operator_was_down_before_the_patch_is_no
 
 
 def test_a_retried_decision_keeps_the_recorded_previous_image(lockgate: testing.Stack) -> None:
-    failed_write = server.Fault(code=503, reason="ServiceUnavailable", message="held by the test")
-    lockgate.cluster.cluster.fault_hook = break_glass_at_the_deploying_status(lockgate, failed_write)
+    refused: list[str] = []
+
+    def hook(record: server.RequestRecord) -> server.Fault | None:
+        # The decision is recorded; its patch and Deploying status are both refused once (not retried by
+        # the client), and a break-glass change lands before the operator tries again.
+        first = record.resource not in refused and (
+            is_operator_request(record, "deployments") or is_operator_request(record, "promotions", "status")
+        )
+        if first and "deploying" in recorded_events(lockgate):
+            refused.append(record.resource)
+            if len(refused) == 1:
+                break_glass(lockgate)
+            return server.Fault(code=403, reason="Forbidden", message="refused by the test")
+        return None
+
+    lockgate.cluster.cluster.fault_hook = hook
     try:
-        approve(lockgate)  # the Deploying status write fails; the retry finds the break-glass image
+        approve(lockgate)
         assert_failed_without_overwriting(lockgate)
     finally:
         lockgate.cluster.cluster.fault_hook = None
