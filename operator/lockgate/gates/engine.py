@@ -101,8 +101,9 @@ def evaluate(
     if key is not None and not made.emergency:  # an emergency's retro review is due relative to now
         _cache[key] = (now, made)
         _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        expired = now - datetime.timedelta(seconds=CACHE_SECONDS)
+        while _cache and (len(_cache) > CACHE_SIZE or next(iter(_cache.values()))[0] < expired):
+            _cache.popitem(last=False)  # oldest first: past its second it can never be used again
     return made
 
 
