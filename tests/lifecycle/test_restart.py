@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 
@@ -117,6 +118,45 @@ def test_killed_after_the_patch_before_the_deploying_status_resumes_from_the_rec
     assert promo["status"]["previousImage"] == "registry.example/web:1.0"  # from the deploying record
     events = [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
     assert events == ["approved", "deploying", "deployed", "verified"]
+
+
+def test_a_spec_edit_after_an_unpublished_deploy_follows_that_deploy_through_first(lockgate: testing.Stack) -> None:
+    def deploying_status(r: server.RequestRecord) -> bool:
+        return (
+            r.user == dev_world.OPERATOR_USERNAME
+            and r.method == "PATCH"
+            and r.subresource == "status"
+            and r.resource == "promotions"
+            and "deploying" in [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
+        )
+
+    held = block_once(lockgate, deploying_status)
+    approve(lockgate)
+    assert held.wait(20)
+    lockgate.wait_for(lambda: operator_image_patches(lockgate), message="the image patch landed")
+    lockgate.kubectl(
+        "patch",
+        "promotion",
+        "web-2",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"image": "registry.example/web:3.0"}}),
+        context="admin",
+    )
+    crash_and_restart(lockgate, held)
+    lockgate.wait_for(
+        lambda: [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"][-1:] == ["verified"],
+        timeout=30,
+        message="the first cycle verified",
+    )
+    promo = lockgate.wait_phase("web-2", "AwaitingApproval", timeout=30)  # then the edited spec's cycle
+    assert promo["spec"]["image"] == "registry.example/web:3.0"
+    assert lockgate.image() == WEB_2 and len(operator_image_patches(lockgate)) == 1
+    first = [x for x in lockgate.trail().records() if x.promotion.name == "web-2"]
+    assert [x.event for x in first] == ["approved", "deploying", "deployed", "verified"]
+    assert {x.image for x in first} == {WEB_2} and first[1].previous_image == "registry.example/web:1.0"
 
 
 def test_killed_during_verification_finishes_the_same_way(lockgate: testing.Stack) -> None:

@@ -41,6 +41,16 @@ class _TargetChanged:
 
 
 @dataclasses.dataclass
+class _AsRecorded:
+    """The decision of a resumed deploy is the recorded one: no gate verdict of the spec as it is now."""
+
+    phase: str = "Deploying"
+    status: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ready_for_approval: bool = True
+    emergency: bool = False
+
+
+@dataclasses.dataclass
 class _HttpRun:
     task: asyncio.Task[verification.VerificationResult]
 
@@ -384,8 +394,7 @@ class Reconciler:
             outcome, _ = await asyncio.gather(self._set_image(key, s, now), self._write(obj, deploying, step))
             return await self._patched(key, obj, s, outcome, now)
         if step.action is A.RESUME_DEPLOY:
-            assert result is not None and s.change is not None
-            return await self._resume_deploy(key, obj, s, step, result, now)
+            return await self._resume_deploy(key, obj, s, step, now)
         if step.action in (A.PATCH, A.MARK_DEPLOYED):
             assert s.change is not None and s.workload is not None
             workload = s.workload
@@ -531,11 +540,13 @@ class Reconciler:
         obj: Mapping[str, Any],
         s: steps.Situation,
         step: steps.Step,
-        result: gating.GateResult,
         now: datetime.datetime,
     ) -> bool:
         """The workload carries this cycle's deploy but the status still waits (a restart after the
-        patch): publish Deploying from the ``deploying`` record, which the patch could not precede."""
+        patch): publish Deploying from the ``deploying`` record, which the patch could not precede.
+
+        The cycle is the status's (the spec may have changed since: that cycle starts after this one).
+        """
         assert s.change is not None
         try:
             recorded = await self.audit.find(str(obj["metadata"].get("uid")), "deploying", s.cycle_hash)
@@ -556,7 +567,7 @@ class Reconciler:
                 await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
             return False
         change = dataclasses.replace(s.change, image=recorded.image)
-        await self._write(obj, statuses.deploying(obj, result, change, recorded.previous_image, now), step)
+        await self._write(obj, statuses.deploying(obj, _AsRecorded(), change, recorded.previous_image, now), step)
         return True
 
     async def _target_changed(
