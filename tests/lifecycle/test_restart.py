@@ -49,6 +49,21 @@ def approve(stack: testing.Stack) -> None:
     stack.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
 
 
+def hold_the_deploying_status(stack: testing.Stack) -> threading.Event:
+    """Hold (then fail) the Deploying status write that goes alongside the image patch."""
+
+    def deploying_status(r: server.RequestRecord) -> bool:
+        return (
+            r.user == dev_world.OPERATOR_USERNAME
+            and r.method == "PATCH"
+            and r.subresource == "status"
+            and r.resource == "promotions"
+            and "deploying" in [x.event for x in stack.trail().records() if x.promotion.name == "web-2"]
+        )
+
+    return block_once(stack, deploying_status)
+
+
 def crash_and_restart(stack: testing.Stack, held: threading.Event) -> None:
     assert held.wait(20), "the operator never reached the step"
     assert stack.operator is not None
@@ -90,16 +105,7 @@ def test_killed_after_the_patch_does_not_patch_again(lockgate: testing.Stack) ->
 
 
 def test_killed_after_the_patch_before_the_deploying_status_resumes_from_the_records(lockgate: testing.Stack) -> None:
-    def deploying_status(r: server.RequestRecord) -> bool:  # written alongside the patch: held, never lands
-        return (
-            r.user == dev_world.OPERATOR_USERNAME
-            and r.method == "PATCH"
-            and r.subresource == "status"
-            and r.resource == "promotions"
-            and "deploying" in [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
-        )
-
-    held = block_once(lockgate, deploying_status)
+    held = hold_the_deploying_status(lockgate)
     approve(lockgate)
     assert held.wait(20)
     lockgate.wait_for(lambda: operator_image_patches(lockgate), message="the image patch landed")
@@ -121,16 +127,7 @@ def test_killed_after_the_patch_before_the_deploying_status_resumes_from_the_rec
 
 
 def test_a_spec_edit_after_an_unpublished_deploy_follows_that_deploy_through_first(lockgate: testing.Stack) -> None:
-    def deploying_status(r: server.RequestRecord) -> bool:
-        return (
-            r.user == dev_world.OPERATOR_USERNAME
-            and r.method == "PATCH"
-            and r.subresource == "status"
-            and r.resource == "promotions"
-            and "deploying" in [x.event for x in lockgate.trail().records() if x.promotion.name == "web-2"]
-        )
-
-    held = block_once(lockgate, deploying_status)
+    held = hold_the_deploying_status(lockgate)
     approve(lockgate)
     assert held.wait(20)
     lockgate.wait_for(lambda: operator_image_patches(lockgate), message="the image patch landed")
