@@ -460,12 +460,8 @@ class Reconciler:
             await self._write(obj, statuses.recorded(obj, ended, now, "rolled-back"), step, warning=True)
             return s.spec_hash != s.cycle_hash
         if step.action is A.FAIL:
-            if not await self._audit(
-                "failed", obj, now, None, s, step, verification={"passed": False, "message": step.message}
-            ):
+            if not await self._fail(obj, s, step, now):
                 return False
-            ended = statuses.ended(obj, step, now, phase="Failed")
-            await self._write(obj, statuses.recorded(obj, ended, now, "failed"), step, warning=True)
             return s.spec_hash != s.cycle_hash
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
 
@@ -560,11 +556,7 @@ class Reconciler:
                 f"{s.change.kind} {key[0]}/{s.change.name} carries this Promotion's deploy of cycle "
                 f"{s.cycle_hash[:19]}, but the audit trail has no deploying record for it; investigate"
             )
-            failed = steps.Step(steps.Action.FAIL, "DeployNotRecorded", message)
-            verdict = {"passed": False, "message": message}
-            if await self._audit("failed", obj, now, None, s, failed, verification=verdict):
-                ended = statuses.ended(obj, failed, now, phase="Failed")
-                await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
+            await self._fail(obj, s, steps.Step(steps.Action.FAIL, "DeployNotRecorded", message), now)
             return False
         change = dataclasses.replace(s.change, image=recorded.image)
         await self._write(obj, statuses.deploying(obj, _AsRecorded(), change, recorded.previous_image, now), step)
@@ -579,10 +571,16 @@ class Reconciler:
             f"to {image} after this Promotion's deploy was recorded (a change made outside Lockgate); nothing was "
             "deployed over it. Review the workload, then edit or re-apply the Promotion"
         )
-        failed = steps.Step(steps.Action.FAIL, "TargetChangedWhileDeploying", message)
-        if await self._audit("failed", obj, now, None, s, failed, verification={"passed": False, "message": message}):
-            ended = statuses.ended(obj, failed, now, phase="Failed")
-            await self._write(obj, statuses.recorded(obj, ended, now, "failed"), failed, warning=True)
+        await self._fail(obj, s, steps.Step(steps.Action.FAIL, "TargetChangedWhileDeploying", message), now)
+
+    async def _fail(self, obj: Mapping[str, Any], s: steps.Situation, step: steps.Step, now: datetime.datetime) -> bool:
+        """Record ``failed`` (fail closed), then end Failed with the step's reason; False if not recorded."""
+        verdict = {"passed": False, "message": step.message}
+        if not await self._audit("failed", obj, now, None, s, step, verification=verdict):
+            return False
+        ended = statuses.ended(obj, step, now, phase="Failed")
+        await self._write(obj, statuses.recorded(obj, ended, now, "failed"), step, warning=True)
+        return True
 
     def _start_http(self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation) -> None:
         run_key = (str(obj["metadata"].get("uid")), s.cycle_hash)
