@@ -11,10 +11,11 @@ import json
 import re
 from typing import Any
 
-import cel
 import jsonschema
 import referencing
 from kubernetes_validate import utils as kv_utils
+
+from lockgate.gates.celimport import cel
 
 Cause = dict[str, str]
 

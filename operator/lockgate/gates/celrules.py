@@ -23,10 +23,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import cel
-
 from lockgate.api import promotion
 from lockgate.gates import facts
+from lockgate.gates.celimport import cel
 
 _CONTEXT_CACHE_SIZE = 256
 
