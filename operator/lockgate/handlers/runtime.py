@@ -40,6 +40,7 @@ def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.Operato
     kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = settings.api_timeout_seconds * 3
     kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    kopf_settings.persistence.diffbase_storage = NoDiffBase()
     # Memory: the initial listing comes in pages (as client-go's pager does) instead of one response
     # holding every object of a kind, and a per-object worker exits soon after its last event (it
     # holds that event's whole body while it idles; Kopf's default is 5 s, so a listing kept nearly
@@ -52,6 +53,25 @@ def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.Operato
 LIST_CHUNK = 500
 WORKER_IDLE_SECONDS = 0.2
 MEMORY_KEPT_SECONDS = 2.0
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff-base: our handlers are ``on.event`` only, which never read one.
+
+    Kopf builds an object's "essence" (a deep copy of everything but its status) on every event, for
+    its on-create/update/field handlers' diffs, whether or not any is registered: about a seventh of
+    the operator's CPU while it lists 25,000 objects after a restart. Nothing is stored either (Kopf
+    would only store it for change handlers).
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 class ForgetfulMemories(inventory.ResourceMemories):

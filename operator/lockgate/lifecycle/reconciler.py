@@ -245,7 +245,15 @@ class Reconciler:
                 result = await self.gate.evaluate(obj, now, fresh=True)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
         step = steps.next_step(situation, result.view if result else None, now)
-        logger.info("promotion %s/%s: %s (%s) %s", key[0], key[1], step.action, step.reason, step.message)
+        logger.log(
+            logging.DEBUG if step.action is steps.Action.DONE else logging.INFO,
+            "promotion %s/%s: %s (%s) %s",
+            key[0],
+            key[1],
+            step.action,
+            step.reason,
+            step.message,
+        )
         return await self._perform(key, obj, situation, step, result, now)
 
     async def _situation(self, key: view.Key, obj: Mapping[str, Any], phase: str) -> steps.Situation:
@@ -257,7 +265,7 @@ class Reconciler:
         # The watch keeps the view current; a GET only when it has never seen the workload (the
         # decision to deploy reads it fresh: ``_fresh_workload``).
         workload: Mapping[str, Any] | None = self.view.workloads.get((kind, key[0], str(target.get("name"))))
-        if workload is None:
+        if workload is None and not view.cycle_ended(obj):  # an ended cycle never reads its workload
             workload = await objects.get_workload(self.api, kind, key[0], str(target.get("name")))
             if workload is not None:
                 self.view.put_workload(kind, dict(workload))

@@ -173,18 +173,25 @@ def settled(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     It leaves that state only with a new spec (a new generation: a new watch event, with the whole
     object) or when deleted.
     """
-    status = obj.get("status") or {}
-    if str(status.get("phase") or "") not in steps.TERMINAL or obj.get("metadata", {}).get("deletionTimestamp"):
+    if obj.get("metadata", {}).get("deletionTimestamp") or not cycle_ended(obj):
         return None
     current = statuses.spec_hash(obj)
-    if status.get("specHash") != current or statuses.retro_review_open(status, current):
-        return None
     # The settled form must hash as the whole object does, even computed afresh (``statuses.spec_hash``
     # memoises by uid; without one it validates and hashes again): a status the model rejects would
     # otherwise hash the spec as written in one form and normalised in the other.
     kept = settled_form(obj)
     afresh = {**kept, "metadata": {k: v for k, v in kept["metadata"].items() if k != "uid"}}
     return kept if statuses.spec_hash(afresh) == current else None
+
+
+def cycle_ended(obj: Mapping[str, Any]) -> bool:
+    """Whether the Promotion is in a terminal phase for its current spec with no retro review open
+    (its next step is ``Done``, which reads neither its workload nor its gate)."""
+    status = obj.get("status") or {}
+    if str(status.get("phase") or "") not in steps.TERMINAL:
+        return False
+    current = statuses.spec_hash(obj)
+    return status.get("specHash") == current and not statuses.retro_review_open(status, current)
 
 
 def settled_form(obj: Mapping[str, Any]) -> dict[str, Any]:
