@@ -263,7 +263,14 @@ class OperatorProcess:
         profile = os.environ.get("LOCKGATE_BENCH_PROFILE")  # py-spy's collapsed stacks of the operator
         snapshots = os.environ.get("LOCKGATE_BENCH_TRACEMALLOC")  # tracemalloc snapshots on SIGUSR1 (`snapshot`)
         if snapshots:
-            cmd = [sys.executable, "-X", "tracemalloc=25", "-c", _TRACED.format(prefix=snapshots), *cmd[1:]]
+            cmd = [
+                sys.executable,
+                "-X",
+                f"tracemalloc={os.environ.get('LOCKGATE_BENCH_TRACEMALLOC_FRAMES', '25')}",
+                "-c",
+                _TRACED.format(prefix=snapshots),
+                *cmd[1:],
+            ]
         elif profile:
             spy = pathlib.Path(sys.executable).parent / "py-spy"
             cmd = [str(spy), "record", "--format", "raw", "--rate", "200", "-o", profile, "--", *cmd]

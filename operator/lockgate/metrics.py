@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIServer
 
@@ -21,8 +21,10 @@ TERMINAL = ("Succeeded", "Failed", "RolledBack", "Rejected", "Superseded")
 
 
 class PromotionSource(Protocol):
-    @property
-    def promotions(self) -> Mapping[tuple[str, str], Mapping[str, Any]]: ...
+    def unsettled_promotions(self) -> Iterable[tuple[tuple[str, str], Mapping[str, Any]]]:
+        """Promotions whose cycle has not ended for their spec (waiting, rolling out, or with a retro
+        review open): a settled one adds nothing to the gauges."""
+        ...
 
 
 def _time(value: Any) -> datetime.datetime | None:
@@ -49,7 +51,7 @@ class _LiveState(registry.Collector):
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
         overdue_count = 0
-        for (namespace, _), obj in list(self.source.promotions.items()):
+        for (namespace, _), obj in list(self.source.unsettled_promotions()):
             status = obj.get("status") or {}
             if status.get("phase") == "AwaitingApproval":
                 counts[namespace] = counts.get(namespace, 0) + 1

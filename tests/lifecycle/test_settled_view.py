@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 from typing import Any
 
 import pytest
@@ -125,7 +126,8 @@ def test_what_readers_ask_of_a_settled_promotion_does_not_change() -> None:
         return [ln for ln in lockgate_metrics.Metrics(source).exposition().splitlines() if ln.startswith(live)]
 
     class Whole:
-        promotions = {("production", "web-2"): full}
+        def unsettled_promotions(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+            return [(("production", "web-2"), full)]
 
     assert gauges(cluster) == gauges(Whole())
 
@@ -164,11 +166,29 @@ def test_a_spec_edit_brings_the_whole_promotion_back() -> None:
     assert {c["type"] for c in new["conditions"]} >= {"Ready", "PolicyPassed"}
 
 
-def test_repeated_strings_are_shared_between_objects() -> None:
+def test_a_settled_promotion_is_kept_packed_and_reads_back_as_its_settled_form() -> None:
+    cluster = view.ClusterView()
+    obj = succeeded()
+    cluster.put_promotion(copy.deepcopy(obj))
+    key = ("production", "web-2")
+    assert key in cluster.promotions and key not in cluster.promotions.live
+    assert cluster.promotions[key] == view.settled_form(obj)
+    assert list(cluster.unsettled_promotions()) == []
+    assert cluster.promotions.packed_bytes() < len(json.dumps(view.settled_form(obj))) / 3
+    obj["spec"]["image"] = "registry.example/web:3"  # a new cycle: kept whole again
+    obj["metadata"]["generation"] += 1
+    obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
+    cluster.put_promotion(obj)
+    assert cluster.promotions.live[key]["spec"]["image"] == "registry.example/web:3"
+    assert cluster.promotions.packed_bytes() == 0 and len(cluster.promotions) == 1
+
+
+def test_repeated_strings_are_shared_between_objects_in_a_cycle() -> None:
     cluster = view.ClusterView()
     for namespace in ("production", "staging"):
         obj = succeeded()
         obj["metadata"]["namespace"] = namespace
+        obj["status"]["phase"] = "Verifying"
         cluster.put_promotion(obj)
     one, other = cluster.promotions[("production", "web-2")], cluster.promotions[("staging", "web-2")]
     assert one["status"]["phase"] is other["status"]["phase"]

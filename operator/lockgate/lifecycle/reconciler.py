@@ -150,7 +150,7 @@ class Reconciler:
     def touch_waiting(self) -> None:
         """Every Promotion still waiting for its gate (who may approve changed)."""
         self._waiting_look = None
-        for key, obj in list(self.view.promotions.items()):
+        for key, obj in list(self.view.unsettled_promotions()):
             if str((obj.get("status") or {}).get("phase") or "") in steps.WAITING:
                 self.queue.touch(key)
 
@@ -326,7 +326,7 @@ class Reconciler:
             return None
         mine = statuses.created_order(obj)
         for other_key in self.view.promotions_targeting(target):
-            other = self.view.promotions.get(other_key)
+            other = self.view.promotions.live.get(other_key)  # a settled one is neither waiting nor rolling out
             if other is None or other_key == key:
                 continue
             other_phase = str((other.get("status") or {}).get("phase") or "")
@@ -343,7 +343,7 @@ class Reconciler:
         for other_key in self.view.promotions_targeting(target):
             if other_key == key:
                 continue
-            other = self.view.promotions.get(other_key) or {}
+            other = self.view.promotions.live.get(other_key) or {}  # a settled one is not rolling out
             if str((other.get("status") or {}).get("phase") or "") in steps.ACTIVE:
                 return other_key[1]
         return None

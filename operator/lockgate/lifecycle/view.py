@@ -10,13 +10,12 @@ hash and the audit records read it) and its status without the per-cycle lists (
 ``gates``, ``conditions``): those are read only while a Promotion waits, rolls out or has a retro
 review open, and a new cycle (a spec edit) arrives as a watch event with the whole object, which
 the view then keeps whole. What the operator writes to the API is built from those whole objects.
-Approvals and workloads are kept packed (``Packed``): each read decodes a fresh copy.
+Approvals and workloads are kept packed (``packing.Packed``): each read decodes a fresh copy.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import sys
 from collections.abc import Hashable, Iterable, Iterator, Mapping
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from lockgate.api import gatepolicy
-from lockgate.lifecycle import statuses, steps
+from lockgate.lifecycle import packing, statuses, steps
 
 logger = logging.getLogger(__name__)
 
@@ -34,36 +33,125 @@ WorkloadKey = tuple[str, str, str]  # (kind, namespace, name)
 K = TypeVar("K", bound=Hashable)
 
 
-class Packed(Mapping[K, dict[str, Any]]):
-    """Objects kept as compact JSON, decoded on each read (a fresh dict each time).
-
-    A small dict costs CPython ~200 bytes before its contents, and an Approval or a workload is a
-    dozen of them: packed, one is ~0.7 KB instead of ~1.6-2.2 KB, for tens of thousands of objects.
-    Reads are few per pass (a Promotion's Approvals, its target) and a decode takes ~10 us.
-    """
-
-    def __init__(self) -> None:
-        self._packed: dict[K, bytes] = {}
-
-    def __getitem__(self, key: K) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self._packed[key])
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._packed
-
-    def __iter__(self) -> Iterator[K]:
-        return iter(self._packed)
-
-    def __len__(self) -> int:
-        return len(self._packed)
-
-    def put(self, key: K, obj: Mapping[str, Any]) -> None:
-        self._packed[key] = json.dumps(obj, separators=(",", ":")).encode()
-
-    def pop(self, key: K) -> dict[str, Any] | None:
-        raw = self._packed.pop(key, None)
-        return None if raw is None else dict(json.loads(raw))
+_UID = "00000000-0000-0000-0000-000000000000"
+_TIME = "2026-01-01T00:00:00Z"
+_HASH = "sha256:" + "0" * 64
+_META = {"name": "", "namespace": "", "uid": _UID, "creationTimestamp": _TIME, "generation": 1, "resourceVersion": ""}
+# Typical objects as the view keeps them (``slim``, ``slim_workload``): the packing dictionaries.
+APPROVAL_DICTIONARY = packing.dictionary(
+    {
+        "apiVersion": "lockgate.dev/v1alpha1",
+        "kind": "Approval",
+        "metadata": _META,
+        "spec": {"promotion": "", "decision": "Reject", "purpose": "RetroReview", "comment": ""},
+        "status": {"counted": False, "reason": "SpecChanged", "message": "approval does not count: "},
+    },
+    {
+        "apiVersion": "lockgate.dev/v1alpha1",
+        "kind": "Approval",
+        "metadata": _META,
+        "spec": {
+            "promotion": "",
+            "decision": "Approve",
+            "purpose": "Change",
+            "approver": "",
+            "groups": [""],
+            "stamp": {"at": "2026-01-01T00:00:00.000000Z", "signature": "hmac-sha256:"},
+            "specHash": _HASH,
+        },
+        "status": {"counted": True, "reason": "Counted", "message": "'s approval counts for ", "rule": ""},
+    },
+)
+PROMOTION_DICTIONARY = packing.dictionary(
+    {
+        "apiVersion": "lockgate.dev/v1alpha1",
+        "kind": "Promotion",
+        "metadata": {
+            **_META,
+            "labels": {"app.kubernetes.io/name": ""},
+            "annotations": {
+                "lockgate.dev/requested-by": '{"at":"2026-01-01T00:00:00.000000Z","groups":[""],'
+                '"signature":"hmac-sha256:","username":""}'
+            },
+        },
+        "spec": {
+            "target": {"kind": "Deployment", "name": "", "container": ""},
+            "image": "@sha256:",
+            "change": {"description": "", "ticket": "", "author": ""},
+            "evidence": {
+                "securityScan": {"status": "Passed", "critical": 0, "high": 0},
+                "integrationTests": {"status": "Passed"},
+                "sbom": {"licenses": ["Apache-2.0"]},
+            },
+            "verification": {"timeout": "10m", "rollbackOnFailure": True},
+        },
+        "status": {
+            "observedGeneration": 1,
+            "specHash": _HASH,
+            "requiredApprovals": 2,
+            "countedApprovals": 2,
+            "approvalsSummary": "2/2",
+            "message": " of  replicas updated and available",
+            "requestedBy": {"username": "", "groups": [""]},
+            "phase": "Succeeded",
+            "readyForApprovalAt": "2026-01-01T00:00:00.000000Z",
+            "nextCheckAt": "2026-01-01T00:00:00.000000Z",
+            "approvedAt": "2026-01-01T00:00:00.000000Z",
+            "gateLatencySeconds": 1.0,
+            "previousImage": "",
+            "auditRecorded": True,
+            "rollout": {
+                "kind": "Deployment",
+                "name": "",
+                "container": "",
+                "image": "",
+                "startedAt": "",
+                "generation": 2,
+            },
+            "deployedAt": "2026-01-01T00:00:00.000000Z",
+            "completedAt": "2026-01-01T00:00:00.000000Z",
+        },
+    }
+)
+WORKLOAD_DICTIONARY = packing.dictionary(
+    {
+        "metadata": {
+            **_META,
+            "annotations": {
+                "lockgate.dev/promotion": "",
+                "lockgate.dev/spec-hash": _HASH,
+                "lockgate.dev/approved-by": "",
+                "lockgate.dev/operation": "deploy",
+            },
+        },
+        "spec": {
+            "replicas": 1,
+            "updateStrategy": {},
+            "template": {"spec": {"containers": [{"name": "", "image": ""}]}},
+        },
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 1,
+            "updatedReplicas": 1,
+            "readyReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "lastTransitionTime": _TIME,
+                },
+                {
+                    "type": "Progressing",
+                    "status": "True",
+                    "reason": "NewReplicaSetAvailable",
+                    "lastTransitionTime": _TIME,
+                },
+            ],
+        },
+    }
+)
 
 
 def _rv(obj: Mapping[str, Any]) -> int:
@@ -218,16 +306,57 @@ def key_of(obj: Mapping[str, Any]) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name"))
 
 
+class Promotions(Mapping[Key, dict[str, Any]]):
+    """Promotions by key: whole while a cycle runs (``live``), packed once settled (``settled_form``).
+
+    Readers that look for waiting or rolling-out Promotions iterate ``live`` only: a settled one
+    is neither, and decoding thousands of them per look would cost more than it saves.
+    """
+
+    def __init__(self) -> None:
+        self.live: dict[Key, dict[str, Any]] = {}
+        self._settled: packing.Packed[Key] = packing.Packed(PROMOTION_DICTIONARY)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        obj = self.live.get(key)
+        return obj if obj is not None else self._settled[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.live or key in self._settled
+
+    def __iter__(self) -> Iterator[Key]:
+        yield from self.live
+        yield from self._settled
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self._settled)
+
+    def put(self, key: Key, obj: dict[str, Any], *, settled: bool) -> None:
+        if settled:
+            self.live.pop(key, None)
+            self._settled.put(key, obj)
+        else:
+            self._settled.remove(key)
+            self.live[key] = obj
+
+    def pop(self, key: Key) -> dict[str, Any] | None:
+        obj = self.live.pop(key, None)
+        return obj if obj is not None else self._settled.pop(key)
+
+    def packed_bytes(self) -> int:
+        return self._settled.packed_bytes()
+
+
 class ClusterView:
     """Latest known state of the objects the gate depends on."""
 
     def __init__(self) -> None:
-        self.promotions: dict[Key, dict[str, Any]] = {}
-        self.approvals: Packed[Key] = Packed()
+        self.promotions = Promotions()
+        self.approvals: packing.Packed[Key] = packing.Packed(APPROVAL_DICTIONARY)
         self.policies: dict[str, dict[str, Any]] = {}
         self.policy_models: dict[str, gatepolicy.GatePolicy] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
-        self.workloads: Packed[WorkloadKey] = Packed()
+        self.workloads: packing.Packed[WorkloadKey] = packing.Packed(WORKLOAD_DICTIONARY)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
@@ -244,10 +373,10 @@ class ClusterView:
         if old is not None and _rv(obj) and _rv(old) >= _rv(obj):  # stale, or already seen
             return False
         kept = settled(obj)
-        obj = compact(kept if kept is not None else slim(obj))
+        obj = kept if kept is not None else compact(slim(obj))
         if old is not None:
             self._unindex_promotion(key, old)
-        self.promotions[key] = obj
+        self.promotions.put(key, obj, settled=kept is not None)
         target, source = self.target_of(obj), self.source_of(obj)
         if target:
             self._promotions_by_target[target].add(key)
@@ -256,7 +385,7 @@ class ClusterView:
         return True
 
     def drop_promotion(self, key: Key) -> None:
-        old = self.promotions.pop(key, None)
+        old = self.promotions.pop(key)
         if old is not None:
             self._unindex_promotion(key, old)
 
@@ -289,6 +418,10 @@ class ClusterView:
 
     def promotions_sourcing(self, workload: WorkloadKey) -> list[Key]:
         return sorted(self._promotions_by_source.get(workload, ()))
+
+    def unsettled_promotions(self) -> Iterable[tuple[Key, dict[str, Any]]]:
+        """Every Promotion but the settled ones: those waiting, rolling out, or with a retro review open."""
+        return self.promotions.live.items()
 
     def promotions_in(self, namespaces: Iterable[str] | None = None) -> list[Key]:
         if namespaces is None:
