@@ -10,6 +10,8 @@ from lockgate.lifecycle import gating, view
 
 
 class NoSubjectAccessReviews:
+    watching_rbac = False
+
     async def can_approve(
         self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False
     ) -> tuple[bool, str]:

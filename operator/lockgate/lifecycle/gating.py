@@ -32,6 +32,9 @@ class GateResult:
     ready_for_approval: bool
     emergency: bool
     decision: decision.Decision
+    fresh: bool = False
+    """Its approver answers are as fresh as a decision to deploy needs (asked with ``fresh``, or cached
+    while the RBAC watch would have forgotten any answer that a change made stale)."""
 
 
 def _time(value: Any) -> datetime.datetime | None:
@@ -74,6 +77,9 @@ class Gate:
 
     async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False) -> GateResult:
         """Judge ``obj``; ``fresh`` re-asks every SubjectAccessReview (done right before a deploy)."""
+        # While every RBAC watch is open a cached answer is as good as a fresh one (``can_approve``); any
+        # change or watch loss from here on forgets the cache, so the answers below are asked anew.
+        fresh = fresh or self.access.watching_rbac
         model = promotion.Promotion.from_k8s(obj)
         namespace, name = view.key_of(obj)
         raw_approvals = self.view.approvals_for((namespace, name))
@@ -107,7 +113,7 @@ class Gate:
         )
         made = engine.evaluate(model, approvals, matched, gathered, now)
         comments = {str(a["metadata"]["name"]): a.get("spec", {}).get("comment") for a in raw_approvals}
-        return self._shape(obj, made, requester, comments)
+        return dataclasses.replace(self._shape(obj, made, requester, comments), fresh=fresh)
 
     def _shape(
         self,

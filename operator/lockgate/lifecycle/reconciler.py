@@ -241,7 +241,7 @@ class Reconciler:
             return False
         if phase in steps.WAITING:
             result = await self.gate.evaluate(obj, now)
-            if result.view.may_deploy:  # the decisive moment: no cached RBAC answer may open the gate
+            if result.view.may_deploy and not result.fresh:  # the decisive moment: no stale RBAC answer may open it
                 result = await self.gate.evaluate(obj, now, fresh=True)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
         step = steps.next_step(situation, result.view if result else None, now)
@@ -398,8 +398,10 @@ class Reconciler:
             change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
             deploying = statuses.deploying(obj, result, change, s.previous_image, now)
-            # The patch first: it is what the rollout waits for (an API server may serve them in order).
-            outcome, _ = await asyncio.gather(self._set_image(key, s, now), self._write(obj, deploying, step))
+            # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
+            # it at the API server (the status write and its Event follow once the patch is answered).
+            outcome = await self._set_image(key, s, now)
+            await self._write(obj, deploying, step)
             return await self._patched(key, obj, s, outcome, now)
         if step.action is A.RESUME_DEPLOY:
             return await self._resume_deploy(key, obj, s, step, now)
