@@ -58,6 +58,16 @@ def test_the_operator_may_not_deploy_for_a_promotion_that_is_not_approved_or_dep
     assert not verdict.allowed and verdict.reason == "NoActivePromotion"
 
 
+def test_the_operator_may_deploy_the_current_spec_of_a_promotion_with_no_status_yet() -> None:
+    """Approved before the operator's first status write landed (a restart): the spec's own cycle."""
+    promo = promotion("")
+    del promo["status"]
+    current = stamping.current_spec_hash(promo)
+    assert judge(promo, spec_hash=current).allowed
+    assert not judge(promo, spec_hash=CYCLE).allowed
+    assert not judge(promo, spec_hash=current, image="web:3").allowed
+
+
 def test_the_operator_may_not_deploy_another_cycle_or_another_image() -> None:
     assert not judge(promotion("Approved"), spec_hash="sha256:" + "2" * 64).allowed
     assert not judge(promotion("Approved"), image="web:3").allowed

@@ -10,6 +10,7 @@ decided it, waits for the cycle to end, and checks the invariants over everythin
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -19,9 +20,9 @@ import pytest
 
 from lockgate.devcluster import server, world
 from lockgate.lifecycle import statuses
-from tests.reliability import conftest, harness
+from tests.reliability import conftest, diagnostics, harness
 
-CI_TRIALS, LONG_TRIALS = 30, 200
+CI_TRIALS, LONG_TRIALS = 30, int(os.environ.get("LOCKGATE_RELIABILITY_TRIALS") or 200)
 
 # A killed loop can leave a coroutine of Kopf's that was created but never started; collecting it
 # warns. That is the simulated crash itself (a real one leaves nothing to collect), not a defect.
@@ -37,7 +38,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def gate() -> Iterator[harness.Lockgate]:
+def log_tail() -> Iterator[diagnostics.LogTail]:
+    tail = diagnostics.LogTail().install()
+    try:
+        with diagnostics.tracing_the_view():
+            yield tail
+    finally:
+        tail.remove()
+
+
+@pytest.fixture(scope="module")
+def gate(log_tail: diagnostics.LogTail) -> Iterator[harness.Lockgate]:
     with harness.lockgate(workload_delay=0.1) as running:
         yield running
 
@@ -56,12 +67,15 @@ class Killer:
         self.hit = threading.Event()
         self.done = threading.Event()
         self.where = ""
+        self.t0 = time.time()
+        self.killed_at = self.restarted_at = 0.0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="crash-killer", daemon=True)
 
     def describe(self) -> str:
         when = f"{self.delay:.2f}s in" if self.mode == "delay" else f"request #{self.k} held {self.hold:.2f}s"
-        return f"kill at {when} ({self.where or 'not reached'})"
+        times = f"killed at +{self.killed_at - self.t0:.3f}s, restarted at +{self.restarted_at - self.t0:.3f}s"
+        return f"kill at {when} ({self.where or 'not reached'}; {times})"
 
     def hook(self, record: server.RequestRecord) -> server.Fault | None:
         if record.user != world.OPERATOR_USERNAME or record.verb == "watch" or self.hit.is_set():
@@ -87,8 +101,10 @@ class Killer:
                 self.where = "fallback timer (the request count was not reached)"
             self.gate.cluster.fault_hook = None
             self.gate.kill_operator()
+            self.killed_at = time.time()
             time.sleep(self.down_for)
             self.gate.start_operator()
+            self.restarted_at = time.time()
         except BaseException as exc:  # reported to the trial
             self.error = exc
         finally:
@@ -100,7 +116,10 @@ class Killer:
             raise AssertionError("restarting the operator failed") from self.error
 
 
-def test_crash_and_restart_keep_the_invariants(gate: harness.Lockgate, trial: int) -> None:
+def test_crash_and_restart_keep_the_invariants(
+    gate: harness.Lockgate, log_tail: diagnostics.LogTail, trial: int
+) -> None:
+    t0 = time.time()
     seed = conftest.BASE_SEED + trial
     rng = random.Random(seed)
     name = f"crash-{seed}"
@@ -108,10 +127,12 @@ def test_crash_and_restart_keep_the_invariants(gate: harness.Lockgate, trial: in
     story: list[str] = [f"create {images[0]}"]
     gate.create_promotion(name, images[0])
     killer = Killer(gate, rng)
+    killer.t0 = t0
     killer.arm()
     for index in range(rng.randint(1, 4)):
         action = rng.choice(["approve", "approve", "reject", "change", "wait"])
         story.append(action)
+        started = time.time() - t0
         if action == "wait":
             time.sleep(rng.uniform(0.0, 0.4))
         elif action == "change":
@@ -122,12 +143,16 @@ def test_crash_and_restart_keep_the_invariants(gate: harness.Lockgate, trial: in
             story[-1] = f"{action} by {user}"
             code, body = gate.decide(name, user, "Approve" if action == "approve" else "Reject")
             assert code < 400, f"seed {seed}: {story[-1]} was refused: {code} {body}"
+        story[-1] += f" @+{started:.3f}s..+{time.time() - t0:.3f}s"
     killer.finish()
     context = (
         f"seed {seed} (LOCKGATE_RELIABILITY_SEED={conftest.BASE_SEED}, trial {trial}): {story}, {killer.describe()}"
     )
 
-    promo = gate.wait_current_cycle(name)
+    try:
+        promo = gate.wait_current_cycle(name)
+    except AssertionError as exc:
+        raise AssertionError(f"{context}: {exc}\n{diagnostics.explain(gate, name, t0, log_tail)}") from None
     if promo["status"]["phase"] not in harness.TERMINAL:
         story.append("approve the final spec by bob")
         code, body = gate.decide(name, "bob", spec_hash=statuses.spec_hash(promo))
@@ -135,7 +160,7 @@ def test_crash_and_restart_keep_the_invariants(gate: harness.Lockgate, trial: in
     try:
         promo = gate.wait_terminal(name, timeout=20)
     except AssertionError as exc:
-        raise AssertionError(f"{context}: {exc}") from None
+        raise AssertionError(f"{context}: {exc}\n{diagnostics.explain(gate, name, t0, log_tail)}") from None
     status = promo["status"]
     phase, image = status["phase"], promo["spec"]["image"]
     running = gate.image()

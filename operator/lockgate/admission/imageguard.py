@@ -119,10 +119,13 @@ def _promotion_allows(
     annotations = new.get("metadata", {}).get("annotations") or {}
     if phase == "Deploying" and operation == "deploy":
         wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
-    elif phase in ("Pending", "AwaitingApproval", "Approved") and operation == "deploy":
-        # The operator writes Deploying alongside the patch (its audit records are already durable):
-        # the change must be this Promotion's current cycle and image.
-        if annotations.get(ANNOTATION_SPEC_HASH) != status.get("specHash"):
+    elif (phase in ("Pending", "AwaitingApproval", "Approved") or not status) and operation == "deploy":
+        # The operator writes Deploying once the patch is answered (its audit records are already
+        # durable): the change must be this Promotion's current cycle and image. A Promotion with no
+        # status at all (approved before the operator's first status write, e.g. across a restart) is
+        # in the cycle of its spec as it is now.
+        cycle = status.get("specHash") if status else stamping.current_spec_hash(promotion)
+        if annotations.get(ANNOTATION_SPEC_HASH) != cycle:
             return False
         wanted = promotion.get("spec", {}).get("image")
     elif phase == "RollingBack" and operation == "rollback":

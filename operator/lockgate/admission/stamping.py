@@ -125,6 +125,11 @@ def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str,
             f"Promotion {spec.get('promotion')!r} does not exist in namespace {namespace}: an Approval must be "
             "created in the Promotion's namespace and name it in spec.promotion"
         )
+    return current_spec_hash(target)
+
+
+def current_spec_hash(target: Mapping[str, Any]) -> str:
+    """The hash of a Promotion's spec as it is now (as the operator computes it)."""
     try:
         return spechash.of_promotion(promotion.Promotion.from_k8s(target))
     except pydantic.ValidationError:

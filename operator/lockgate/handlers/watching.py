@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from lockgate.lifecycle import reconciler as lifecycle_reconciler
+from lockgate.lifecycle import steps as lifecycle_steps
 from lockgate.lifecycle import view as lifecycle_view
 
 GROUP = "lockgate.dev"
@@ -32,10 +33,14 @@ def register(
             cluster.drop_promotion(key)
             await reconciler.promotion_deleted(obj)
             return
+        before = cluster.promotions.get(key)
         if cluster.put_promotion(obj):
             reconciler.touch(key)
             target = cluster.target_of(obj)
-            if target is not None:  # a newer promotion may supersede, or free, another one
+            # A newer promotion may supersede, or free, another one; an ended one that stays ended
+            # (every Promotion of a restart's listing, mostly) concerns none of them: touching all of
+            # a workload's Promotions for each would make a restart quadratic in their number.
+            if target is not None and not (_ended(obj) and (before is None or _ended(before))):
                 for other in cluster.promotions_targeting(target):
                     if other != key:
                         reconciler.touch(other)
@@ -76,6 +81,10 @@ def register(
 
     for plural, kind in WORKLOAD_KINDS.items():
         _register_workload(registry, cluster, reconciler, plural, kind)
+
+
+def _ended(obj: dict[str, Any]) -> bool:
+    return str((obj.get("status") or {}).get("phase") or "") in lifecycle_steps.TERMINAL
 
 
 def _register_workload(

@@ -59,6 +59,10 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _generation(obj: Mapping[str, Any]) -> int:
+    return int(obj.get("metadata", {}).get("generation") or 0)
+
+
 class Reconciler:
     """Owns the keyed queue and performs lifecycle steps for Promotions in the view."""
 
@@ -734,6 +738,11 @@ class Reconciler:
             agent=f"status promotion={meta['namespace']}/{meta['name']}",
         )
         self.view.put_promotion(updated)  # its watch event (same resourceVersion) is then ignored, so:
+        if _generation(updated) != _generation(obj):
+            # The spec changed after this step read it, and our write landed on top of that change: the
+            # view now holds a newer version than the spec change's watch event, which it will ignore
+            # (stale), and this status describes the older spec. Look again (after this pass).
+            self.queue.touch(view.key_of(updated))
         old_phase, new_phase = old.get("phase"), new_status.get("phase")
         if old_phase != new_phase:
             target = self.view.target_of(updated)
