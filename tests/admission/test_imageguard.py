@@ -52,7 +52,7 @@ def test_the_operator_may_deploy_the_current_cycle_while_its_deploying_status_is
     assert judge(promotion(phase)).allowed
 
 
-@pytest.mark.parametrize("phase", ["", "Succeeded", "Failed", "Rejected", "Superseded", "RolledBack"])
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Rejected", "Superseded", "RolledBack"])
 def test_the_operator_may_not_deploy_for_a_promotion_that_is_not_approved_or_deploying(phase: str) -> None:
     verdict = judge(promotion(phase))
     assert not verdict.allowed and verdict.reason == "NoActivePromotion"
@@ -66,6 +66,14 @@ def test_the_operator_may_deploy_the_current_spec_of_a_promotion_with_no_status_
     assert judge(promo, spec_hash=current).allowed
     assert not judge(promo, spec_hash=CYCLE).allowed
     assert not judge(promo, spec_hash=current, image="web:3").allowed
+
+
+def test_a_first_status_that_only_says_the_audit_sink_was_down_still_lets_the_decided_deploy_through() -> None:
+    promo = promotion("")
+    promo["status"] = {"auditRecorded": False, "message": "audit sink sqlite is unavailable"}
+    current = stamping.current_spec_hash(promo)
+    assert judge(promo, spec_hash=current).allowed
+    assert not judge(promo, spec_hash=CYCLE).allowed
 
 
 def test_the_operator_may_not_deploy_another_cycle_or_another_image() -> None:

@@ -11,6 +11,7 @@ from lockgate.lifecycle import gating, view
 
 class NoSubjectAccessReviews:
     watching_rbac = False
+    generation = 0
 
     async def can_approve(
         self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False

@@ -92,3 +92,58 @@ def test_a_promotion_approved_before_its_first_status_deploys(gate: harness.Lock
     promo = gate.wait_terminal(name, timeout=20)
     assert promo["status"]["phase"] == "Succeeded", promo["status"]
     assert gate.image(workload) == "registry.example/web:unstatused.1"
+
+
+def test_a_deploy_applied_before_any_status_resumes_even_if_a_rejection_follows(gate: harness.Lockgate) -> None:
+    """The patch landed but no status did; a rejection arriving then cannot undo the recorded decision."""
+    name, workload = gate.unique("applied"), gate.unique("applied-web")
+    image = "registry.example/web:applied.1"
+    gate.add_workload(workload)
+    holding = threading.Event()
+    holding.set()
+
+    def hook(record: server.RequestRecord) -> Any:
+        ours = holding.is_set() and record.user == world.OPERATOR_USERNAME and record.name == name
+        if ours and record.method == "PATCH" and record.subresource == "status":
+            return server.Fault(code=400, reason="BadRequest", message="held by the test")
+        return None
+
+    gate.cluster.fault_hook = hook
+    try:
+        gate.create_promotion(name, image, target=workload)
+        code, body = gate.decide(name, "bob")
+        assert code < 400, f"bob's approval was refused: {code} {body}"
+        gate.wait_for(lambda: gate.image(workload) == image, message=f"{workload} to run {image}")
+        code, body = gate.decide(name, "carol", "Reject")
+        assert code < 400, f"carol's rejection was refused: {code} {body}"
+        time.sleep(1.0)  # passes that see the rejection, with no status of the deploy yet
+    finally:
+        holding.clear()
+        gate.cluster.fault_hook = None
+    promo = gate.wait_terminal(name, timeout=20)
+    assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert gate.image(workload) == image
+
+
+def test_an_image_patch_the_api_refuses_fails_the_promotion_saying_so(gate: harness.Lockgate) -> None:
+    """A 403 on the deploy patch (RBAC, or the guard after a racing spec edit) is not retried forever."""
+    name, workload = gate.unique("refused"), gate.unique("refused-web")
+    gate.add_workload(workload)
+
+    def hook(record: server.RequestRecord) -> Any:
+        if record.user == world.OPERATOR_USERNAME and record.method == "PATCH" and record.name == workload:
+            return server.Fault(code=403, reason="Forbidden", message="denied by the test")
+        return None
+
+    gate.cluster.fault_hook = hook
+    try:
+        gate.create_promotion(name, "registry.example/web:refused.1", target=workload)
+        code, body = gate.decide(name, "bob")
+        assert code < 400, f"bob's approval was refused: {code} {body}"
+        promo = gate.wait_terminal(name, timeout=20)
+    finally:
+        gate.cluster.fault_hook = None
+    status = promo["status"]
+    assert status["phase"] == "Failed", status
+    assert "refused the image patch" in status["message"] and "denied by the test" in status["message"]
+    assert gate.image(workload) == harness.SEED_IMAGE

@@ -1,9 +1,10 @@
 """The image-change guard: in a gated namespace, only the operator, for a Promotion that is rolling
 out (or rolling back), may change a workload's container image. Everything else passes.
 
-The operator's deploy patch is sent alongside its ``Deploying`` status write, so the Promotion may
-still read ``Pending``, ``AwaitingApproval`` or ``Approved``: then the patch must name that Promotion's current
-cycle (spec hash) and set its spec image.
+The operator's deploy patch precedes its ``Deploying`` status write, so the Promotion may still read
+``Pending``, ``AwaitingApproval``, ``Approved`` or no phase at all (approved before its first status
+write landed): then the patch must name that Promotion's current cycle (the status's spec hash, or
+without one the hash of the spec as it is now) and set its spec image.
 """
 
 from __future__ import annotations
@@ -119,12 +120,12 @@ def _promotion_allows(
     annotations = new.get("metadata", {}).get("annotations") or {}
     if phase == "Deploying" and operation == "deploy":
         wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
-    elif (phase in ("Pending", "AwaitingApproval", "Approved") or not status) and operation == "deploy":
+    elif phase in (None, "", "Pending", "AwaitingApproval", "Approved") and operation == "deploy":
         # The operator writes Deploying once the patch is answered (its audit records are already
         # durable): the change must be this Promotion's current cycle and image. A Promotion with no
-        # status at all (approved before the operator's first status write, e.g. across a restart) is
-        # in the cycle of its spec as it is now.
-        cycle = status.get("specHash") if status else stamping.current_spec_hash(promotion)
+        # phase yet (approved before the operator's first status write, e.g. across a restart, or whose
+        # first status said only that the audit sink was down) is in the cycle of its spec as it is now.
+        cycle = status.get("specHash") or stamping.current_spec_hash(promotion)
         if annotations.get(ANNOTATION_SPEC_HASH) != cycle:
             return False
         wanted = promotion.get("spec", {}).get("image")

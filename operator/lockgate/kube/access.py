@@ -49,6 +49,11 @@ class ApproverAccess:
         self.invalidate()
 
     @property
+    def generation(self) -> int:
+        """Bumped whenever cached answers are forgotten (an RBAC change, a watch opened or lost)."""
+        return self._generation
+
+    @property
     def watching_rbac(self) -> bool:
         """Every RBAC kind's watch is open: any change reaches ``rbac_changed``."""
         return self._rbac_open >= RBAC_KINDS

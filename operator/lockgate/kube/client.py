@@ -75,6 +75,7 @@ class Client:
         self.timeout = timeout
         self.attempts = attempts
         self._session: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None  # watches: never queued behind requests
         self.calls = 0
 
     async def __aenter__(self) -> Client:
@@ -89,13 +90,20 @@ class Client:
             headers = {"Accept": "application/json"}
             if self.creds.token:
                 headers["Authorization"] = f"Bearer {self.creds.token}"
+            ssl_context = _ssl_context(self.creds)
             # Each TLS connection holds a 256 KB read buffer (asyncio's SSLProtocol): 64 kept-alive
             # connections were 17 MB of the operator's memory. Requests beyond the limit wait for a
-            # free connection; four of them are the RBAC watch's long-lived streams.
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.creds), limit=CONNECTIONS)
+            # free connection. Watch streams have their own pool: a stream reopening (every minute)
+            # never waits behind a burst of requests (the RBAC watch counts as open meanwhile).
+            connector = aiohttp.TCPConnector(ssl=ssl_context, limit=CONNECTIONS)
             self._session = aiohttp.ClientSession(self.creds.server, headers=headers, connector=connector)
+            streams = aiohttp.TCPConnector(ssl=ssl_context, limit=0)
+            self._streams = aiohttp.ClientSession(self.creds.server, headers=headers, connector=streams)
 
     async def close(self) -> None:
+        if self._streams is not None:
+            await self._streams.close()
+            self._streams = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -166,7 +174,7 @@ class Client:
         connection) raises ``ApiUnavailable``, and an error answer or ERROR event raises ``ApiError``.
         """
         await self.open()
-        assert self._session is not None
+        assert self._streams is not None
         params = {
             "watch": "true",
             "resourceVersion": resource_version,
@@ -176,7 +184,7 @@ class Client:
         headers = {"User-Agent": f"{self.user_agent} ({agent})" if agent else self.user_agent}
         timeout = aiohttp.ClientTimeout(total=server_seconds + 30)
         try:
-            async with self._session.get(path, params=params, headers=headers, timeout=timeout) as response:
+            async with self._streams.get(path, params=params, headers=headers, timeout=timeout) as response:
                 if response.status >= 400:
                     text = await response.text()
                     raise ApiError(response.status, str(response.reason), text[:200])

@@ -77,9 +77,9 @@ class Gate:
 
     async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False) -> GateResult:
         """Judge ``obj``; ``fresh`` re-asks every SubjectAccessReview (done right before a deploy)."""
-        # While every RBAC watch is open a cached answer is as good as a fresh one (``can_approve``); any
-        # change or watch loss from here on forgets the cache, so the answers below are asked anew.
-        fresh = fresh or self.access.watching_rbac
+        # While every RBAC watch is open a cached answer is as good as a fresh one: the result counts as
+        # fresh if no RBAC change or watch loss (each forgets the cache) happened while it was made.
+        watched, generation = self.access.watching_rbac, self.access.generation
         model = promotion.Promotion.from_k8s(obj)
         namespace, name = view.key_of(obj)
         raw_approvals = self.view.approvals_for((namespace, name))
@@ -113,7 +113,8 @@ class Gate:
         )
         made = engine.evaluate(model, approvals, matched, gathered, now)
         comments = {str(a["metadata"]["name"]): a.get("spec", {}).get("comment") for a in raw_approvals}
-        return dataclasses.replace(self._shape(obj, made, requester, comments), fresh=fresh)
+        unchanged = watched and self.access.watching_rbac and self.access.generation == generation
+        return dataclasses.replace(self._shape(obj, made, requester, comments), fresh=fresh or unchanged)
 
     def _shape(
         self,

@@ -2,8 +2,8 @@
 
 One Promotion is handled by one worker at a time (``queue.KeyedQueue``). Each step's effects are
 ordered for exactly-once rollouts: the ``approved`` and ``deploying`` audit records (one write)
-are durable before the workload patch; the ``Deploying`` status is written alongside the patch (a
-restart in between resumes from the records: ``steps.Action.RESUME_DEPLOY``).
+are durable before the workload patch; the ``Deploying`` status is written once the patch is answered
+(a restart in between resumes from the records: ``steps.Action.RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ class _TargetChanged:
     """The workload no longer runs the recorded previous image: nothing was patched."""
 
     image: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Refused:
+    """The API server (RBAC, or the image guard) refused the patch: nothing was patched."""
+
+    message: str
 
 
 @dataclasses.dataclass
@@ -319,7 +326,9 @@ class Reconciler:
             deploy_applied=(
                 phase in steps.WAITING
                 and workload is not None
-                and plan.carries_deploy(workload, key[0], key[1], str(status.get("specHash") or ""))
+                and plan.carries_deploy(
+                    workload, key[0], key[1], str(status.get("specHash") or statuses.spec_hash(obj))
+                )
             ),
         )
 
@@ -397,7 +406,7 @@ class Reconciler:
             if stored is None:
                 return False
             # The decision as recorded (a retry keeps the stored record's previous image); the records
-            # are durable, so the Deploying status and the patch go together.
+            # are durable, so the patch may go before the Deploying status.
             counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
             change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
@@ -496,7 +505,7 @@ class Reconciler:
 
     async def _set_image(
         self, key: view.Key, s: steps.Situation, now: datetime.datetime
-    ) -> dict[str, Any] | _TargetChanged | None:
+    ) -> dict[str, Any] | _TargetChanged | _Refused | None:
         """Patch the image over exactly the recorded previous image, conditional on the version seen.
 
         The workload must run the image the ``deploying`` record names as previous (else a change made
@@ -517,6 +526,8 @@ class Reconciler:
             try:
                 patched = await objects.set_image(self.api, s.change, resource_version=version)
             except kclient.ApiError as exc:
+                if exc.status == 403:  # not transient: retrying would stall the Promotion silently
+                    return _Refused(exc.message)
                 if exc.status != 409:
                     raise
                 current = await objects.get_workload(self.api, s.change.kind, s.change.namespace, s.change.name)
@@ -535,10 +546,20 @@ class Reconciler:
         key: view.Key,
         obj: Mapping[str, Any],
         s: steps.Situation,
-        outcome: dict[str, Any] | _TargetChanged | None,
+        outcome: dict[str, Any] | _TargetChanged | _Refused | None,
         now: datetime.datetime,
     ) -> bool:
-        """After the patch (and any status written alongside it): go on, or fail the change."""
+        """After the patch (and the status written after it): go on, or fail the change."""
+        if isinstance(outcome, _Refused):
+            message = (
+                f"the API server refused the image patch of {s.change.kind if s.change else 'the workload'} "
+                f"{key[0]}/{s.change.name if s.change else ''}: {outcome.message}; nothing was deployed "
+                "(a spec edit while deploying starts a new cycle; otherwise check the operator's RBAC and webhooks)"
+            )
+            await self._fail(
+                self.view.promotions.get(key) or obj, s, steps.Step(steps.Action.FAIL, "DeployRefused", message), now
+            )
+            return False
         if isinstance(outcome, _TargetChanged):
             await self._target_changed(self.view.promotions.get(key) or obj, s, outcome.image, now)
             return False

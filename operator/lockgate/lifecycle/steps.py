@@ -3,8 +3,8 @@
 Exactly-once rests on the order the reconciler follows: the ``approved`` and ``deploying`` audit
 records (with the previous image) are durable before the workload is patched, and a workload that
 already carries this cycle's annotations is never patched again. The ``Deploying`` status is written
-alongside the patch; a restart that finds the patch applied but the status still waiting resumes
-from the ``deploying`` record (``RESUME_DEPLOY``).
+once the patch is answered; a restart that finds the patch applied but the status still waiting
+resumes from the ``deploying`` record (``RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
