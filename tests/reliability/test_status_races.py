@@ -8,6 +8,7 @@ The reconciler must still start the new spec's cycle, with nothing else happenin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,23 @@ import pytest
 from lockgate.devcluster import server, world
 from lockgate.lifecycle import reconciler, statuses
 from tests.reliability import harness
+
+
+@contextlib.contextmanager
+def refusing_status_writes(gate: harness.Lockgate, name: str) -> Iterator[None]:
+    """The API refuses the operator's status writes of Promotion ``name`` (400: not retried) meanwhile."""
+
+    def hook(record: server.RequestRecord) -> Any:
+        ours = record.user == world.OPERATOR_USERNAME and record.name == name
+        if ours and record.method == "PATCH" and record.subresource == "status":
+            return server.Fault(code=400, reason="BadRequest", message="held by the test")
+        return None
+
+    gate.cluster.fault_hook = hook
+    try:
+        yield
+    finally:
+        gate.cluster.fault_hook = None
 
 
 @pytest.fixture(scope="module")
@@ -69,26 +87,13 @@ def test_a_promotion_approved_before_its_first_status_deploys(gate: harness.Lock
     """Its approvals arrive before any status of it lands (as across a restart): the first pass decides."""
     name, workload = gate.unique("unstatused"), gate.unique("unstatused-web")
     gate.add_workload(workload)
-    holding = threading.Event()
-    holding.set()
-
-    def hook(record: server.RequestRecord) -> Any:
-        ours = holding.is_set() and record.user == world.OPERATOR_USERNAME and record.name == name
-        if ours and record.method == "PATCH" and record.subresource == "status":
-            return server.Fault(code=400, reason="BadRequest", message="held by the test")  # not retried
-        return None
-
-    gate.cluster.fault_hook = hook
-    try:
+    with refusing_status_writes(gate, name):
         gate.create_promotion(name, "registry.example/web:unstatused.1", target=workload)
         for approver in ("bob", "carol"):
             code, body = gate.decide(name, approver)
             assert code < 400, f"{approver}'s approval was refused: {code} {body}"
         time.sleep(1.0)  # the passes after the approvals decide with no status (their writes are refused)
         assert not (gate.promotion(name).get("status") or {}), "a status was written while held"
-    finally:
-        holding.clear()
-        gate.cluster.fault_hook = None
     promo = gate.wait_terminal(name, timeout=20)
     assert promo["status"]["phase"] == "Succeeded", promo["status"]
     assert gate.image(workload) == "registry.example/web:unstatused.1"
@@ -99,17 +104,7 @@ def test_a_deploy_applied_before_any_status_resumes_even_if_a_rejection_follows(
     name, workload = gate.unique("applied"), gate.unique("applied-web")
     image = "registry.example/web:applied.1"
     gate.add_workload(workload)
-    holding = threading.Event()
-    holding.set()
-
-    def hook(record: server.RequestRecord) -> Any:
-        ours = holding.is_set() and record.user == world.OPERATOR_USERNAME and record.name == name
-        if ours and record.method == "PATCH" and record.subresource == "status":
-            return server.Fault(code=400, reason="BadRequest", message="held by the test")
-        return None
-
-    gate.cluster.fault_hook = hook
-    try:
+    with refusing_status_writes(gate, name):
         gate.create_promotion(name, image, target=workload)
         code, body = gate.decide(name, "bob")
         assert code < 400, f"bob's approval was refused: {code} {body}"
@@ -117,9 +112,6 @@ def test_a_deploy_applied_before_any_status_resumes_even_if_a_rejection_follows(
         code, body = gate.decide(name, "carol", "Reject")
         assert code < 400, f"carol's rejection was refused: {code} {body}"
         time.sleep(1.0)  # passes that see the rejection, with no status of the deploy yet
-    finally:
-        holding.clear()
-        gate.cluster.fault_hook = None
     promo = gate.wait_terminal(name, timeout=20)
     assert promo["status"]["phase"] == "Succeeded", promo["status"]
     assert gate.image(workload) == image
