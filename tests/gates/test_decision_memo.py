@@ -7,13 +7,22 @@ second after the evaluation that made it; past it, the entry is useless and is d
 
 from __future__ import annotations
 
+import collections
 import datetime
 from typing import Any
+
+import pytest
 
 from lockgate.api import phases
 from lockgate.gates import engine
 
 CUTOFF_AFTER = datetime.timedelta(milliseconds=500)
+
+
+@pytest.fixture(autouse=True)
+def own_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A memo of this test's own (the process-wide one holds other tests' decisions, made at other times)."""
+    monkeypatch.setattr(engine, "_cache", collections.OrderedDict())
 
 
 def from_the_api(world: Any) -> None:
