@@ -101,12 +101,9 @@ class Client:
             self._streams = aiohttp.ClientSession(self.creds.server, headers=headers, connector=streams)
 
     async def close(self) -> None:
-        if self._streams is not None:
-            await self._streams.close()
-            self._streams = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions = [session for session in (self._streams, self._session) if session is not None]
+        self._streams = self._session = None
+        await asyncio.gather(*(session.close() for session in sessions))  # together: one await point
 
     async def request(
         self,
