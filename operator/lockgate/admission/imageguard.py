@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lockgate.admission import stamping
+from lockgate.rollout import plan
 
-ANNOTATION_PROMOTION = "lockgate.dev/promotion"
-ANNOTATION_OPERATION = "lockgate.dev/operation"
-ANNOTATION_SPEC_HASH = "lockgate.dev/spec-hash"
+# The provenance annotations the operator's patch carries (``rollout.plan`` writes them).
+ANNOTATION_PROMOTION = plan.ANNOTATION_PROMOTION
+ANNOTATION_OPERATION = plan.ANNOTATION_OPERATION
+ANNOTATION_SPEC_HASH = plan.ANNOTATION_SPEC_HASH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,10 +116,10 @@ def _promotion_allows(
         return False
     status = promotion.get("status") or {}
     phase = status.get("phase")
-    operation = (new.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_OPERATION)
+    annotations = new.get("metadata", {}).get("annotations") or {}
+    operation = annotations.get(ANNOTATION_OPERATION)
     target = promotion.get("spec", {}).get("target") or {}
     container = target.get("container") or target.get("name")
-    annotations = new.get("metadata", {}).get("annotations") or {}
     if phase == "Deploying" and operation == "deploy":
         wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
     elif phase in (None, "", "Pending", "AwaitingApproval", "Approved") and operation == "deploy":

@@ -33,7 +33,7 @@ def register(
             cluster.drop_promotion(key)
             await reconciler.promotion_deleted(obj)
             return
-        before = cluster.promotions.get(key)
+        before = cluster.promotions.live.get(key)  # None: new, or settled (ended), so no decoding here
         if cluster.put_promotion(obj):
             reconciler.touch(key)
             target = cluster.target_of(obj)

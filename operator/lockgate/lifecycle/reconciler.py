@@ -551,9 +551,10 @@ class Reconciler:
     ) -> bool:
         """After the patch (and the status written after it): go on, or fail the change."""
         if isinstance(outcome, _Refused):
+            assert s.change is not None  # ``_set_image`` patched it
             message = (
-                f"the API server refused the image patch of {s.change.kind if s.change else 'the workload'} "
-                f"{key[0]}/{s.change.name if s.change else ''}: {outcome.message}; nothing was deployed "
+                f"the API server refused the image patch of {s.change.kind} {key[0]}/{s.change.name}: "
+                f"{outcome.message}; nothing was deployed "
                 "(a spec edit while deploying starts a new cycle; otherwise check the operator's RBAC and webhooks)"
             )
             await self._fail(
