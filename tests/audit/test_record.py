@@ -6,9 +6,12 @@ import datetime
 import json
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies
 
-from lockgate.audit import record
+from lockgate.audit import chain, record
+from tests.audit.conftest import Samples
 
 
 def test_record_carries_the_change_its_people_and_its_retention(samples: Any) -> None:
@@ -71,3 +74,27 @@ def test_unknown_event_and_bad_retention_are_refused(samples: Any) -> None:
         samples.make("shipped", samples.promotion())
     with pytest.raises(ValueError, match="invalid retention"):
         samples.make("approved", samples.promotion(), retention="forever")
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(
+    event=strategies.sampled_from(sorted(record.EVENTS)),
+    previous=strategies.one_of(strategies.none(), strategies.text(min_size=1, max_size=40)),
+    minutes=strategies.integers(0, 10_000),
+)
+def test_a_sibling_is_the_record_build_makes(event: str, previous: str | None, minutes: int) -> None:
+    """The second record of a decision is copied from the first, never different from building it."""
+    promo = Samples.promotion(uid="u-sibling")
+    first = Samples.make("approved", promo, minutes, previous_image="registry.example/web:1.0")
+    built = Samples.make(event, promo, minutes, previous_image=previous or "registry.example/web:1.0")
+    assert record.sibling(first, event, previous_image=previous) == built
+
+
+@hypothesis.settings(max_examples=50, deadline=None)
+@hypothesis.given(event=strategies.sampled_from(sorted(record.EVENTS)), seq=strategies.integers(0, 1_000))
+def test_the_stored_text_of_a_linked_record_is_its_canonical_json(event: str, seq: int) -> None:
+    head = chain.ChainHead(stream="DEPLOY#production", seq=seq, hash="sha256:" + "1" * 64) if seq else None
+    linked, text = chain.link_text(Samples.make(event, Samples.promotion()), head)
+    assert text == linked.canonical().decode("utf-8")
+    assert linked == chain.link(Samples.make(event, Samples.promotion(uid=linked.promotion.uid)), head)
+    assert record.parse(text) == linked

@@ -145,3 +145,18 @@ def test_an_append_recovers_after_the_volume_came_back(tmp_path: pathlib.Path, s
     (tmp_path / "gone").rename(volume)
     assert sink.append(second).id == second.id
     assert [r.id for r in sink.records()] == [first.id, second.id]
+
+
+def test_a_batch_is_chained_in_order_and_a_retried_batch_changes_nothing(
+    tmp_path: pathlib.Path, samples: Any
+) -> None:
+    sink = sqlite.SqliteSink(tmp_path / "audit.sqlite3")
+    first, second, third, fourth = samples.lifecycle()
+    assert sink.append(first).seq == 1
+    stored = sink.append_all([first, second, third])  # a retry that holds one stored record
+    assert [r.seq for r in stored] == [1, 2, 3]
+    assert stored[0] == sink.get(first.id)
+    assert sink.append_all([second, third, fourth]) == [*stored[1:], sink.get(fourth.id)]
+    assert [r.id for r in sink.records()] == [first.id, second.id, third.id, fourth.id]
+    assert sink.head("DEPLOY#production") == chain.head_of(sink.records()[-1])
+    assert all(report.ok for report in trail.AuditTrail([sink]).verify())

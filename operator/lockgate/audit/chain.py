@@ -70,12 +70,20 @@ class VerifyReport:
 
 def link(record: record_.AuditRecord, head: ChainHead | None) -> record_.AuditRecord:
     """Return ``record`` chained after ``head`` (``None`` starts the stream at seq 1)."""
+    return link_text(record, head)[0]
+
+
+def link_text(record: record_.AuditRecord, head: ChainHead | None) -> tuple[record_.AuditRecord, str]:
+    """``link``, with the chained record's canonical JSON (what a sink stores), serialised once."""
     if head is not None and head.stream != record.stream:
         raise ValueError(f"cannot link a {record.stream} record to the head of {head.stream}")
     seq = head.seq + 1 if head else 1
     prev = head.hash if head else ""
     unhashed = record.model_copy(update={"seq": seq, "prev_hash": prev, "hash": ""})
-    return unhashed.model_copy(update={"hash": record_.content_hash(unhashed.document())})
+    document = unhashed.document()
+    digest = record_.content_hash(document)
+    document["hash"] = digest
+    return unhashed.model_copy(update={"hash": digest}), record_.canonical_json(document).decode("utf-8")
 
 
 def head_of(record: record_.AuditRecord) -> ChainHead:

@@ -310,3 +310,22 @@ def build(
         retention_until=retention_.until(at_utc, retention),
         extra=dict(extra or {}),
     )
+
+
+def sibling(first: AuditRecord, event: str, *, previous_image: str | None = None) -> AuditRecord:
+    """The record of another ``event`` of the same decision as ``first`` (built by ``build``).
+
+    Every field is ``first``'s (already validated) but the event, its id and, when given, the
+    previous image; what ``build`` would make of the same arguments, without validating it again.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}: expected one of {', '.join(EVENTS)}")
+    if first.seq or first.hash:
+        raise ValueError("a sibling is made from an unchained record")
+    update: dict[str, Any] = {
+        "id": record_id(first.promotion.uid, first.promotion.spec_hash, event),
+        "event": event,
+    }
+    if previous_image is not None:
+        update["previous_image"] = previous_image
+    return first.model_copy(update=update)

@@ -80,6 +80,34 @@ class AuditAdapter:
             key=key,
         )
 
+    def build_all(
+        self,
+        events: list[tuple[str, str | None]],
+        promotion: Mapping[str, Any],
+        *,
+        at: datetime.datetime,
+        approvers: list[dict[str, Any]],
+        policies: list[dict[str, Any]],
+        verification: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> list[record.AuditRecord]:
+        """The records of one decision, one per ``(event, previous image)``, sharing ``build``'s other fields.
+
+        The first is built (and validated); the others are its siblings (``record.sibling``).
+        """
+        (event, previous_image), rest = events[0], events[1:]
+        first = self.build(
+            event,
+            promotion,
+            at=at,
+            approvers=approvers,
+            policies=policies,
+            previous_image=previous_image,
+            verification=verification,
+            extra=extra,
+        )
+        return [first] + [record.sibling(first, e, previous_image=p) for e, p in rest]
+
     async def write(self, *records: record.AuditRecord) -> list[record.AuditRecord]:
         """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can).
 

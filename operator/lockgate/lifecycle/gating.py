@@ -8,8 +8,8 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from lockgate import metrics as lockgate_metrics
 from lockgate.api import approval, phases, promotion
@@ -62,6 +62,37 @@ def source_state(workload: Mapping[str, Any] | None, kind: str, container: str) 
     return facts.SourceState(image=image, healthy=judged.state is health.RolloutState.COMPLETE, available_since=since)
 
 
+_T = TypeVar("_T")
+
+
+class Parsed:
+    """Models parsed from watched objects, with their stamp verdicts, by uid and resourceVersion.
+
+    The same version of an object always parses (and verifies) the same, so a pass over an unchanged
+    Promotion or Approval reuses the last parse; at the decisive moment only the new Approval is
+    parsed. Bounded (oldest out); objects without a uid and resourceVersion are parsed every time.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: dict[tuple[str, str, str], Any] = {}
+
+    def get(self, kind: str, obj: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], _T]) -> _T:
+        meta = obj.get("metadata") or {}
+        uid, version = meta.get("uid"), meta.get("resourceVersion")
+        if not uid or not version:
+            return parse(obj)
+        key = (kind, str(uid), str(version))
+        if key in self._items:
+            value: _T = self._items[key]
+            return value
+        value = parse(obj)
+        self._items[key] = value
+        if len(self._items) > self.size:
+            del self._items[next(iter(self._items))]
+        return value
+
+
 class Gate:
     def __init__(
         self,
@@ -74,20 +105,29 @@ class Gate:
         self.access = approvers
         self.key = key
         self.metrics = metrics
+        self.parsed = Parsed()
+
+    def _promotion(self, obj: Mapping[str, Any]) -> tuple[promotion.Promotion, facts.Identity | None]:
+        model = promotion.Promotion.from_k8s(obj)
+        return model, stamps.verified_requester(self.key, model)
+
+    def _approval(self, obj: Mapping[str, Any]) -> tuple[approval.Approval, bool]:
+        model = approval.Approval.from_k8s(obj)
+        return model, stamps.verify_approval(self.key, model)
 
     async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False) -> GateResult:
         """Judge ``obj``; ``fresh`` re-asks every SubjectAccessReview (done right before a deploy)."""
         # While every RBAC watch is open a cached answer is as good as a fresh one: the result counts as
         # fresh if no RBAC change or watch loss (each forgets the cache) happened while it was made.
         watched, generation = self.access.watching_rbac, self.access.generation
-        model = promotion.Promotion.from_k8s(obj)
+        model, requester = self.parsed.get("Promotion", obj, self._promotion)
         namespace, name = view.key_of(obj)
         raw_approvals = self.view.approvals_for((namespace, name))
-        approvals = [approval.Approval.from_k8s(a) for a in raw_approvals]
+        judged = [self.parsed.get("Approval", a, self._approval) for a in raw_approvals]
+        approvals = [a for a, _ in judged]
         labels = self.view.namespaces.get(namespace, {})
         matched = policies.matching(self.view.policy_models.values(), labels)
-        verified = frozenset(a.metadata.name for a in approvals if stamps.verify_approval(self.key, a))
-        requester = stamps.verified_requester(self.key, model)
+        verified = frozenset(a.metadata.name for a, stamped in judged if stamped)
         identities = {
             (a.spec.approver, tuple(a.spec.groups))
             for a in approvals

@@ -410,11 +410,10 @@ class Reconciler:
             counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
             change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
-            deploying = statuses.deploying(obj, result, change, s.previous_image, now)
             # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
             # it at the API server (the status write and its Event follow once the patch is answered).
             outcome = await self._set_image(key, s, now)
-            await self._write(obj, deploying, step)
+            await self._write(obj, statuses.deploying(obj, result, change, s.previous_image, now), step)
             return await self._patched(key, obj, s, outcome, now)
         if step.action is A.RESUME_DEPLOY:
             return await self._resume_deploy(key, obj, s, step, now)
@@ -677,19 +676,15 @@ class Reconciler:
                 **obj,
                 "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash},
             }
-        records = [
-            self.audit.build(
-                event,
-                obj,
-                at=now,
-                approvers=approvers,
-                policies=policies,
-                previous_image=previous_image or s.previous_image,
-                verification=verification,
-                extra={"reason": step.reason, "message": step.message},
-            )
-            for event, previous_image in events
-        ]
+        records = self.audit.build_all(
+            [(event, previous_image or s.previous_image) for event, previous_image in events],
+            obj,
+            at=now,
+            approvers=approvers,
+            policies=policies,
+            verification=verification,
+            extra={"reason": step.reason, "message": step.message},
+        )
         try:
             return await self.audit.write(*records)
         except auditing.AuditUnavailableError as exc:

@@ -163,7 +163,7 @@ class SqliteSink(base.RecordsFromEntries):
             try:
                 if self._file_id(self.path) != self._writer_file:  # replaced between the check and the lock
                     raise sqlite3.OperationalError("the audit file was replaced while it was open")
-                stored = [self._insert(conn, rec) for rec in recs]
+                stored = self._insert_all(conn, recs)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -171,33 +171,55 @@ class SqliteSink(base.RecordsFromEntries):
                 raise
             return stored
 
-    def _insert(self, conn: sqlite3.Connection, rec: record.AuditRecord) -> record.AuditRecord:
-        existing = self._stored(conn, rec.id)
-        if existing is not None:
-            return existing
-        linked = chain.link(rec, self._head(conn, rec.stream))
-        conn.execute(
-            "INSERT INTO audit_records"
-            " (stream, seq, id, at, event, promotion_uid, prev_hash, hash, document)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                linked.stream,
-                linked.seq,
-                linked.id,
-                record.format_time(linked.at),
-                linked.event,
-                linked.promotion.uid,
-                linked.prev_hash,
-                linked.hash,
-                linked.canonical().decode("utf-8"),
-            ),
-        )
-        conn.execute(
-            "INSERT INTO chain_heads (stream, seq, hash, id) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, id = excluded.id",
-            (linked.stream, linked.seq, linked.hash, linked.id),
-        )
-        return linked
+    def _insert_all(self, conn: sqlite3.Connection, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
+        """Insert the records not stored yet, each chained after the one before in its stream.
+
+        A record whose id is stored already (a retried write) is returned as stored, unchanged; the
+        statements are one lookup of the ids, one head read per stream, and one insert per table.
+        """
+        marks = ",".join("?" * len(recs))
+        stored = {  # an id also holds for a repeat within ``recs``: the first one is the record
+            str(rid): record.parse(doc)
+            for rid, doc in conn.execute(
+                f"SELECT id, document FROM audit_records WHERE id IN ({marks})", [r.id for r in recs]
+            )
+        }
+        heads: dict[str, chain.ChainHead | None] = {}
+        rows: list[tuple[str | int, ...]] = []
+        for rec in recs:
+            if rec.id in stored:
+                continue
+            if rec.stream not in heads:
+                heads[rec.stream] = self._head(conn, rec.stream)
+            linked, text = chain.link_text(rec, heads[rec.stream])
+            heads[rec.stream] = chain.head_of(linked)
+            stored[rec.id] = linked
+            rows.append(
+                (
+                    linked.stream,
+                    linked.seq,
+                    linked.id,
+                    record.format_time(linked.at),
+                    linked.event,
+                    linked.promotion.uid,
+                    linked.prev_hash,
+                    linked.hash,
+                    text,
+                )
+            )
+        if rows:
+            conn.executemany(
+                "INSERT INTO audit_records"
+                " (stream, seq, id, at, event, promotion_uid, prev_hash, hash, document)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "INSERT INTO chain_heads (stream, seq, hash, id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(stream) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, id = excluded.id",
+                [(h.stream, h.seq, h.hash, h.id) for h in heads.values() if h is not None],
+            )
+        return [stored[rec.id] for rec in recs]
 
     def get(self, record_id: str) -> record.AuditRecord | None:
         """The stored record with this id, if any."""
