@@ -25,7 +25,7 @@ IMAGE = f"registry.example/web:2.0@{harness.DIGEST}"
 
 # Per promotion with two approvers (technical + security), no source workload, no HTTP checks.
 MINIMUM = {
-    "patch promotions/status": 5,  # AwaitingApproval, bob counted, Deploying, Verifying, Succeeded
+    "patch promotions/status": 4,  # AwaitingApproval, bob counted, Verifying, Succeeded
     "patch approvals/status": 2,  # each approval's verdict (counted / reason)
     # one per approver when their approval arrives; the decisive moment reuses them, because any RBAC
     # change reaches the operator's RBAC watch and forgets them (a revoked approver never opens the gate)
@@ -33,7 +33,7 @@ MINIMUM = {
     # no workload GET: the previous image comes from the watched view, and the patch is conditional on
     # that resourceVersion (a conflict costs a GET then, only then)
     "patch deployments": 1,  # the image change
-    "create events": 4,  # one per phase transition: AwaitingApproval, Deploying, Verifying, Succeeded
+    "create events": 3,  # one per phase transition: AwaitingApproval, Verifying, Succeeded
 }
 
 

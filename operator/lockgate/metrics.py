@@ -18,6 +18,7 @@ from prometheus_client import core, registry
 
 LATENCY_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 TERMINAL = ("Succeeded", "Failed", "RolledBack", "Rejected", "Superseded")
+ROLLOUT_STARTED = ("Deploying", "Verifying")  # the first status once the gate let a rollout go
 
 
 class PromotionSource(Protocol):
@@ -124,7 +125,10 @@ class Metrics:
     def transition(self, promotion: Mapping[str, Any], old_phase: str, new_status: Mapping[str, Any]) -> None:
         namespace = str(promotion.get("metadata", {}).get("namespace"))
         phase = str(new_status.get("phase") or "")
-        if phase == "Deploying" and new_status.get("gateLatencySeconds") is not None:
+        # The rollout's first status (Deploying, or Verifying when the change was applied at once)
+        # carries how long the gate held it.
+        started = phase in ROLLOUT_STARTED and old_phase not in ROLLOUT_STARTED
+        if started and new_status.get("gateLatencySeconds") is not None:
             policies = {
                 str(g.get("name", "")).split("/")[0]
                 for g in new_status.get("gates") or []

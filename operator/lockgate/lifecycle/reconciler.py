@@ -406,15 +406,21 @@ class Reconciler:
             if stored is None:
                 return False
             # The decision as recorded (a retry keeps the stored record's previous image); the records
-            # are durable, so the patch may go before the Deploying status.
+            # are durable, so the patch goes before any status: they, not a status, make it exactly-once.
             counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
             change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
             # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
-            # it at the API server (the status write and its Event follow once the patch is answered).
+            # it at the API server.
             outcome = await self._set_image(key, s, now)
-            await self._write(obj, statuses.deploying(obj, result, change, s.previous_image, now), step)
-            return await self._patched(key, obj, s, outcome, now)
+            deploying = statuses.deploying(obj, result, change, s.previous_image, now)
+            if not isinstance(outcome, dict):  # not applied (refused, target changed, or to retry): say so
+                await self._write(obj, deploying, step)
+                return await self._patched(key, obj, s, outcome, now)
+            # Applied: the rollout's first status is the deployed one (Verifying), once its record is
+            # durable; Deploying is published only if that record cannot be written now.
+            shown = {**obj, "status": deploying}
+            return await self._deployed(key, obj, shown, dataclasses.replace(s, phase="Deploying"), step, now, outcome)
         if step.action is A.RESUME_DEPLOY:
             return await self._resume_deploy(key, obj, s, step, now)
         if step.action in (A.PATCH, A.MARK_DEPLOYED):
@@ -424,19 +430,7 @@ class Reconciler:
                 if not await self._patched(key, obj, s, await self._set_image(key, s, now), now):
                     return False
                 workload = self.view.workloads.get((s.change.kind, key[0], s.change.name)) or workload
-            generation = int(workload.get("metadata", {}).get("generation") or 0)
-            if not await self._audit("deployed", obj, now, None, s, step, previous_image=s.previous_image):
-                return False  # stays Deploying; the next pass finds the image applied and records again
-            new = statuses.recorded(obj, statuses.deployed(obj, generation, now), now, "deployed")
-            # Coalesce: when the rollout is merely in progress, publish Verifying with its progress at once.
-            after = {**obj, "status": new}
-            upcoming = steps.next_step(await self._situation(key, after, "Verifying"), None, now)
-            if upcoming.action is A.AWAIT_ROLLOUT:
-                await self._write(obj, statuses.progress(after, upcoming, now), step)
-                self.queue.touch_at(key, upcoming.next_look_at or now + POLL)
-                return False
-            await self._write(obj, new, step)
-            return True
+            return await self._deployed(key, obj, obj, s, step, now, workload)
         if step.action is A.AWAIT_ROLLOUT or step.action is A.AWAIT_ROLLBACK:
             await self._write(obj, statuses.progress(obj, step, now), step)
             self.queue.touch_at(key, step.next_look_at or now + POLL)
@@ -486,6 +480,37 @@ class Reconciler:
                 return False
             return s.spec_hash != s.cycle_hash
         raise AssertionError(f"unhandled step {step.action}")  # pragma: no cover
+
+    async def _deployed(
+        self,
+        key: view.Key,
+        written: Mapping[str, Any],
+        shown: Mapping[str, Any],
+        s: steps.Situation,
+        step: steps.Step,
+        now: datetime.datetime,
+        workload: Mapping[str, Any],
+    ) -> bool:
+        """The image change is applied: record ``deployed``, then publish Verifying (with its progress).
+
+        ``shown`` is the Promotion with the Deploying status this step builds on; ``written`` is it as
+        stored (the same, unless the Deploying status was never written: the patch came first).
+        """
+        generation = int(workload.get("metadata", {}).get("generation") or 0)
+        if not await self._audit(
+            "deployed", shown, now, None, s, step, previous_image=s.previous_image, showing=shown.get("status")
+        ):
+            return False  # stays Deploying; the next pass finds the image applied and records again
+        new = statuses.recorded(shown, statuses.deployed(shown, generation, now), now, "deployed")
+        # Coalesce: when the rollout is merely in progress, publish Verifying with its progress at once.
+        after = {**shown, "status": new}
+        upcoming = steps.next_step(await self._situation(key, after, "Verifying"), None, now)
+        if upcoming.action is steps.Action.AWAIT_ROLLOUT:
+            await self._write(written, statuses.progress(after, upcoming, now), step)
+            self.queue.touch_at(key, upcoming.next_look_at or now + POLL)
+            return False
+        await self._write(written, new, step)
+        return True
 
     async def _retro_review(
         self, key: view.Key, obj: Mapping[str, Any], s: steps.Situation, now: datetime.datetime
@@ -643,9 +668,12 @@ class Reconciler:
         *,
         previous_image: str | None = None,
         verification: Mapping[str, Any] | None = None,
+        showing: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record durably; on failure publish AuditRecorded=False and retry later (fail closed)."""
-        stored = await self._audit_all([(event, previous_image)], obj, now, result, s, step, verification=verification)
+        stored = await self._audit_all(
+            [(event, previous_image)], obj, now, result, s, step, verification=verification, showing=showing
+        )
         return stored is not None
 
     async def _audit_all(
@@ -658,10 +686,13 @@ class Reconciler:
         step: steps.Step,
         *,
         verification: Mapping[str, Any] | None = None,
+        showing: Mapping[str, Any] | None = None,
     ) -> list[record.AuditRecord] | None:
         """Record ``(event, previous image)`` records in one durable write (fail closed, as ``_audit``).
 
         Returns the records as stored (an earlier write of the same id wins), or None when not durable.
+        ``showing``: the status the Promotion should show though it is not written yet (the outage is
+        published on it).
         """
         status = obj.get("status") or {}
         if result is not None:
@@ -690,7 +721,8 @@ class Reconciler:
         except auditing.AuditUnavailableError as exc:
             logger.error("promotion %s: audit unavailable: %s", obj["metadata"].get("name"), exc)
             current = self.view.promotions.get(view.key_of(obj)) or obj
-            await self._write(current, statuses.audit_down(current, str(exc), now), step)
+            shown = current if showing is None else {**current, "status": showing}
+            await self._write(current, statuses.audit_down(shown, str(exc), now), step)
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
             return None
 
