@@ -160,3 +160,17 @@ def test_a_batch_is_chained_in_order_and_a_retried_batch_changes_nothing(
     assert [r.id for r in sink.records()] == [first.id, second.id, third.id, fourth.id]
     assert sink.head("DEPLOY#production") == chain.head_of(sink.records()[-1])
     assert all(report.ok for report in trail.AuditTrail([sink]).verify())
+
+
+def test_prepared_at_start_up_the_file_is_open_before_the_first_record(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    assert trail.AuditTrail([sqlite.SqliteSink(path)]).prepare() == []
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"audit_records", "chain_heads"} <= tables
+
+
+def test_a_sink_that_cannot_be_prepared_is_reported_not_raised(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "no-such-volume" / "audit.sqlite3"
+    problems = trail.AuditTrail([sqlite.SqliteSink(missing)]).prepare()
+    assert len(problems) == 1
+    assert "no-such-volume" in str(problems[0]) and "volume is mounted" in str(problems[0])

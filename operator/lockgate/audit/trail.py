@@ -78,6 +78,23 @@ class AuditTrail:
         """Append ``rec`` durably to every sink; raise ``AuditUnavailable`` if any cannot."""
         return self.write_all([rec])[0]
 
+    def prepare(self) -> list[errors.AuditUnavailable]:
+        """Open what each sink keeps open for writing (at start-up, not at the first decision).
+
+        Returns the sinks' problems (nothing is raised: a sink that cannot be prepared now fails the
+        first write closed, as it would have anyway).
+        """
+        problems: list[errors.AuditUnavailable] = []
+        for sink in self.sinks:
+            prepare = getattr(sink, "prepare", None)
+            if not callable(prepare):
+                continue
+            try:
+                prepare()
+            except Exception as exc:
+                problems.append(_guard(sink, exc, "be opened for writing"))
+        return problems
+
     def write_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
         """Append ``recs`` in order to every sink (in one transaction where the sink has ``append_all``)."""
         stored: list[record.AuditRecord] = []

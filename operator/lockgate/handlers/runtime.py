@@ -148,6 +148,7 @@ async def run_operator(
     cluster = view.ClusterView()
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
+    await trail.prepare()  # the first decision does not pay for opening the audit file
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
     gate = gating.Gate(cluster, approvers, key, metrics=metrics)

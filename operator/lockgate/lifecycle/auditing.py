@@ -108,6 +108,11 @@ class AuditAdapter:
         )
         return [first] + [record.sibling(first, e, previous_image=p) for e, p in rest]
 
+    async def prepare(self) -> None:
+        """Open every sink for writing before the first decision needs it; a problem is logged, not raised."""
+        for problem in await asyncio.to_thread(self.trail.prepare):
+            logger.error("%s; Promotions wait for the audit trail (fail closed) until it is fixed", problem)
+
     async def write(self, *records: record.AuditRecord) -> list[record.AuditRecord]:
         """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can).
 

@@ -132,6 +132,11 @@ class SqliteSink(base.RecordsFromEntries):
                 self._writer.close()
         self._writer, self._writer_file = None, None
 
+    def prepare(self) -> None:
+        """Open the append connection now (creating the file and its tables if there is none yet)."""
+        with self._writing("open the audit file for writing"):
+            pass
+
     def close(self) -> None:
         """Close the append connection (a later append opens it again)."""
         with self._lock:
