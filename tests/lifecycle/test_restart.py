@@ -50,7 +50,7 @@ def approve(stack: testing.Stack) -> None:
 
 
 def hold_the_deploying_status(stack: testing.Stack) -> threading.Event:
-    """Hold (then fail) the Deploying status write that goes alongside the image patch."""
+    """Hold (then fail) the first status write after the deploy's records: the one after the image patch."""
 
     def deploying_status(r: server.RequestRecord) -> bool:
         return (

@@ -57,8 +57,14 @@ class TimedSink(sqlite.SqliteSink):
         self.durable_at: dict[str, float] = {}
         self.down = False
         self.refuse_events: set[str] = set()  # refuse only these events (a partial outage)
+        self.refuse_reads = False  # reads fail too (the volume is gone, not only full)
         self.refused = 0
         self._timing = threading.Lock()
+
+    def get(self, record_id: str) -> record.AuditRecord | None:
+        if self.refuse_reads:
+            raise OSError("injected outage: the audit volume refuses reads")
+        return super().get(record_id)
 
     def append_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
         if self.down or any(rec.event in self.refuse_events for rec in recs):

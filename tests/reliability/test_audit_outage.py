@@ -83,3 +83,28 @@ def test_an_outage_after_the_deploy_holds_the_outcome_until_it_is_recorded(gate:
     gate.sink.refuse_events = set()
     assert gate.wait_terminal("late-outage")["status"]["phase"] == "Succeeded"
     assert events_of(gate, "late-outage")["verified"] == 1
+
+
+def test_an_outage_right_after_the_patch_shows_deploying_until_the_deploy_is_recorded(gate: harness.Lockgate) -> None:
+    """The image is live but its ``deployed`` record is not durable: the status says Deploying (not still
+    waiting, not Verifying) with AuditRecorded=False, and moves on once the record is written."""
+    gate.create_promotion("patch-outage", "registry.example/web:4.0")
+    gate.wait_current_cycle("patch-outage")
+    gate.sink.refuse_events = {"deployed"}
+    gate.sink.refuse_reads = True  # so nothing can be resumed from the records meanwhile
+    assert gate.decide("patch-outage", "bob")[0] == 201
+    gate.wait_for(lambda: gate.sink.refused, timeout=15, message="the deployed record to be refused")
+    gate.wait_for(
+        lambda: gate.promotion("patch-outage")["status"].get("phase") == "Deploying",
+        timeout=15,
+        message="Deploying to be published",
+    )
+    condition = audit_condition(gate.promotion("patch-outage"))
+    assert condition is not None and condition["status"] == "False", condition
+    gate.sink.refuse_events, gate.sink.refuse_reads = set(), False
+    assert gate.wait_terminal("patch-outage")["status"]["phase"] == "Succeeded"
+    assert events_of(gate, "patch-outage") == collections.Counter(
+        {"approved": 1, "deploying": 1, "deployed": 1, "verified": 1}
+    )
+    problems = harness.violations(gate)
+    assert not problems, "\n".join(problems)
