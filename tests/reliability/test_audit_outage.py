@@ -99,8 +99,10 @@ def test_an_outage_right_after_the_patch_shows_deploying_until_the_deploy_is_rec
         timeout=15,
         message="Deploying to be published",
     )
-    condition = audit_condition(gate.promotion("patch-outage"))
+    promo = gate.promotion("patch-outage")
+    condition = audit_condition(promo)
     assert condition is not None and condition["status"] == "False", condition
+    assert "the change is applied" in promo["status"]["message"], promo["status"]["message"]
     gate.sink.refuse_events, gate.sink.refuse_reads = set(), False
     assert gate.wait_terminal("patch-outage")["status"]["phase"] == "Succeeded"
     assert events_of(gate, "patch-outage") == collections.Counter(

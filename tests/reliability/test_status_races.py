@@ -139,3 +139,102 @@ def test_an_image_patch_the_api_refuses_fails_the_promotion_saying_so(gate: harn
     assert status["phase"] == "Failed", status
     assert "refused the image patch" in status["message"] and "denied by the test" in status["message"]
     assert gate.image(workload) == harness.SEED_IMAGE
+
+
+@contextlib.contextmanager
+def holding_the_deployed_record(gate: harness.Lockgate, name: str) -> Iterator[threading.Event]:
+    """The ``deployed`` record of Promotion ``name`` waits (a slow audit write) until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+    original = gate.sink.append_all
+
+    def slow(recs: Any) -> Any:
+        if any(r.event == "deployed" and r.promotion.name == name for r in recs) and not release.is_set():
+            holding.set()
+            release.wait(30)
+        return original(recs)
+
+    gate.sink.append_all = slow  # type: ignore[method-assign]
+    try:
+        yield holding
+    finally:
+        release.set()
+        gate.sink.append_all = original  # type: ignore[method-assign]
+
+
+def test_a_second_promotion_waits_while_the_first_records_its_applied_deploy(gate: harness.Lockgate) -> None:
+    """The first's image is live but its status still waits (the deployed record is slow): the workload is
+    busy, so a second approved Promotion does not patch over it, and each records its own image."""
+    first, second, workload = gate.unique("race-a"), gate.unique("race-b"), gate.unique("race-web")
+    gate.add_workload(workload)
+    gate.create_promotion(first, "registry.example/web:race.2", target=workload)
+    gate.wait_current_cycle(first)
+    with holding_the_deployed_record(gate, first) as holding:
+        assert gate.decide(first, "bob")[0] == 201
+        assert holding.wait(15), "the first deploy never reached its deployed record"
+        assert gate.image(workload) == "registry.example/web:race.2"
+        gate.create_promotion(second, "registry.example/web:race.3", target=workload)
+        gate.wait_current_cycle(second)
+        assert gate.decide(second, "carol")[0] == 201
+        time.sleep(2.0)  # the second's passes after its approval, while the first's record is held
+        assert gate.image(workload) == "registry.example/web:race.2", "the second deployed over the first"
+        assert gate.promotion(second)["status"]["phase"] in ("Approved", "AwaitingApproval")
+    assert gate.wait_terminal(first, timeout=20)["status"]["phase"] == "Succeeded"
+    assert gate.wait_terminal(second, timeout=20)["status"]["phase"] == "Succeeded"
+    assert gate.image(workload) == "registry.example/web:race.3"
+    verified = {r.promotion.name: r.image for r in gate.trail.records() if r.event == "verified"}
+    assert verified[first] == "registry.example/web:race.2" and verified[second] == "registry.example/web:race.3"
+    problems = harness.violations(gate)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_deployed_record_says_the_image_was_set(gate: harness.Lockgate) -> None:
+    name, workload = gate.unique("reason"), gate.unique("reason-web")
+    gate.add_workload(workload)
+    gate.create_promotion(name, "registry.example/web:reason.1", target=workload)
+    gate.wait_current_cycle(name)
+    assert gate.decide(name, "bob")[0] == 201
+    assert gate.wait_terminal(name, timeout=20)["status"]["phase"] == "Succeeded"
+    deployed = next(r for r in gate.trail.records() if r.promotion.name == name and r.event == "deployed")
+    assert deployed.extra == {"reason": "Deployed", "message": "image registry.example/web:reason.1 set"}
+
+
+def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: harness.Lockgate) -> None:
+    """Killed after the patch, before any status of the deploy: bob's approval, which decided it, was
+    never in a status. The resumed rollout takes the approvers from the deploying record: the status,
+    the later records and bob's own Approval say he counted."""
+    name, workload = gate.unique("resumed"), gate.unique("resumed-web")
+    gate.add_workload(workload)
+    gate.create_promotion(name, "registry.example/web:resumed.1", target=workload)
+    gate.wait_current_cycle(name)
+
+    def no_approval_verdicts(record: server.RequestRecord) -> Any:  # the killed operator's are lost too
+        if record.user == world.OPERATOR_USERNAME and record.resource == "approvals" and record.subresource:
+            return server.Fault(code=400, reason="BadRequest", message="held by the test")
+        return None
+
+    gate.cluster.fault_hook = no_approval_verdicts
+    with holding_the_deployed_record(gate, name) as holding:
+        assert gate.decide(name, "bob")[0] == 201
+        assert holding.wait(15), "the deploy never reached its deployed record"
+        assert gate.promotion(name)["status"]["phase"] in ("AwaitingApproval", "Approved")
+        # Killed while the record is being written (its thread finishes the write once released: the
+        # loop that would publish Verifying is gone).
+        killing = threading.Thread(target=gate.kill_operator)
+        killing.start()
+        time.sleep(0.5)  # its tasks are cancelled before the write is let through
+    killing.join(15)
+    assert not killing.is_alive(), "the operator could not be killed"
+    gate.cluster.fault_hook = None
+    gate.start_operator()
+    promo = gate.wait_terminal(name, timeout=30)
+    assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert [a.get("approver") for a in promo["status"]["approvals"] if a.get("counted")] == ["bob"]
+    verified = next(r for r in gate.trail.records() if r.promotion.name == name and r.event == "verified")
+    assert [a.username for a in verified.approvers] == ["bob"]
+
+    def bobs_verdict() -> Any:
+        (bob,) = [a for a in gate.approvals() if a["spec"]["promotion"] == name]
+        return (bob.get("status") or {}).get("reason") and bob["status"]
+
+    verdict = gate.wait_for(bobs_verdict, message="bob's Approval to get its verdict")
+    assert verdict["counted"] is True, verdict

@@ -123,7 +123,7 @@ def _promotion_allows(
     if phase == "Deploying" and operation == "deploy":
         wanted = (status.get("rollout") or {}).get("image") or promotion.get("spec", {}).get("image")
     elif phase in (None, "", "Pending", "AwaitingApproval", "Approved") and operation == "deploy":
-        # The operator writes Deploying once the patch is answered (its audit records are already
+        # The operator patches before the rollout's first status (its audit records are already
         # durable): the change must be this Promotion's current cycle and image. A Promotion with no
         # phase yet (approved before the operator's first status write, e.g. across a restart, or whose
         # first status said only that the audit sink was down) is in the cycle of its spec as it is now.

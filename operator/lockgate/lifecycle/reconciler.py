@@ -2,8 +2,8 @@
 
 One Promotion is handled by one worker at a time (``queue.KeyedQueue``). Each step's effects are
 ordered for exactly-once rollouts: the ``approved`` and ``deploying`` audit records (one write)
-are durable before the workload patch; the ``Deploying`` status is written once the patch is answered
-(a restart in between resumes from the records: ``steps.Action.RESUME_DEPLOY``).
+are durable before the workload patch; once it is applied the ``deployed`` record, then the ``Verifying``
+status (a restart in between resumes from the records: ``steps.Action.RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,28 @@ class _AsRecorded:
     status: dict[str, Any] = dataclasses.field(default_factory=dict)
     ready_for_approval: bool = True
     emergency: bool = False
+
+    @classmethod
+    def of(cls, deploying: record.AuditRecord) -> _AsRecorded:
+        """The ``deploying`` record's decision: its counted approvers and policy verdicts, as the status
+        had them (the approval that tipped it was never in a status: the patch followed it at once)."""
+        approvals = [
+            {
+                "approval": a.approval,
+                "approver": a.username,
+                "groups": list(a.groups),
+                "decision": a.decision,
+                "counted": True,
+                "reason": "Counted",
+                "message": "counted for this deploy (as the audit trail's deploying record has it)",
+                **({"at": record.format_time(a.at)} if a.at is not None else {}),
+                **({"rule": a.rule} if a.rule else {}),
+            }
+            for a in deploying.approvers
+        ]
+        gates = [dict(v) for p in deploying.policies for v in p.verdicts]
+        status = {k: v for k, v in (("approvals", approvals), ("gates", gates)) if v}
+        return cls(status=status)
 
 
 @dataclasses.dataclass
@@ -350,14 +372,25 @@ class Reconciler:
         return None
 
     def _target_busy_with(self, key: view.Key, obj: Mapping[str, Any]) -> str | None:
+        """Another Promotion rolling the same workload: rolling out, or with its deploy applied while its
+        status still waits (the rollout's first status follows the ``deployed`` record, or a restart)."""
         target = self.view.target_of(obj)
         if target is None:
             return None
+        workload: Mapping[str, Any] | None = None
         for other_key in self.view.promotions_targeting(target):
             if other_key == key:
                 continue
             other = self.view.promotions.live.get(other_key) or {}  # a settled one is not rolling out
-            if str((other.get("status") or {}).get("phase") or "") in steps.ACTIVE:
+            status = other.get("status") or {}
+            phase = str(status.get("phase") or "")
+            if phase in steps.ACTIVE:
+                return other_key[1]
+            if phase not in steps.WAITING or other.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            workload = workload if workload is not None else (self.view.workloads.get(target) or {})
+            cycle = str(status.get("specHash") or statuses.spec_hash(other))
+            if plan.carries_deploy(workload, other_key[0], other_key[1], cycle):
                 return other_key[1]
         return None
 
@@ -497,8 +530,10 @@ class Reconciler:
         stored (the same, unless the Deploying status was never written: the patch came first).
         """
         generation = int(workload.get("metadata", {}).get("generation") or 0)
+        assert s.change is not None
+        recorded = steps.deployed(s.change)  # what the record says, whichever step got here
         if not await self._audit(
-            "deployed", shown, now, None, s, step, previous_image=s.previous_image, showing=shown.get("status")
+            "deployed", shown, now, None, s, recorded, previous_image=s.previous_image, showing=shown.get("status")
         ):
             return False  # stays Deploying; the next pass finds the image applied and records again
         new = statuses.recorded(shown, statuses.deployed(shown, generation, now), now, "deployed")
@@ -619,7 +654,8 @@ class Reconciler:
             await self._fail(obj, s, steps.Step(steps.Action.FAIL, "DeployNotRecorded", message), now)
             return False
         change = dataclasses.replace(s.change, image=recorded.image)
-        await self._write(obj, statuses.deploying(obj, _AsRecorded(), change, recorded.previous_image, now), step)
+        decided = _AsRecorded.of(recorded)
+        await self._write(obj, statuses.deploying(obj, decided, change, recorded.previous_image, now), step)
         return True
 
     async def _target_changed(

@@ -304,7 +304,10 @@ def ended(
 def audit_down(obj: Mapping[str, Any], message: str, now: datetime.datetime) -> dict[str, Any]:
     status = _base(obj)
     status["auditRecorded"] = False
-    text = f"{message}; nothing deploys until the audit trail records the decision (retrying)"
+    if str((obj.get("status") or {}).get("phase") or "") in ("Deploying", "Verifying", "RollingBack"):
+        text = f"{message}; the change is applied, its next audit record is not: the rollout waits for it (retrying)"
+    else:
+        text = f"{message}; nothing deploys until the audit trail records the decision (retrying)"
     status["message"] = text
     status["conditions"] = _conditions(obj, now, [("AuditRecorded", "False", "AuditSinkUnavailable", text)])
     return status

@@ -2,9 +2,10 @@
 
 Exactly-once rests on the order the reconciler follows: the ``approved`` and ``deploying`` audit
 records (with the previous image) are durable before the workload is patched, and a workload that
-already carries this cycle's annotations is never patched again. The ``Deploying`` status is written
-once the patch is answered; a restart that finds the patch applied but the status still waiting
-resumes from the ``deploying`` record (``RESUME_DEPLOY``).
+already carries this cycle's annotations is never patched again. The rollout's first status follows
+the patch (``Verifying`` once the ``deployed`` record is durable; ``Deploying`` when it is not applied at
+once); a restart that finds the patch applied but the status still waiting resumes from the
+``deploying`` record (``RESUME_DEPLOY``).
 """
 
 from __future__ import annotations
@@ -121,12 +122,17 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     return Step(Action.START_DEPLOY, "Deploying", "approved: recording the decision and deploying")
 
 
+def deployed(change: plan.ImageChange) -> Step:
+    """The step that records an applied image change (and what its ``deployed`` record says)."""
+    return Step(Action.MARK_DEPLOYED, "Deployed", f"image {change.image} set")
+
+
 def _active(s: Situation, now: datetime.datetime) -> Step:
     if s.workload is None or s.change is None:
         return Step(Action.FAIL, "TargetNotFound", f"during the rollout: {s.target_problem}")
     if s.phase == "Deploying":
         if plan.is_applied(s.workload, s.change):
-            return Step(Action.MARK_DEPLOYED, "Deployed", f"image {s.change.image} set")
+            return deployed(s.change)
         return Step(Action.PATCH, "Deploying", f"setting image {s.change.image}")
     if s.phase == "Verifying":
         return _verifying(s, now)
