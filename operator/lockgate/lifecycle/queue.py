@@ -25,7 +25,7 @@ class KeyedQueue(Generic[K]):
         self._busy: set[K] = set()
         self._dirty: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
-        self._wakeup = asyncio.Event()
+        self._ready_count = asyncio.Semaphore(0)  # one per key in ``_ready``: a touch wakes one worker, not all
         self._tasks: list[asyncio.Task[None]] = []
         self.handled = 0
         self.active = asyncio.Event()  # cleared: keys queue up but nothing is handled (not the leader)
@@ -38,7 +38,7 @@ class KeyedQueue(Generic[K]):
         elif key not in self._queued:
             self._queued.add(key)
             self._ready.append(key)
-            self._wakeup.set()
+            self._ready_count.release()
 
     def touch_at(self, key: K, when: datetime.datetime) -> None:
         """Handle ``key`` at ``when`` (UTC) unless an earlier timer is already set."""
@@ -61,12 +61,8 @@ class KeyedQueue(Generic[K]):
 
     async def _worker(self) -> None:
         while True:
-            while not self._ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            await self._ready_count.acquire()
             await self.active.wait()
-            if not self._ready:
-                continue
             key = self._ready.popleft()
             self._queued.discard(key)
             self._busy.add(key)
