@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lockgate import metrics as lockgate_metrics
-from lockgate.api import durations
+from lockgate.api import conditions, durations
 from lockgate.audit import record
+from lockgate.gates import decision
 from lockgate.kube import client as kclient
 from lockgate.kube import events, objects
 from lockgate.lifecycle import auditing, gating, queue, statuses, steps, view
@@ -61,17 +62,17 @@ class _AsRecorded:
         """The ``deploying`` record's decision: its counted approvers and policy verdicts, as the status
         had them (the approval that tipped it was never in a status: the patch followed it at once)."""
         approvals = [
-            {
-                "approval": a.approval,
-                "approver": a.username,
-                "groups": list(a.groups),
-                "decision": a.decision,
-                "counted": True,
-                "reason": "Counted",
-                "message": "counted for this deploy (as the audit trail's deploying record has it)",
-                **({"at": record.format_time(a.at)} if a.at is not None else {}),
-                **({"rule": a.rule} if a.rule else {}),
-            }
+            decision.ApprovalVerdict(
+                approval=str(a.approval or ""),
+                approver=a.username,
+                groups=a.groups,
+                decision=a.decision,
+                at=a.at,
+                counted=True,
+                rule=a.rule,
+                reason=conditions.COUNTED,
+                message="counted for this deploy (as the audit trail's deploying record has it)",
+            ).to_status()
             for a in deploying.approvers
         ]
         gates = [dict(v) for p in deploying.policies for v in p.verdicts]
@@ -312,7 +313,7 @@ class Reconciler:
                 container=container,
                 image=str(rollout.get("image") or spec.get("image")),
                 promotion=key[1],
-                spec_hash=str(status.get("specHash") or statuses.spec_hash(obj)),
+                spec_hash=statuses.cycle_hash(obj),
                 approvers=tuple(a.get("approver", "") for a in status.get("approvals") or [] if a.get("counted")),
             )
         target_name = f"{kind} {key[0]}/{target.get('name')}"
@@ -348,9 +349,7 @@ class Reconciler:
             deploy_applied=(
                 phase in steps.WAITING
                 and workload is not None
-                and plan.carries_deploy(
-                    workload, key[0], key[1], str(status.get("specHash") or statuses.spec_hash(obj))
-                )
+                and plan.carries_deploy(workload, key[0], key[1], statuses.cycle_hash(obj))
             ),
         )
 
@@ -382,15 +381,13 @@ class Reconciler:
             if other_key == key:
                 continue
             other = self.view.promotions.live.get(other_key) or {}  # a settled one is not rolling out
-            status = other.get("status") or {}
-            phase = str(status.get("phase") or "")
+            phase = str((other.get("status") or {}).get("phase") or "")
             if phase in steps.ACTIVE:
                 return other_key[1]
             if phase not in steps.WAITING or other.get("metadata", {}).get("deletionTimestamp"):
                 continue
             workload = workload if workload is not None else (self.view.workloads.get(target) or {})
-            cycle = str(status.get("specHash") or statuses.spec_hash(other))
-            if plan.carries_deploy(workload, other_key[0], other_key[1], cycle):
+            if plan.carries_deploy(workload, other_key[0], other_key[1], statuses.cycle_hash(other)):
                 return other_key[1]
         return None
 
@@ -453,7 +450,8 @@ class Reconciler:
             # Applied: the rollout's first status is the deployed one (Verifying), once its record is
             # durable; Deploying is published only if that record cannot be written now.
             shown = {**obj, "status": deploying}
-            return await self._deployed(key, obj, shown, dataclasses.replace(s, phase="Deploying"), step, now, outcome)
+            s = dataclasses.replace(s, phase="Deploying")
+            return await self._deployed(key, obj, s, step, now, outcome, unwritten=shown)
         if step.action is A.RESUME_DEPLOY:
             return await self._resume_deploy(key, obj, s, step, now)
         if step.action in (A.PATCH, A.MARK_DEPLOYED):
@@ -463,7 +461,7 @@ class Reconciler:
                 if not await self._patched(key, obj, s, await self._set_image(key, s, now), now):
                     return False
                 workload = self.view.workloads.get((s.change.kind, key[0], s.change.name)) or workload
-            return await self._deployed(key, obj, obj, s, step, now, workload)
+            return await self._deployed(key, obj, s, step, now, workload)
         if step.action is A.AWAIT_ROLLOUT or step.action is A.AWAIT_ROLLBACK:
             await self._write(obj, statuses.progress(obj, step, now), step)
             self.queue.touch_at(key, step.next_look_at or now + POLL)
@@ -518,22 +516,25 @@ class Reconciler:
         self,
         key: view.Key,
         written: Mapping[str, Any],
-        shown: Mapping[str, Any],
         s: steps.Situation,
         step: steps.Step,
         now: datetime.datetime,
         workload: Mapping[str, Any],
+        *,
+        unwritten: Mapping[str, Any] | None = None,
     ) -> bool:
         """The image change is applied: record ``deployed``, then publish Verifying (with its progress).
 
-        ``shown`` is the Promotion with the Deploying status this step builds on; ``written`` is it as
-        stored (the same, unless the Deploying status was never written: the patch came first).
+        ``written`` is the Promotion as stored; ``unwritten`` is it with the Deploying status this step
+        builds on when that status was never written (the patch came first).
         """
+        shown = written if unwritten is None else unwritten
         generation = int(workload.get("metadata", {}).get("generation") or 0)
         assert s.change is not None
         recorded = steps.deployed(s.change)  # what the record says, whichever step got here
+        showing = None if unwritten is None else unwritten.get("status")
         if not await self._audit(
-            "deployed", shown, now, None, s, recorded, previous_image=s.previous_image, showing=shown.get("status")
+            "deployed", shown, now, None, s, recorded, previous_image=s.previous_image, showing=showing
         ):
             return False  # stays Deploying; the next pass finds the image applied and records again
         new = statuses.recorded(shown, statuses.deployed(shown, generation, now), now, "deployed")

@@ -48,6 +48,11 @@ _SPEC_HASHES: dict[tuple[str, int], str] = {}  # (uid, generation): the spec cha
 _SPEC_HASHES_MAX = 50_000
 
 
+def cycle_hash(obj: Mapping[str, Any]) -> str:
+    """The spec hash of the cycle a Promotion is in: its status's, or with none yet its spec's as it is now."""
+    return str((obj.get("status") or {}).get("specHash") or spec_hash(obj))
+
+
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """The gate's spec hash (``gates.spechash``): normalised through the model, then canonical JSON."""
     meta = obj.get("metadata", {})
