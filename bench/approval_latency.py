@@ -125,14 +125,14 @@ def timeline(running: runner.RunningCluster, since: int) -> list[str]:
 
 
 def profile_measurement(operator: harness.OperatorProcess) -> subprocess.Popen[bytes] | None:
-    """With LOCKGATE_BENCH_PROFILE_MEASURE=<file>: py-spy's collapsed stacks of the operator while measured."""
+    """With LOCKGATE_BENCH_PROFILE_MEASURE=<file>: py-spy's raw stacks of the operator while measured
+    (LOCKGATE_BENCH_PROFILE_RATE: samples per second, 500 by default)."""
     path = os.environ.get("LOCKGATE_BENCH_PROFILE_MEASURE")
     if not path:
         return None
     spy = pathlib.Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen(
-        [str(spy), "record", "--format", "raw", "-r", "500", "-o", path, "--pid", str(operator.pid)]
-    )
+    rate = os.environ.get("LOCKGATE_BENCH_PROFILE_RATE", "500")  # samples/s; >1,000 slows the operator visibly
+    return subprocess.Popen([str(spy), "record", "--format", "raw", "-r", rate, "-o", path, "--pid", str(operator.pid)])
 
 
 def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subprocess.Popen[bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from lockgate.devcluster import server, world
+from lockgate.gates import decision
 from lockgate.lifecycle import reconciler, statuses
 from tests.reliability import harness
 
@@ -198,14 +200,9 @@ def test_the_deployed_record_says_the_image_was_set(gate: harness.Lockgate) -> N
     assert deployed.extra == {"reason": "Deployed", "message": "image registry.example/web:reason.1 set"}
 
 
-def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: harness.Lockgate) -> None:
-    """Killed after the patch, before any status of the deploy: bob's approval, which decided it, was
-    never in a status. The resumed rollout takes the approvers from the deploying record: the status,
-    the later records and bob's own Approval say he counted."""
-    name, workload = gate.unique("resumed"), gate.unique("resumed-web")
-    gate.add_workload(workload)
-    gate.create_promotion(name, "registry.example/web:resumed.1", target=workload)
-    gate.wait_current_cycle(name)
+def killed_after_the_patch(gate: harness.Lockgate, name: str, approver: str = "bob") -> None:
+    """``approver`` approves ``name``; the operator is killed after the patch, before any status of the
+    deploy (and any Approval verdict) is written, then started again."""
 
     def no_approval_verdicts(record: server.RequestRecord) -> Any:  # the killed operator's are lost too
         if record.user == world.OPERATOR_USERNAME and record.resource == "approvals" and record.subresource:
@@ -214,7 +211,7 @@ def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: ha
 
     gate.cluster.fault_hook = no_approval_verdicts
     with holding_the_deployed_record(gate, name) as holding:
-        assert gate.decide(name, "bob")[0] == 201
+        assert gate.decide(name, approver)[0] == 201
         assert holding.wait(15), "the deploy never reached its deployed record"
         assert gate.promotion(name)["status"]["phase"] in ("AwaitingApproval", "Approved")
         # Killed while the record is being written (its thread finishes the write once released: the
@@ -226,6 +223,17 @@ def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: ha
     assert not killing.is_alive(), "the operator could not be killed"
     gate.cluster.fault_hook = None
     gate.start_operator()
+
+
+def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: harness.Lockgate) -> None:
+    """Killed after the patch, before any status of the deploy: bob's approval, which decided it, was
+    never in a status. The resumed rollout takes the approvers from the deploying record: the status,
+    the later records and bob's own Approval say he counted."""
+    name, workload = gate.unique("resumed"), gate.unique("resumed-web")
+    gate.add_workload(workload)
+    gate.create_promotion(name, "registry.example/web:resumed.1", target=workload)
+    gate.wait_current_cycle(name)
+    killed_after_the_patch(gate, name)
     promo = gate.wait_terminal(name, timeout=30)
     assert promo["status"]["phase"] == "Succeeded", promo["status"]
     assert [a.get("approver") for a in promo["status"]["approvals"] if a.get("counted")] == ["bob"]
@@ -238,3 +246,46 @@ def test_a_deploy_resumed_after_a_restart_keeps_the_decisions_approvers(gate: ha
 
     verdict = gate.wait_for(bobs_verdict, message="bob's Approval to get its verdict")
     assert verdict["counted"] is True, verdict
+
+
+#: A second policy for the production namespace, with an emergency path (on-call leads, one approval).
+EMERGENCY_POLICY: dict[str, Any] = {
+    "apiVersion": "lockgate.dev/v1alpha1",
+    "kind": "GatePolicy",
+    "metadata": {"name": "reliability-emergency"},
+    "spec": {
+        **harness.GATE_POLICY["spec"],
+        "emergency": {"groups": ["engineering-leads"], "required": 1, "retroReviewWithin": "2h"},
+    },
+}
+
+
+def test_an_emergency_deploy_resumed_after_a_restart_keeps_its_retro_review(gate: harness.Lockgate) -> None:
+    """An emergency change killed after its patch, before any status: the resumed rollout is still an
+    emergency change whose retro review is due when the decision said (the deploying record has it),
+    so the retro review is tracked after the restart as without one."""
+    gate.ok("POST", f"{harness.API}/gatepolicies", EMERGENCY_POLICY)
+    try:
+        name, workload = gate.unique("emergency"), gate.unique("emergency-web")
+        gate.add_workload(workload)
+        body = harness.promotion_body(name, "registry.example/web:hotfix.1", target=workload)
+        body["spec"]["emergency"] = {"justification": "checkout is down for every customer; hotfix"}
+        assert gate.retrying("POST", harness.PROMOTIONS, body, user="alice")[0] == 201
+
+        def on_the_emergency_path() -> bool:
+            gates = (gate.promotion(name).get("status") or {}).get("gates") or []
+            return any(g.get("reason") == decision.EMERGENCY_PATH for g in gates)
+
+        gate.wait_for(on_the_emergency_path, message="the emergency path to apply")
+        killed_after_the_patch(gate, name)
+        promo = gate.wait_terminal(name, timeout=30)
+    finally:
+        gate.ok("DELETE", f"{harness.API}/gatepolicies/reliability-emergency")
+    status = promo["status"]
+    assert status["phase"] == "Succeeded", status
+    deploying = next(r for r in gate.trail.records() if r.promotion.name == name and r.event == "deploying")
+    due = deploying.extra.get("retroReviewDueAt")
+    assert due and statuses.parse_time(due) == deploying.at + datetime.timedelta(hours=2), deploying.extra
+    assert status["emergency"] is True, status
+    assert status["retroReviewDueAt"] == due
+    assert not status.get("retroReviewedAt")

@@ -8,6 +8,9 @@ from typing import Any
 
 from lockgate.api import phases
 
+#: The reason of the gate verdict saying a policy's emergency path decided (the change is an emergency change).
+EMERGENCY_PATH = "EmergencyPath"
+
 
 def _ts(at: datetime.datetime | None) -> str | None:
     return None if at is None else at.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")

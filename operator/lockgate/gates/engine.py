@@ -239,7 +239,7 @@ def _evaluate(
                     f"{pname}/emergency",
                     "Emergency",
                     True,
-                    "EmergencyPath",
+                    decision.EMERGENCY_PATH,
                     f"emergency change: {spec.emergency.required} approval(s) from "
                     f"{', '.join(spec.emergency.groups)}; retro review due within "
                     f"{spec.emergency.retro_review_within}; windows, wait timer and soak do not apply",

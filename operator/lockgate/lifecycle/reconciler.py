@@ -60,7 +60,8 @@ class _AsRecorded:
     @classmethod
     def of(cls, deploying: record.AuditRecord) -> _AsRecorded:
         """The ``deploying`` record's decision: its counted approvers and policy verdicts, as the status
-        had them (the approval that tipped it was never in a status: the patch followed it at once)."""
+        had them (the approval that tipped it was never in a status: the patch followed it at once), and
+        for an emergency change its retro review's due time."""
         approvals = [
             decision.ApprovalVerdict(
                 approval=str(a.approval or ""),
@@ -76,8 +77,11 @@ class _AsRecorded:
             for a in deploying.approvers
         ]
         gates = [dict(v) for p in deploying.policies for v in p.verdicts]
-        status = {k: v for k, v in (("approvals", approvals), ("gates", gates)) if v}
-        return cls(status=status)
+        status: dict[str, Any] = {k: v for k, v in (("approvals", approvals), ("gates", gates)) if v}
+        emergency = any(g.get("reason") == decision.EMERGENCY_PATH for g in gates)
+        if emergency:  # records written before the due time was recorded: due at once (never silently dropped)
+            status["retroReviewDueAt"] = deploying.extra.get("retroReviewDueAt") or record.format_time(deploying.at)
+        return cls(status=status, emergency=emergency)
 
 
 @dataclasses.dataclass
@@ -744,6 +748,9 @@ class Reconciler:
                 **obj,
                 "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash},
             }
+        extra = {"reason": step.reason, "message": step.message}
+        if result is not None and result.emergency and result.status.get("retroReviewDueAt"):
+            extra["retroReviewDueAt"] = result.status["retroReviewDueAt"]  # a resumed deploy takes it from here
         records = self.audit.build_all(
             [(event, previous_image or s.previous_image) for event, previous_image in events],
             obj,
@@ -751,7 +758,7 @@ class Reconciler:
             approvers=approvers,
             policies=policies,
             verification=verification,
-            extra={"reason": step.reason, "message": step.message},
+            extra=extra,
         )
         try:
             return await self.audit.write(*records)
