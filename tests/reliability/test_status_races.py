@@ -289,3 +289,38 @@ def test_an_emergency_deploy_resumed_after_a_restart_keeps_its_retro_review(gate
     assert status["emergency"] is True, status
     assert status["retroReviewDueAt"] == due
     assert not status.get("retroReviewedAt")
+
+
+def test_an_approval_whose_verdict_write_failed_still_shows_it_counted(gate: harness.Lockgate) -> None:
+    """The API refuses the deciding Approval's verdict once (written after the patch): the rollout goes
+    on, and once it has ended the Approval says it counted, as the Promotion's status and the audit
+    trail have it, not that it came too late."""
+    name, workload = gate.unique("verdict"), gate.unique("verdict-web")
+    gate.add_workload(workload)
+    gate.create_promotion(name, "registry.example/web:verdict.1", target=workload)
+    gate.wait_current_cycle(name)
+    refused: list[str] = []
+
+    def refuse_once(record: server.RequestRecord) -> Any:
+        ours = record.user == world.OPERATOR_USERNAME and record.resource == "approvals"
+        if ours and record.subresource == "status" and (record.name or "").startswith(name) and not refused:
+            refused.append(str(record.name))
+            return server.Fault(code=400, reason="BadRequest", message="held by the test")
+        return None
+
+    gate.cluster.fault_hook = refuse_once
+    try:
+        assert gate.decide(name, "bob")[0] == 201
+        promo = gate.wait_terminal(name, timeout=30)
+    finally:
+        gate.cluster.fault_hook = None
+    assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert refused, "the operator wrote no verdict for bob's Approval"
+
+    def bobs_verdict() -> Any:
+        (bob,) = [a for a in gate.approvals() if a["spec"]["promotion"] == name]
+        return (bob.get("status") or {}).get("reason") and bob["status"]
+
+    verdict = gate.wait_for(bobs_verdict, message="bob's Approval to get its verdict")
+    assert verdict["counted"] is True, verdict
+    assert verdict["approver"] == "bob", verdict

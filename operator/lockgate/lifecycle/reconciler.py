@@ -771,17 +771,23 @@ class Reconciler:
             return None
 
     async def _settle_late_approvals(self, key: view.Key, phase: str) -> None:
-        """Approvals that arrive after the cycle ended say so (instead of an empty Counted column)."""
-        for item in self.view.approvals_for(key):
-            if (item.get("status") or {}).get("reason"):
-                continue
-            late = {
+        """Approvals with no verdict of their own once the cycle ended get one: what the Promotion's status
+        says of them (a verdict whose write failed), else that they came too late to have an effect."""
+        unjudged = [a for a in self.view.approvals_for(key) if not (a.get("status") or {}).get("reason")]
+        if not unjudged:
+            return
+        # The view keeps an ended Promotion without its approvals list: read it (rare: a lost verdict or a late one).
+        promotion = await self.api.get_or_none(objects.promotion_path(*key)) or {}
+        judged = {str(a.get("approval")): a for a in (promotion.get("status") or {}).get("approvals") or []}
+        for item in unjudged:
+            name = str(item["metadata"]["name"])
+            late = judged.get(name) or {
                 "counted": False,
                 "reason": "PromotionFinished",
                 "message": f"Promotion {key[1]} is already {phase}; this approval has no effect",
             }
             try:
-                updated = await objects.patch_approval_status(self.api, key[0], str(item["metadata"]["name"]), late)
+                updated = await objects.patch_approval_status(self.api, key[0], name, late)
                 self.view.put_approval(updated)
             except kclient.ApiError as exc:
                 if exc.status != 404:
