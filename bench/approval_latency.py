@@ -9,6 +9,12 @@ last required one) is created and the clock runs from its 201 to the moment a wa
 (as admin) shows the new image. The floor (``bench/floor.py``, also a subprocess) does the same for
 Approvals in an ungated namespace: watch, count two approvers, patch. Operator and floor samples
 alternate so both see the same load.
+
+The floor's patch is judged by Lockgate's image guard like every workload change in a namespace the
+guard is called for (``lockgate dev`` lets Kopf manage the webhook configuration, with no namespace
+selector: every namespace); the guard answers ``NotGated``. ``--floor-unguarded`` gives the guard the
+chart's default namespace selector (``lockgate.dev/environment`` exists) and leaves that label off the
+floor's namespace: the floor then runs as in a cluster without Lockgate.
 """
 
 from __future__ import annotations
@@ -154,17 +160,35 @@ def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subproces
     )
 
 
+async def guard_only_labelled_namespaces(api: harness.Api) -> None:
+    """Give the image guard's webhooks the chart's default namespace selector (Kopf set none)."""
+    path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/lockgate.dev"
+    config = await api.call("GET", path)
+    selector = {"matchExpressions": [{"key": "lockgate.dev/environment", "operator": "Exists"}]}
+    guards = 0
+    for webhook in config.get("webhooks") or []:
+        if any("deployments" in (rule.get("resources") or []) for rule in webhook.get("rules") or []):
+            webhook["namespaceSelector"] = selector
+            guards += 1
+    if not guards:
+        raise RuntimeError(f"no image-guard webhook for deployments in {path}")
+    await api.call("PUT", path, config)
+
+
 async def measure(
     running: runner.RunningCluster,
     operator: harness.OperatorProcess,
     fillers: int,
     measured: int,
     filler_namespaces: int,
+    floor_unguarded: bool = False,
 ) -> dict[str, Any]:
     async with harness.Api(running, concurrency=32) as api:
         await api.create(harness.production_policy())
         await api.create(harness.namespace_body(LIVE_NS))
-        await api.create(harness.namespace_body(FLOOR_NS, environment="floor"))
+        await api.create(harness.namespace_body(FLOOR_NS, environment=None if floor_unguarded else "floor"))
+        if floor_unguarded:
+            await guard_only_labelled_namespaces(api)
         fill_ns = [f"bench-fill-{i}" for i in range(filler_namespaces)]
         await api.gather(api.create(harness.namespace_body(ns)) for ns in fill_ns)
         await api.gather(
@@ -263,14 +287,14 @@ async def measure(
         }
 
 
-def run_one(fillers: int, measured: int) -> dict[str, Any]:
+def run_one(fillers: int, measured: int, *, floor_unguarded: bool = False) -> dict[str, Any]:
     with harness.workdir("lockgate-bench-latency-") as work, harness.cluster() as running:
         namespaces = max(1, min(50, fillers // 20))
         operator = harness.OperatorProcess(running, work).start()
         floor = start_floor(running, work)
         try:
             ready = operator.wait_ready()
-            result = asyncio.run(measure(running, operator, fillers, measured, namespaces))
+            result = asyncio.run(measure(running, operator, fillers, measured, namespaces, floor_unguarded))
         finally:
             floor.terminate()
             floor.wait(10)
@@ -284,12 +308,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, action="append", help="live promotions (repeatable)")
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--trace", action="store_true", help="print the requests of the last operator sample")
+    parser.add_argument(
+        "--floor-unguarded",
+        action="store_true",
+        help="the floor's namespace is outside the image guard's namespace selector (a cluster without Lockgate)",
+    )
     args = parser.parse_args()
     ns = args.n or ([10, 200] if args.quick else [10, 1000])
     samples = args.samples or (20 if args.quick else 50)
     rows = []
     for n in ns:
-        result = run_one(n, samples)
+        result = run_one(n, samples, floor_unguarded=args.floor_unguarded)
         op50, op99, _ = harness.summary_ms(result["operator"])
         fl50, fl99, _ = harness.summary_ms(result["floor"])
         rows.append(
