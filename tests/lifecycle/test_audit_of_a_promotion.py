@@ -44,6 +44,9 @@ def test_one_record_per_decision_with_who_approved_before_the_deploy(lockgate: t
     assert deploying["image"].endswith(manifests.DIGEST)
     assert all(r["stream"] == "DEPLOY#production" for r in records)
     assert [r["seq"] for r in records] == sorted(r["seq"] for r in records)
+    # Every record of the cycle names the policies that decided it the same way: {name, passed, verdicts}.
+    assert [p["name"] for p in deploying["policies"]] == ["production"], deploying["policies"]
+    assert all(r["policies"] == deploying["policies"] for r in records), [r["policies"] for r in records]
 
     verified = lockgate_cli("audit", "verify", "--sqlite", str(lockgate.audit_path))
     assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout + verified.stderr

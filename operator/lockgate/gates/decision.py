@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lockgate.api import phases
@@ -136,3 +137,15 @@ class Decision:
         if self.retro_reviewed_by is not None:
             out["retroReviewedBy"] = self.retro_reviewed_by
         return out
+
+
+def by_policy(gates: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Gate verdicts (``status.gates[]`` entries, named ``policy/gate``) grouped by the policy that made
+    them: ``{name, passed, verdicts}``, the shape audit records carry, in policy name order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for gate in gates:
+        grouped.setdefault(str(gate.get("name", "")).split("/", 1)[0], []).append(dict(gate))
+    return [
+        {"name": policy, "passed": all(v.get("passed") for v in verdicts), "verdicts": verdicts}
+        for policy, verdicts in sorted(grouped.items())
+    ]

@@ -187,18 +187,12 @@ class Gate:
             for v in verdicts
             if v.get("counted")
         ]
-        by_policy: dict[str, list[dict[str, Any]]] = {}
         for gate in made.gates:
-            policy = gate.name.split("/", 1)[0] if "/" in gate.name else gate.name
-            by_policy.setdefault(policy, []).append(gate.to_status())
             if not gate.passed and self.metrics is not None and gate.kind in ("Rule", "Policy"):
-                label = policy if "/" in gate.name else "(none)"  # e.g. NoMatchingPolicy: no policy to name
+                label = gate.name.split("/", 1)[0] if "/" in gate.name else "(none)"  # NoMatchingPolicy: none
                 rule = gate.name.split("/", 1)[1] if "/" in gate.name else gate.reason
                 self.metrics.policy_denial(f"{namespace}/{name}", label, rule)
-        policy_results = [
-            {"name": policy, "passed": all(v["passed"] for v in items), "verdicts": items}
-            for policy, items in sorted(by_policy.items())
-        ]
+        policy_results = decision.by_policy(status.get("gates") or [])
         approval_statuses = {
             a.approval: {"counted": a.counted, "reason": a.reason, "message": a.message, "rule": a.rule}
             for a in made.approvals

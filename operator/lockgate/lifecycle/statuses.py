@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import pydantic
 
 from lockgate.api import conditions, gatepolicy, meta, promotion
-from lockgate.gates import policies, spechash
+from lockgate.gates import decision, policies, spechash
 from lockgate.lifecycle import steps
 from lockgate.rollout import plan
 
@@ -330,8 +330,7 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
 def audit_context(status: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Counted approvers and policy verdicts as recorded in status, for audit records after approval."""
     approvers = [dict(a) for a in status.get("approvals") or [] if a.get("counted")]
-    policies = [dict(g) for g in status.get("gates") or []]
-    return approvers, policies
+    return approvers, decision.by_policy(status.get("gates") or [])
 
 
 def retro_review_open(status: Mapping[str, Any], current_hash: str) -> bool:
