@@ -160,3 +160,14 @@ def test_dumps_are_stable_yaml() -> None:
     for obj in rendering.render(rendering.EVERYTHING):
         assert isinstance(obj, dict) and obj["apiVersion"] and obj["kind"] and obj["metadata"]["name"]
         yaml.safe_dump(obj)
+
+
+def test_a_new_trail_is_accepted_only_when_a_reason_is_given() -> None:
+    def audit_env(values: dict[str, Any]) -> dict[str, str]:
+        deployment = rendering.one(rendering.render(values), "Deployment")
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        return {e["name"]: e.get("value", "") for e in env if e["name"].startswith("LOCKGATE_AUDIT_")}
+
+    assert "LOCKGATE_AUDIT_NEW_TRAIL" not in audit_env({})
+    reason = "CHG-77: the trail moved to the encrypted volume"
+    assert audit_env({"audit": {"newTrail": reason}})["LOCKGATE_AUDIT_NEW_TRAIL"] == reason

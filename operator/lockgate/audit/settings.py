@@ -33,6 +33,9 @@ class AuditSettings(pydantic_settings.BaseSettings):
     endpoint_url: str | None = None
     retention: str = "7y"
     environment: str | None = None
+    new_trail: str | None = None
+    """Why an empty trail is accepted although Promotions say their decisions were recorded (a lost
+    trail, a new sink): the reason goes into the new trail's first record. Remove it afterwards."""
 
     @pydantic.field_validator("sinks", mode="before")
     @classmethod

@@ -135,6 +135,17 @@ class AuditTrail:
         """
         return self.get(record.record_id(promotion_uid, spec_hash, event, key))
 
+    def empty_sinks(self) -> list[str]:
+        """The sinks that hold no record at all: a new trail, or one that lost its records."""
+        empty: list[str] = []
+        for sink in self.sinks:
+            try:
+                if not sink.streams():
+                    empty.append(sink.name)
+            except Exception as exc:
+                raise _guard(sink, exc, "list streams") from exc
+        return empty
+
     def streams(self) -> list[str]:
         """Streams in the primary sink."""
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from lockgate import metrics as lockgate_metrics
 from lockgate.audit import errors, record, settings, trail
+from lockgate.lifecycle import statuses
 
 logger = logging.getLogger("lockgate.audit")
 
@@ -31,12 +32,20 @@ class AuditAdapter:
         retention: str = "7y",
         environment: str | None = None,
         metrics: lockgate_metrics.Metrics | None = None,
+        new_trail: str | None = None,
     ) -> None:
         self.trail = audit_trail
         self.operator = operator
         self.retention = retention
         self.environment = environment
         self.metrics = metrics
+        self.new_trail = new_trail
+        self.empty_at_start: list[str] = []
+        """Sinks that held no record when this operator started (``prepare``)."""
+        self.lost: str | None = None
+        """Why nothing may be written: the trail lost what the cluster says it recorded."""
+        self._acknowledged: str | None = None
+        self._unchecked = False  # an empty sink not yet checked against the cluster (``continue_trail``)
 
     @classmethod
     def from_settings(
@@ -49,6 +58,7 @@ class AuditAdapter:
             retention=config.retention,
             environment=config.environment,
             metrics=metrics,
+            new_trail=config.new_trail,
         )
 
     def build(
@@ -109,15 +119,63 @@ class AuditAdapter:
         return [first] + [record.sibling(first, e, previous_image=p) for e, p in rest]
 
     async def prepare(self) -> None:
-        """Open every sink for writing before the first decision needs it; a problem is logged, not raised."""
+        """Open every sink for writing before the first decision needs it, and note the sinks that are
+        empty (``continue_trail`` then checks them against the cluster); a problem is logged, not raised."""
         for problem in await asyncio.to_thread(self.trail.prepare):
             logger.error("%s; Promotions wait for the audit trail (fail closed) until it is fixed", problem)
+        try:
+            self.empty_at_start = await asyncio.to_thread(self.trail.empty_sinks)
+        except errors.AuditUnavailable as exc:  # its writes fail closed anyway
+            logger.error("%s", exc)
+        self._unchecked = bool(self.empty_at_start)
+
+    def continue_trail(self, promotions: list[Mapping[str, Any]]) -> None:
+        """Before anything is written into a sink that was empty at start-up: if Promotions say their
+        decisions were recorded, that sink lost its trail (or is not the one they were written to), and
+        every write fails closed until it is restored or ``new_trail`` accepts a new one."""
+        self._unchecked = False
+        recorded = statuses.recorded_decisions(promotions) if self.empty_at_start else []
+        if not recorded:
+            return
+        sinks = ", ".join(self.empty_at_start)
+        examples = ", ".join(recorded[:3]) + (f" and {len(recorded) - 3} more" if len(recorded) > 3 else "")
+        if self.new_trail:
+            self._acknowledged = (
+                f"new trail in {sinks}, accepted by LOCKGATE_AUDIT_NEW_TRAIL ({self.new_trail}); the records of "
+                f"{len(recorded)} earlier Promotion(s) ({examples}) are not in it"
+            )
+            logger.warning("audit: %s", self._acknowledged)
+            return
+        self.lost = (
+            f"the audit trail in {sinks} holds no record, but {len(recorded)} Promotion(s) say their decisions "
+            f"were recorded ({examples}): the trail was lost, or this is not the one they were written to "
+            "(check the volume, table or bucket). Nothing is recorded, and nothing deploys, until it is restored; "
+            "to start a new trail deliberately, set LOCKGATE_AUDIT_NEW_TRAIL to the reason (written into its "
+            "first record) and restart"
+        )
+        logger.error("audit: %s", self.lost)
 
     async def write(self, *records: record.AuditRecord) -> list[record.AuditRecord]:
         """Make ``records`` durable in every sink, in order, in one write (one transaction where a sink can).
 
         Returns them as stored: a record written before under the same id is returned as it was.
         """
+        refused: str | None = None
+        if self._unchecked:  # nothing goes into an empty sink before it is known not to have lost a trail
+            refused = (
+                f"the audit trail in {', '.join(self.empty_at_start)} is empty: it is being checked against the "
+                "cluster's Promotions before its first record (start-up); retrying"
+            )
+        elif self.lost is not None and await self._still_lost():
+            refused = self.lost
+        if refused is not None:
+            if self.metrics is not None:  # counted as failed writes: the audit alert fires
+                for empty in self.empty_at_start:
+                    self.metrics.audit_write(empty, False)
+            raise AuditUnavailableError(refused)
+        if self._acknowledged is not None:  # the new trail's first record says why it is new
+            first = records[0].model_copy(update={"extra": {**records[0].extra, "newTrail": self._acknowledged}})
+            records = (first, *records[1:])
         try:
             stored = await asyncio.to_thread(self.trail.write_all, list(records))
         except errors.AuditUnavailable as exc:
@@ -128,7 +186,20 @@ class AuditAdapter:
             for sink in self.trail.sinks:
                 for _ in records:
                     self.metrics.audit_write(sink.name, True)
+        self._acknowledged = None
         return stored
+
+    async def _still_lost(self) -> bool:
+        """Whether the sinks that lost their trail are still empty (a restored trail lifts the stop)."""
+        try:
+            empty = set(await asyncio.to_thread(self.trail.empty_sinks))
+        except errors.AuditUnavailable as exc:
+            raise AuditUnavailableError(str(exc)) from None
+        if empty & set(self.empty_at_start):
+            return True
+        logger.warning("audit: the trail in %s holds records again; writing resumes", ", ".join(self.empty_at_start))
+        self.lost = None
+        return False
 
     async def find(self, promotion_uid: str, event: str, spec_hash: str) -> record.AuditRecord | None:
         """The stored record of ``event`` for this Promotion cycle, if every sink holds it."""

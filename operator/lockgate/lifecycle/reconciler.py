@@ -142,12 +142,17 @@ class Reconciler:
         GatePolicy selects namespace ..."): after a restart every waiting Promotion would flap to
         Pending. So list both once (retried, with a warning each time, until the API answers: nothing
         can be judged without it) and wait, at most ``PRIME_WAIT``, until the view holds them.
+        When an audit sink was empty at start-up, list the Promotions too: if some say their decisions
+        were recorded, the trail was lost and nothing may be written (``AuditAdapter.continue_trail``).
         """
         delay = 0.5
         while True:
             try:
                 policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
                 namespaces = await self.api.get(kclient.resource_path("", "v1", "namespaces"))
+                if self.audit.empty_at_start:
+                    listed = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "promotions"))
+                    self.audit.continue_trail(listed.get("items") or [])
                 break
             except (kclient.ApiError, kclient.ApiUnavailable) as exc:
                 logger.warning("listing GatePolicies and Namespaces before judging Promotions: %s; retrying", exc)

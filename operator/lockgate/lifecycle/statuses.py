@@ -8,7 +8,7 @@ so ``kubectl wait --for=condition=Ready`` returns exactly when the rollout is ve
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import pydantic
@@ -325,6 +325,16 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
         if old.get(name) != value and not (value is None and name not in old):
             patch[name] = value
     return patch
+
+
+def recorded_decisions(promotions: Iterable[Mapping[str, Any]]) -> list[str]:
+    """``namespace/name`` of the Promotions whose status says a decision of theirs is in the audit trail."""
+    return sorted(
+        f"{p.get('metadata', {}).get('namespace')}/{p.get('metadata', {}).get('name')}"
+        for p in promotions
+        if (p.get("status") or {}).get("auditRecorded") is True
+        and (p.get("status") or {}).get("phase") in steps.ACTIVE | steps.TERMINAL
+    )
 
 
 def audit_context(status: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

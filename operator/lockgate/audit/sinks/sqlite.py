@@ -109,8 +109,8 @@ class SqliteSink(base.RecordsFromEntries):
                 raise errors.AuditUnavailable(
                     f"audit sink sqlite: the audit file {self.path} this operator was writing has disappeared "
                     "(check that the volume is mounted); nothing is recorded (and nothing deploys) until it is "
-                    "restored. Restarting the operator "
-                    "starts a new, empty trail there: do that only deliberately, and keep the evidence",
+                    "restored (a restarted operator stays stopped too while Promotions say they were recorded; "
+                    "LOCKGATE_AUDIT_NEW_TRAIL starts a new trail on purpose, keep the evidence)",
                     sink=self.name,
                 )
             try:
