@@ -98,3 +98,11 @@ def test_tampered_item_is_named_by_verify(table: tuple[Any, str], samples: Any) 
     )
     [report] = trail.AuditTrail([sink]).verify()
     assert (report.ok, report.first_broken_seq, report.problem) == (False, 2, "edited")
+
+
+def test_an_empty_table_is_told_apart_from_one_that_holds_records(table: tuple[Any, str], samples: Any) -> None:
+    client, name = table
+    sink = dynamodb.DynamoDBSink(name, dynamodb=client)
+    assert trail.AuditTrail([sink]).empty_sinks() == [sink.name]
+    sink.append(samples.lifecycle()[0])
+    assert trail.AuditTrail([sink]).empty_sinks() == []

@@ -68,3 +68,12 @@ def test_two_concurrent_writers_never_fork(aws_endpoint: str, unique: str, sampl
     [report] = trail.AuditTrail([sink]).verify()
     assert report.ok and report.count == 20
     assert sorted(r.id for r in sink.records()) == sorted(r.id for r in records)
+
+
+def test_an_empty_prefix_is_told_apart_from_one_that_holds_records(s3_client: Any, unique: str, samples: Any) -> None:
+    s3_client.create_bucket(Bucket=unique)
+    sink = s3.S3Sink(unique, s3=s3_client)
+    other = s3.S3Sink(unique, s3=s3_client, prefix="elsewhere/")
+    assert trail.AuditTrail([sink]).empty_sinks() == [sink.name]
+    sink.append(samples.lifecycle()[0])
+    assert trail.AuditTrail([sink, other]).empty_sinks() == [other.name]

@@ -288,6 +288,7 @@ def test_an_emergency_deploy_resumed_after_a_restart_keeps_its_retro_review(gate
     assert due and statuses.parse_time(due) == deploying.at + datetime.timedelta(hours=2), deploying.extra
     assert status["emergency"] is True, status
     assert status["retroReviewDueAt"] == due
+    assert statuses.parse_time(status["approvedAt"]) == deploying.at  # the decision's time, not the restart's
     assert not status.get("retroReviewedAt")
 
 
@@ -322,5 +323,4 @@ def test_an_approval_whose_verdict_write_failed_still_shows_it_counted(gate: har
         return (bob.get("status") or {}).get("reason") and bob["status"]
 
     verdict = gate.wait_for(bobs_verdict, message="bob's Approval to get its verdict")
-    assert verdict["counted"] is True, verdict
-    assert verdict["approver"] == "bob", verdict
+    assert verdict["counted"] is True and verdict["reason"] == "Counted", verdict

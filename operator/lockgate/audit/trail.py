@@ -139,8 +139,9 @@ class AuditTrail:
         """The sinks that hold no record at all: a new trail, or one that lost its records."""
         empty: list[str] = []
         for sink in self.sinks:
+            holds = getattr(sink, "holds_records", None)  # a cheap probe where the sink has one
             try:
-                if not sink.streams():
+                if not (holds() if callable(holds) else sink.streams()):
                     empty.append(sink.name)
             except Exception as exc:
                 raise _guard(sink, exc, "list streams") from exc

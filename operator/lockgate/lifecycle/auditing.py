@@ -9,7 +9,8 @@ import asyncio
 import datetime
 import hashlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from lockgate import metrics as lockgate_metrics
@@ -17,6 +18,8 @@ from lockgate.audit import errors, record, settings, trail
 from lockgate.lifecycle import statuses
 
 logger = logging.getLogger("lockgate.audit")
+
+LOST_RECHECK_SECONDS = 2.0
 
 
 class AuditUnavailableError(Exception):
@@ -41,11 +44,13 @@ class AuditAdapter:
         self.metrics = metrics
         self.new_trail = new_trail
         self.empty_at_start: list[str] = []
-        """Sinks that held no record when this operator started (``prepare``)."""
+        """Sinks that held no record when this operator checked its trail (``check_trail``)."""
         self.lost: str | None = None
         """Why nothing may be written: the trail lost what the cluster says it recorded."""
+        self._missing: list[statuses.RecordedDecision] = []  # records the lost trail must hold again
+        self._looked_at = 0.0
         self._acknowledged: str | None = None
-        self._unchecked = False  # an empty sink not yet checked against the cluster (``continue_trail``)
+        self._unchecked = False  # set by ``prepare``: no record before ``check_trail`` has run
 
     @classmethod
     def from_settings(
@@ -119,39 +124,49 @@ class AuditAdapter:
         return [first] + [record.sibling(first, e, previous_image=p) for e, p in rest]
 
     async def prepare(self) -> None:
-        """Open every sink for writing before the first decision needs it, and note the sinks that are
-        empty (``continue_trail`` then checks them against the cluster); a problem is logged, not raised."""
+        """Open every sink for writing before the first decision needs it (a problem is logged, not
+        raised); nothing is written until ``check_trail`` has compared the trail with the cluster."""
         for problem in await asyncio.to_thread(self.trail.prepare):
             logger.error("%s; Promotions wait for the audit trail (fail closed) until it is fixed", problem)
+        self._unchecked = True
+
+    async def check_trail(self, recorded: Callable[[], Awaitable[list[statuses.RecordedDecision]]]) -> None:
+        """Before the first record: a sink that holds nothing while Promotions say their decisions were
+        recorded (``recorded`` lists a sample of them) lost its trail, or is not the one they were written
+        to; every write then fails closed until it holds their records again, or ``new_trail`` accepts a
+        new trail. Raises ``AuditUnavailableError`` when a sink cannot tell (the caller retries)."""
         try:
             self.empty_at_start = await asyncio.to_thread(self.trail.empty_sinks)
-        except errors.AuditUnavailable as exc:  # its writes fail closed anyway
-            logger.error("%s", exc)
-        self._unchecked = bool(self.empty_at_start)
-
-    def continue_trail(self, promotions: list[Mapping[str, Any]]) -> None:
-        """Before anything is written into a sink that was empty at start-up: if Promotions say their
-        decisions were recorded, that sink lost its trail (or is not the one they were written to), and
-        every write fails closed until it is restored or ``new_trail`` accepts a new one."""
+        except errors.AuditUnavailable as exc:
+            raise AuditUnavailableError(str(exc)) from None
+        claimed = await recorded() if self.empty_at_start else []
         self._unchecked = False
-        recorded = statuses.recorded_decisions(promotions) if self.empty_at_start else []
-        if not recorded:
+        if not claimed:
             return
         sinks = ", ".join(self.empty_at_start)
-        examples = ", ".join(recorded[:3]) + (f" and {len(recorded) - 3} more" if len(recorded) > 3 else "")
+        examples = ", ".join(d.promotion for d in claimed[:3]) + (" and others" if len(claimed) > 3 else "")
         if self.new_trail:
             self._acknowledged = (
                 f"new trail in {sinks}, accepted by LOCKGATE_AUDIT_NEW_TRAIL ({self.new_trail}); the records of "
-                f"{len(recorded)} earlier Promotion(s) ({examples}) are not in it"
+                f"earlier Promotions ({examples}) are not in it"
             )
             logger.warning("audit: %s", self._acknowledged)
             return
+        self._missing = claimed[:3]
         self.lost = (
-            f"the audit trail in {sinks} holds no record, but {len(recorded)} Promotion(s) say their decisions "
-            f"were recorded ({examples}): the trail was lost, or this is not the one they were written to "
-            "(check the volume, table or bucket). Nothing is recorded, and nothing deploys, until it is restored; "
-            "to start a new trail deliberately, set LOCKGATE_AUDIT_NEW_TRAIL to the reason (written into its "
-            "first record) and restart"
+            f"the audit trail in {sinks} holds no record, but Promotions say their decisions were recorded "
+            f"({examples}): the trail was lost, or this is not the one they were written to (check the volume, "
+            "table or bucket). Nothing is recorded, and nothing deploys, until it holds their records again; to "
+            "start a new trail deliberately, set LOCKGATE_AUDIT_NEW_TRAIL to the reason (written into its first "
+            "record) and restart"
+        )
+        logger.error("audit: %s", self.lost)
+
+    def trail_unchecked(self, problem: str) -> None:
+        """``check_trail`` failed for good: stay closed, saying why."""
+        self._unchecked = False
+        self.lost = (
+            f"the audit trail could not be checked against the cluster at start-up ({problem}); restart the operator"
         )
         logger.error("audit: %s", self.lost)
 
@@ -163,8 +178,8 @@ class AuditAdapter:
         refused: str | None = None
         if self._unchecked:  # nothing goes into an empty sink before it is known not to have lost a trail
             refused = (
-                f"the audit trail in {', '.join(self.empty_at_start)} is empty: it is being checked against the "
-                "cluster's Promotions before its first record (start-up); retrying"
+                "the audit trail is being checked against the cluster's Promotions before this operator's first "
+                "record (start-up); retrying"
             )
         elif self.lost is not None and await self._still_lost():
             refused = self.lost
@@ -173,7 +188,7 @@ class AuditAdapter:
                 for empty in self.empty_at_start:
                     self.metrics.audit_write(empty, False)
             raise AuditUnavailableError(refused)
-        if self._acknowledged is not None:  # the new trail's first record says why it is new
+        if self._acknowledged is not None and await self._still_new():  # its first record says why it is new
             first = records[0].model_copy(update={"extra": {**records[0].extra, "newTrail": self._acknowledged}})
             records = (first, *records[1:])
         try:
@@ -190,16 +205,31 @@ class AuditAdapter:
         return stored
 
     async def _still_lost(self) -> bool:
-        """Whether the sinks that lost their trail are still empty (a restored trail lifts the stop)."""
-        try:
-            empty = set(await asyncio.to_thread(self.trail.empty_sinks))
-        except errors.AuditUnavailable as exc:
-            raise AuditUnavailableError(str(exc)) from None
-        if empty & set(self.empty_at_start):
+        """Whether the lost trail still lacks the records the Promotions claim (asked at most every 2 s);
+        records of anything else (another environment's stream, say) do not lift the stop."""
+        if time.monotonic() - self._looked_at < LOST_RECHECK_SECONDS:
             return True
-        logger.warning("audit: the trail in %s holds records again; writing resumes", ", ".join(self.empty_at_start))
-        self.lost = None
-        return False
+        self._looked_at = time.monotonic()
+        for claimed in self._missing:
+            try:
+                found = await self.find(claimed.uid, claimed.event, claimed.spec_hash)
+            except AuditUnavailableError:
+                return True
+            if found is not None:
+                logger.warning("audit: the trail holds the records of %s again; writing resumes", claimed.promotion)
+                self.lost = None
+                return False
+        return True
+
+    async def _still_new(self) -> bool:
+        """Whether a sink accepted as a new trail is still empty (only its first record says so)."""
+        try:
+            still = set(await asyncio.to_thread(self.trail.empty_sinks)) & set(self.empty_at_start)
+        except errors.AuditUnavailable:
+            still = set()
+        if not still:
+            self._acknowledged = None
+        return bool(still)
 
     async def find(self, promotion_uid: str, event: str, spec_hash: str) -> record.AuditRecord | None:
         """The stored record of ``event`` for this Promotion cycle, if every sink holds it."""

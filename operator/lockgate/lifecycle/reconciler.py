@@ -28,6 +28,7 @@ from lockgate.rollout import plan, verification
 logger = logging.getLogger("lockgate.lifecycle")
 
 MAX_STEPS_PER_PASS = 8
+LIST_PAGE = 500
 PRIME_WAIT = datetime.timedelta(seconds=10)
 SETTLE = datetime.timedelta(seconds=1)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
@@ -79,6 +80,7 @@ class _AsRecorded:
         gates = [dict(v) for p in deploying.policies for v in p.verdicts]
         status: dict[str, Any] = {k: v for k, v in (("approvals", approvals), ("gates", gates)) if v}
         emergency = any(g.get("reason") == decision.EMERGENCY_PATH for g in gates)
+        status["approvedAt"] = record.format_time(deploying.at)  # the decision's time, not the resume's
         if emergency:  # records written before the due time was recorded: due at once (never silently dropped)
             status["retroReviewDueAt"] = deploying.extra.get("retroReviewDueAt") or record.format_time(deploying.at)
         return cls(status=status, emergency=emergency)
@@ -124,11 +126,44 @@ class Reconciler:
         self.primed = asyncio.Event()
         self._waiting_look: asyncio.TimerHandle | None = None
         self._priming: asyncio.Task[None] | None = None
+        self._trail_check: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.queue.start()
         self._priming = asyncio.get_running_loop().create_task(self._prime())
         self._priming.add_done_callback(self._primed)
+        self._trail_check = asyncio.get_running_loop().create_task(self._check_trail())
+
+    async def _check_trail(self) -> None:
+        """Compare the audit trail with the cluster before its first record (``AuditAdapter.check_trail``):
+        retried until the sinks and the API answer; records wait meanwhile (fail closed)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.audit.check_trail(self._recorded_sample)
+                return
+            except (kclient.ApiError, kclient.ApiUnavailable, auditing.AuditUnavailableError) as exc:
+                logger.warning("checking the audit trail against the cluster's Promotions: %s; retrying", exc)
+            except Exception as exc:  # never a silent stall: say why nothing is recorded
+                logger.exception("checking the audit trail against the cluster's Promotions failed")
+                self.audit.trail_unchecked(repr(exc))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _recorded_sample(self, enough: int = 20) -> list[statuses.RecordedDecision]:
+        """Some Promotions whose status says a decision of theirs was recorded (listed in pages; stops at
+        ``enough``): what an empty audit sink is checked against."""
+        found: list[statuses.RecordedDecision] = []
+        params = {"limit": str(LIST_PAGE)}
+        while len(found) < enough:
+            page = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "promotions"), params=params)
+            found.extend(d for d in map(statuses.recorded_decision, page.get("items") or []) if d is not None)
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            params = {"limit": str(LIST_PAGE), "continue": str(token)}
+        return found[:enough]
 
     def _primed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:  # never a silent stall: judge anyway
@@ -142,17 +177,12 @@ class Reconciler:
         GatePolicy selects namespace ..."): after a restart every waiting Promotion would flap to
         Pending. So list both once (retried, with a warning each time, until the API answers: nothing
         can be judged without it) and wait, at most ``PRIME_WAIT``, until the view holds them.
-        When an audit sink was empty at start-up, list the Promotions too: if some say their decisions
-        were recorded, the trail was lost and nothing may be written (``AuditAdapter.continue_trail``).
         """
         delay = 0.5
         while True:
             try:
                 policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
                 namespaces = await self.api.get(kclient.resource_path("", "v1", "namespaces"))
-                if self.audit.empty_at_start:
-                    listed = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "promotions"))
-                    self.audit.continue_trail(listed.get("items") or [])
                 break
             except (kclient.ApiError, kclient.ApiUnavailable) as exc:
                 logger.warning("listing GatePolicies and Namespaces before judging Promotions: %s; retrying", exc)
@@ -170,8 +200,9 @@ class Reconciler:
         self.primed.set()
 
     async def stop(self) -> None:
-        if self._priming is not None:
-            self._priming.cancel()
+        for task in (self._priming, self._trail_check):
+            if task is not None:
+                task.cancel()
         if self._waiting_look is not None:
             self._waiting_look.cancel()
         for run in self._http.values():
@@ -754,7 +785,8 @@ class Reconciler:
                 "status": {**status, **result.status, "specHash": status.get("specHash") or s.spec_hash},
             }
         extra = {"reason": step.reason, "message": step.message}
-        if result is not None and result.emergency and result.status.get("retroReviewDueAt"):
+        decision_records = {e for e, _ in events} <= {"approved", "deploying"}
+        if decision_records and result is not None and result.emergency and result.status.get("retroReviewDueAt"):
             extra["retroReviewDueAt"] = result.status["retroReviewDueAt"]  # a resumed deploy takes it from here
         records = self.audit.build_all(
             [(event, previous_image or s.previous_image) for event, previous_image in events],
@@ -786,7 +818,8 @@ class Reconciler:
         judged = {str(a.get("approval")): a for a in (promotion.get("status") or {}).get("approvals") or []}
         for item in unjudged:
             name = str(item["metadata"]["name"])
-            late = judged.get(name) or {
+            entry = judged.get(name)  # the verdict the Promotion's status has for it, as _write_approvals writes it
+            late = {k: entry.get(k) for k in ("counted", "reason", "message", "rule")} if entry else {
                 "counted": False,
                 "reason": "PromotionFinished",
                 "message": f"Promotion {key[1]} is already {phase}; this approval has no effect",

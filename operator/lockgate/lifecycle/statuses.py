@@ -7,8 +7,9 @@ so ``kubectl wait --for=condition=Ready`` returns exactly when the rollout is ve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import pydantic
@@ -327,13 +328,33 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return patch
 
 
-def recorded_decisions(promotions: Iterable[Mapping[str, Any]]) -> list[str]:
-    """``namespace/name`` of the Promotions whose status says a decision of theirs is in the audit trail."""
-    return sorted(
-        f"{p.get('metadata', {}).get('namespace')}/{p.get('metadata', {}).get('name')}"
-        for p in promotions
-        if (p.get("status") or {}).get("auditRecorded") is True
-        and (p.get("status") or {}).get("phase") in steps.ACTIVE | steps.TERMINAL
+@dataclasses.dataclass(frozen=True)
+class RecordedDecision:
+    """A Promotion whose status says a decision of its cycle is in the audit trail, and one record that
+    cycle must then have."""
+
+    promotion: str
+    """``namespace/name``."""
+    uid: str
+    spec_hash: str
+    event: str
+
+
+def recorded_decision(promotion: Mapping[str, Any]) -> RecordedDecision | None:
+    """What the audit trail must hold for ``promotion``, by its status (None: nothing recorded yet)."""
+    status = promotion.get("status") or {}
+    phase = status.get("phase")
+    if status.get("auditRecorded") is not True or phase not in steps.ACTIVE | steps.TERMINAL:
+        return None
+    # A cycle that deployed recorded ``deploying`` before its patch; one that never did, its end.
+    deployed = "deploying" if status.get("rollout") else "failed"
+    event = str(phase).lower() if phase in ("Rejected", "Superseded") else deployed
+    meta = promotion.get("metadata", {})
+    return RecordedDecision(
+        promotion=f"{meta.get('namespace')}/{meta.get('name')}",
+        uid=str(meta.get("uid") or ""),
+        spec_hash=str(status.get("specHash") or ""),
+        event=event,
     )
 
 

@@ -243,6 +243,14 @@ class DynamoDBSink(base.RecordsFromEntries):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("read the chain head", exc) from exc
 
+    def holds_records(self) -> bool:
+        """Whether anything was ever recorded here (a one-item scan: records, id claims and heads all count)."""
+        try:
+            page = self._client.scan(TableName=self.table, Limit=1, ProjectionExpression="PK")
+            return bool(page.get("Items"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("read the table", exc) from exc
+
     def streams(self) -> list[str]:
         """Every stream with a head item."""
         try:

@@ -185,6 +185,14 @@ class S3Sink(base.RecordsFromEntries):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._fail("read the chain head", exc) from exc
 
+    def holds_records(self) -> bool:
+        """Whether anything was ever recorded under the prefix (one key listed)."""
+        try:
+            page = self._client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            return bool(page.get("KeyCount") or page.get("Contents"))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._fail("list the bucket", exc) from exc
+
     def streams(self) -> list[str]:
         """Every stream (top-level "folder" under the prefix, except ``ids/``)."""
         try:

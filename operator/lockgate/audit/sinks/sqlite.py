@@ -236,6 +236,14 @@ class SqliteSink(base.RecordsFromEntries):
         with self._connect("read the chain head") as conn:
             return self._head(conn, stream)
 
+    def holds_records(self) -> bool:
+        """Whether anything was ever recorded here (one indexed row read)."""
+        with self._connect("read the chain head") as conn:
+            found = conn.execute(
+                "SELECT 1 FROM chain_heads UNION ALL SELECT 1 FROM audit_records LIMIT 1"
+            ).fetchone()
+            return found is not None
+
     def streams(self) -> list[str]:
         """Every stream in this file."""
         with self._connect("list streams") as conn:
