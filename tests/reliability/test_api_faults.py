@@ -26,7 +26,11 @@ class Faults:
     """The fault hook: every tenth operator request (watches counted apart) gets the next kind of fault.
 
     Kinds are those an API server really answers: 409 only to writes (Kopf treats an unexpected 4xx
-    on a list as fatal and the operator exits, to be restarted by its Deployment).
+    on a list as fatal and the operator exits, to be restarted by its Deployment), and not to Kopf's
+    merge patch of the webhook configurations (no resourceVersion: an API server does not answer it
+    with a conflict; Kopf's configuration manager would stop on one, leaving the configuration
+    pointing at the previous operator's port — a path only ``lockgate dev`` and
+    ``webhook.operatorManaged`` take, the chart renders the configurations).
     """
 
     def __init__(self, seed: int) -> None:
@@ -50,8 +54,8 @@ class Faults:
                 return None
             faulted = sum(self.injected.values())
             kind = "drop" if category == "watch" else self.kinds[faulted % len(self.kinds)]
-            if kind == "409" and record.verb in ("get", "list"):
-                kind = "503"  # a conflict answers writes only; an API server never sends one for a read
+            if kind == "409" and (record.verb in ("get", "list") or record.api_group == "admissionregistration.k8s.io"):
+                kind = "503"  # a conflict answers conditional writes only (see above)
             self.injected[kind] += 1
             delay = self.rng.uniform(0.2, 0.8)
         if kind == "drop":
