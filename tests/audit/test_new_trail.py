@@ -33,8 +33,11 @@ def claiming(*records: record.AuditRecord) -> Any:
     return listed
 
 
-def test_nothing_is_written_before_the_trail_is_checked(tmp_path: pathlib.Path, samples: Any) -> None:
+def test_nothing_is_written_before_the_trail_is_checked(
+    tmp_path: pathlib.Path, samples: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     audit = adapter(tmp_path / "audit.sqlite3")
+    monkeypatch.setattr(auditing, "CHECK_WAIT_SECONDS", 0.05)  # a record waits that long for the check
     with pytest.raises(auditing.AuditUnavailableError, match="being checked against the cluster"):
         asyncio.run(audit.write(samples.lifecycle()[0]))  # e.g. a break-glass record right at start-up
     asyncio.run(audit.check_trail(claiming()))  # a new install: nothing was recorded before
@@ -88,3 +91,17 @@ def test_a_cycle_says_which_record_it_must_have() -> None:
     assert decided("Superseded").event == "superseded"
     assert decided("AwaitingApproval") is None
     assert decided("Succeeded", auditRecorded=False) is None
+
+
+def test_a_record_at_start_up_waits_for_the_check_instead_of_failing(tmp_path: pathlib.Path, samples: Any) -> None:
+    audit = adapter(tmp_path / "audit.sqlite3")
+
+    async def start_up() -> list[record.AuditRecord]:
+        writing = asyncio.create_task(audit.write(samples.lifecycle()[0]))  # e.g. a resumed deploy's record
+        await asyncio.sleep(0.05)
+        assert not writing.done()
+        await audit.check_trail(claiming())
+        return await writing
+
+    (stored,) = asyncio.run(start_up())
+    assert stored.event == "approved"

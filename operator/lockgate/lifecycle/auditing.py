@@ -6,6 +6,7 @@ A sink failure becomes ``AuditUnavailableError`` (the lifecycle then waits: fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -20,6 +21,7 @@ from lockgate.lifecycle import statuses
 logger = logging.getLogger("lockgate.audit")
 
 LOST_RECHECK_SECONDS = 2.0
+CHECK_WAIT_SECONDS = 5.0  # a record at start-up waits this long for the trail check before it is refused
 
 
 class AuditUnavailableError(Exception):
@@ -51,6 +53,7 @@ class AuditAdapter:
         self._looked_at = 0.0
         self._acknowledged: str | None = None
         self._unchecked = False  # set by ``prepare``: no record before ``check_trail`` has run
+        self._checked = asyncio.Event()
 
     @classmethod
     def from_settings(
@@ -141,6 +144,7 @@ class AuditAdapter:
             raise AuditUnavailableError(str(exc)) from None
         claimed = await recorded() if self.empty_at_start else []
         self._unchecked = False
+        self._checked.set()
         if not claimed:
             return
         sinks = ", ".join(self.empty_at_start)
@@ -165,6 +169,7 @@ class AuditAdapter:
     def trail_unchecked(self, problem: str) -> None:
         """``check_trail`` failed for good: stay closed, saying why."""
         self._unchecked = False
+        self._checked.set()
         self.lost = (
             f"the audit trail could not be checked against the cluster at start-up ({problem}); restart the operator"
         )
@@ -176,6 +181,9 @@ class AuditAdapter:
         Returns them as stored: a record written before under the same id is returned as it was.
         """
         refused: str | None = None
+        if self._unchecked:  # the check usually ends within milliseconds of the start: wait for it a little
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._checked.wait(), CHECK_WAIT_SECONDS)
         if self._unchecked:  # nothing goes into an empty sink before it is known not to have lost a trail
             refused = (
                 "the audit trail is being checked against the cluster's Promotions before this operator's first "
