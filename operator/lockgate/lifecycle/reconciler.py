@@ -13,8 +13,8 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from lockgate import metrics as lockgate_metrics
 from lockgate.api import conditions, durations
@@ -26,6 +26,8 @@ from lockgate.lifecycle import auditing, gating, queue, statuses, steps, view
 from lockgate.rollout import plan, verification
 
 logger = logging.getLogger("lockgate.lifecycle")
+
+T = TypeVar("T")
 
 MAX_STEPS_PER_PASS = 8
 LIST_PAGE = 500
@@ -134,22 +136,31 @@ class Reconciler:
         self._priming.add_done_callback(self._primed)
         self._trail_check = asyncio.get_running_loop().create_task(self._check_trail())
 
-    async def _check_trail(self) -> None:
-        """Compare the audit trail with the cluster before its first record (``AuditAdapter.check_trail``):
-        retried until the sinks and the API answer; records wait meanwhile (fail closed)."""
+    async def _until_answered(self, what: str, call: Callable[[], Awaitable[T]], *transient: type[Exception]) -> T:
+        """``call()``, retried with a warning each time (0.5 s doubling to 10 s) while the API, or what
+        ``transient`` names, does not answer."""
+        retried: tuple[type[Exception], ...] = (kclient.ApiError, kclient.ApiUnavailable, *transient)
         delay = 0.5
         while True:
             try:
-                await self.audit.check_trail(self._recorded_sample)
-                return
-            except (kclient.ApiError, kclient.ApiUnavailable, auditing.AuditUnavailableError) as exc:
-                logger.warning("checking the audit trail against the cluster's Promotions: %s; retrying", exc)
-            except Exception as exc:  # never a silent stall: say why nothing is recorded
-                logger.exception("checking the audit trail against the cluster's Promotions failed")
-                self.audit.trail_unchecked(repr(exc))
-                return
+                return await call()
+            except retried as exc:
+                logger.warning("%s: %s; retrying", what, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    async def _check_trail(self) -> None:
+        """Compare the audit trail with the cluster before its first record (``AuditAdapter.check_trail``):
+        retried until the sinks and the API answer; records wait meanwhile (fail closed)."""
+        try:
+            await self._until_answered(
+                "checking the audit trail against the cluster's Promotions",
+                lambda: self.audit.check_trail(self._recorded_sample),
+                auditing.AuditUnavailableError,
+            )
+        except Exception as exc:  # never a silent stall: say why nothing is recorded
+            logger.exception("checking the audit trail against the cluster's Promotions failed")
+            self.audit.trail_unchecked(repr(exc))
 
     async def _recorded_sample(self, enough: int = 20) -> list[statuses.RecordedDecision]:
         """Some Promotions whose status says a decision of theirs was recorded (listed in pages; stops at
@@ -162,7 +173,7 @@ class Reconciler:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
-            params = {"limit": str(LIST_PAGE), "continue": str(token)}
+            params["continue"] = str(token)
         return found[:enough]
 
     def _primed(self, task: asyncio.Task[None]) -> None:
@@ -178,16 +189,14 @@ class Reconciler:
         Pending. So list both once (retried, with a warning each time, until the API answers: nothing
         can be judged without it) and wait, at most ``PRIME_WAIT``, until the view holds them.
         """
-        delay = 0.5
-        while True:
-            try:
-                policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
-                namespaces = await self.api.get(kclient.resource_path("", "v1", "namespaces"))
-                break
-            except (kclient.ApiError, kclient.ApiUnavailable) as exc:
-                logger.warning("listing GatePolicies and Namespaces before judging Promotions: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+
+        async def listed() -> tuple[dict[str, Any], dict[str, Any]]:
+            policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
+            return policies, await self.api.get(kclient.resource_path("", "v1", "namespaces"))
+
+        policies, namespaces = await self._until_answered(
+            "listing GatePolicies and Namespaces before judging Promotions", listed
+        )
         wanted_policies = {str(p["metadata"]["name"]) for p in policies.get("items") or []}
         wanted_namespaces = {str(n["metadata"]["name"]) for n in namespaces.get("items") or []}
         deadline = time.monotonic() + PRIME_WAIT.total_seconds()
