@@ -76,6 +76,15 @@ class ApprovalVerdict:
         return out
 
 
+#: What an Approval's own status holds of its verdict (the Promotion's ``status.approvals[]`` entry holds more).
+APPROVAL_STATUS_FIELDS = ("counted", "reason", "message", "rule")
+
+
+def approval_status(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An Approval's own status from its entry in the Promotion's ``status.approvals[]``."""
+    return {field: entry.get(field) for field in APPROVAL_STATUS_FIELDS}
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     """What the gate allows now, and why."""

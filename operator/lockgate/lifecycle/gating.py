@@ -193,10 +193,7 @@ class Gate:
                 rule = gate.name.split("/", 1)[1] if "/" in gate.name else gate.reason
                 self.metrics.policy_denial(f"{namespace}/{name}", label, rule)
         policy_results = decision.by_policy(status.get("gates") or [])
-        approval_statuses = {
-            a.approval: {"counted": a.counted, "reason": a.reason, "message": a.message, "rule": a.rule}
-            for a in made.approvals
-        }
+        approval_statuses = {str(v["approval"]): decision.approval_status(v) for v in verdicts}
         if self.metrics is not None:
             self.metrics.approval_verdicts(namespace, verdicts)
         gate_view = steps.GateView(

@@ -827,8 +827,8 @@ class Reconciler:
         judged = {str(a.get("approval")): a for a in (promotion.get("status") or {}).get("approvals") or []}
         for item in unjudged:
             name = str(item["metadata"]["name"])
-            entry = judged.get(name)  # the verdict the Promotion's status has for it, as _write_approvals writes it
-            late = {k: entry.get(k) for k in ("counted", "reason", "message", "rule")} if entry else {
+            entry = judged.get(name)  # the verdict the Promotion's status has for it (its write failed)
+            late = decision.approval_status(entry) if entry else {
                 "counted": False,
                 "reason": "PromotionFinished",
                 "message": f"Promotion {key[1]} is already {phase}; this approval has no effect",

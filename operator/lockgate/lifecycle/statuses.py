@@ -310,7 +310,7 @@ def ended(
 def audit_down(obj: Mapping[str, Any], message: str, now: datetime.datetime) -> dict[str, Any]:
     status = _base(obj)
     status["auditRecorded"] = False
-    if str((obj.get("status") or {}).get("phase") or "") in ("Deploying", "Verifying", "RollingBack"):
+    if str((obj.get("status") or {}).get("phase") or "") in steps.ACTIVE:
         text = f"{message}; the change is applied, its next audit record is not: the rollout waits for it (retrying)"
     else:
         text = f"{message}; nothing deploys until the audit trail records the decision (retrying)"
