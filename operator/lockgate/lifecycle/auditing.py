@@ -52,8 +52,8 @@ class AuditAdapter:
         self._missing: list[statuses.RecordedDecision] = []  # records the lost trail must hold again
         self._looked_at = 0.0
         self._acknowledged: str | None = None
-        self._unchecked = False  # set by ``prepare``: no record before ``check_trail`` has run
-        self._checked = asyncio.Event()
+        self._checked = asyncio.Event()  # cleared by ``prepare``: no record before ``check_trail`` has run
+        self._checked.set()
 
     @classmethod
     def from_settings(
@@ -131,7 +131,7 @@ class AuditAdapter:
         raised); nothing is written until ``check_trail`` has compared the trail with the cluster."""
         for problem in await asyncio.to_thread(self.trail.prepare):
             logger.error("%s; Promotions wait for the audit trail (fail closed) until it is fixed", problem)
-        self._unchecked = True
+        self._checked.clear()
 
     async def check_trail(self, recorded: Callable[[], Awaitable[list[statuses.RecordedDecision]]]) -> None:
         """Before the first record: a sink that holds nothing while Promotions say their decisions were
@@ -143,7 +143,6 @@ class AuditAdapter:
         except errors.AuditUnavailable as exc:
             raise AuditUnavailableError(str(exc)) from None
         claimed = await recorded() if self.empty_at_start else []
-        self._unchecked = False
         self._checked.set()
         if not claimed:
             return
@@ -168,7 +167,6 @@ class AuditAdapter:
 
     def trail_unchecked(self, problem: str) -> None:
         """``check_trail`` failed for good: stay closed, saying why."""
-        self._unchecked = False
         self._checked.set()
         self.lost = (
             f"the audit trail could not be checked against the cluster at start-up ({problem}); restart the operator"
@@ -181,10 +179,10 @@ class AuditAdapter:
         Returns them as stored: a record written before under the same id is returned as it was.
         """
         refused: str | None = None
-        if self._unchecked:  # the check usually ends within milliseconds of the start: wait for it a little
+        if not self._checked.is_set():  # the check usually ends within milliseconds of the start: wait a little
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._checked.wait(), CHECK_WAIT_SECONDS)
-        if self._unchecked:  # nothing goes into an empty sink before it is known not to have lost a trail
+        if not self._checked.is_set():  # nothing goes into an empty sink before it is known not to have lost a trail
             refused = (
                 "the audit trail is being checked against the cluster's Promotions before this operator's first "
                 "record (start-up); retrying"
