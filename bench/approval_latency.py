@@ -160,21 +160,6 @@ def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subproces
     )
 
 
-async def guard_only_labelled_namespaces(api: harness.Api) -> None:
-    """Give the image guard's webhooks the chart's default namespace selector (Kopf set none)."""
-    path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/lockgate.dev"
-    config = await api.call("GET", path)
-    selector = {"matchExpressions": [{"key": "lockgate.dev/environment", "operator": "Exists"}]}
-    guards = 0
-    for webhook in config.get("webhooks") or []:
-        if any("deployments" in (rule.get("resources") or []) for rule in webhook.get("rules") or []):
-            webhook["namespaceSelector"] = selector
-            guards += 1
-    if not guards:
-        raise RuntimeError(f"no image-guard webhook for deployments in {path}")
-    await api.call("PUT", path, config)
-
-
 async def measure(
     running: runner.RunningCluster,
     operator: harness.OperatorProcess,
@@ -188,7 +173,7 @@ async def measure(
         await api.create(harness.namespace_body(LIVE_NS))
         await api.create(harness.namespace_body(FLOOR_NS, environment=None if floor_unguarded else "floor"))
         if floor_unguarded:
-            await guard_only_labelled_namespaces(api)
+            await harness.guard_only_labelled_namespaces(api)
         fill_ns = [f"bench-fill-{i}" for i in range(filler_namespaces)]
         await api.gather(api.create(harness.namespace_body(ns)) for ns in fill_ns)
         await api.gather(

@@ -200,6 +200,21 @@ class Api:
         return list(await asyncio.gather(*calls))
 
 
+async def guard_only_labelled_namespaces(api: Api) -> None:
+    """Give the image guard's webhooks the chart's default namespace selector (Kopf set none)."""
+    path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/lockgate.dev"
+    config = await api.call("GET", path)
+    selector = {"matchExpressions": [{"key": "lockgate.dev/environment", "operator": "Exists"}]}
+    guards = 0
+    for webhook in config.get("webhooks") or []:
+        if any("deployments" in (rule.get("resources") or []) for rule in webhook.get("rules") or []):
+            webhook["namespaceSelector"] = selector
+            guards += 1
+    if not guards:
+        raise RuntimeError(f"no image-guard webhook for deployments in {path}")
+    await api.call("PUT", path, config)
+
+
 def collection_path(obj: dict[str, Any]) -> str:
     api_version, kind = obj["apiVersion"], obj["kind"]
     namespace = obj.get("metadata", {}).get("namespace")
