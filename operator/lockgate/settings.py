@@ -7,6 +7,8 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lockgate.admission import imageguard
+
 
 class OperatorSettings(BaseSettings):
     """How the Lockgate operator runs. Every field maps to ``LOCKGATE_<FIELD>``."""
@@ -54,8 +56,14 @@ class OperatorSettings(BaseSettings):
     )
     guard_new_workloads: bool = Field(
         False,
-        description="Also refuse creating a Deployment/StatefulSet/DaemonSet in a gated namespace (its images were "
-        "never approved), except by the break-glass groups; the chart turns this on.",
+        description="Also refuse creating a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod, Job, "
+        "CronJob) in a gated namespace (its images were never approved), except by the break-glass groups and, for "
+        "ReplicaSets, Pods and Jobs, the workload controllers; the chart turns this on.",
+    )
+    workload_controllers: list[str] = Field(
+        default_factory=lambda: list(imageguard.KUBE_CONTROLLERS),
+        description="Identities that make ReplicaSets, Pods and Jobs from a guarded owner's template "
+        "(kube-controller-manager's); add the identity of any other controller that creates Pods in gated namespaces.",
     )
     break_glass_groups: list[str] = Field(
         default_factory=list,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lockgate.admission import imageguard, stamping
 
@@ -80,3 +82,127 @@ def test_the_operator_may_not_deploy_another_cycle_or_another_image() -> None:
     assert not judge(promotion("Approved"), spec_hash="sha256:" + "2" * 64).allowed
     assert not judge(promotion("Approved"), image="web:3").allowed
     assert not judge(None).allowed  # type: ignore[arg-type]
+
+
+# Every kind that runs containers: who may change its images in a gated namespace.
+
+CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+KINDS = sorted({g.kind for g in imageguard.GUARDED})
+
+
+def shaped(kind: str, containers: dict[str, str], *, field: str = "containers", name: str = "web") -> dict[str, Any]:
+    """An object of ``kind`` running ``containers`` (name -> image) in its pod spec."""
+    pod = {field: [{"name": c, "image": i} for c, i in containers.items()]}
+    spec: dict[str, Any] = dict(pod) if kind == "Pod" else {"template": {"spec": pod}}
+    if kind == "CronJob":
+        spec = {"schedule": "@hourly", "jobTemplate": {"spec": spec}}
+    return {"metadata": {"name": name, "namespace": "production"}, "spec": spec}
+
+
+def verdict(kind: str, old: dict[str, Any], new: dict[str, Any], username: str, *groups: str) -> imageguard.Verdict:
+    return imageguard.judge(
+        kind=kind,
+        namespace="production",
+        name="web",
+        old=old,
+        new=new,
+        user=stamping.User(username, tuple(groups)),
+        namespace_gated=True,
+        operator_identity=OPERATOR,
+        break_glass_groups=("oncall-leads",),
+        promotion=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("Deployment", "PromotionRequired"),
+        ("StatefulSet", "PromotionRequired"),
+        ("DaemonSet", "PromotionRequired"),
+        ("ReplicaSet", "PromotionRequired"),
+        ("Pod", "PromotionRequired"),
+        ("Job", "PromotionRequired"),
+        ("CronJob", "NotPromotable"),
+    ],
+)
+def test_a_users_image_change_is_refused_for_every_kind_that_runs_containers(kind: str, reason: str) -> None:
+    got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:6.6.6"}), "alice")
+    assert not got.allowed and got.reason == reason
+    assert "web: web:1 -> web:6.6.6" in got.message
+    # What to do instead: a Promotion of this workload, or (no Promotion can) of its owner, or break-glass.
+    assert ("Create one: kubectl apply -f promotion.yaml" in got.message) == (kind in imageguard.PROMOTABLE)
+    assert ("break-glass" in got.message) == (kind not in imageguard.PROMOTABLE)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_new_workload_of_any_kind_is_refused_and_break_glass_may_create_it(kind: str) -> None:
+    refused = verdict(kind, {}, shaped(kind, {"web": "evil:1"}), "alice")
+    assert not refused.allowed and refused.reason == "NewWorkloadInGatedNamespace"
+    assert "would run images nobody approved" in refused.message
+    glass = verdict(kind, {}, shaped(kind, {"web": "evil:1"}), "dan", "oncall-leads")
+    assert glass.allowed and glass.emergency
+
+
+@pytest.mark.parametrize("kind", ["ReplicaSet", "Pod", "Job"])
+def test_kubernetes_controllers_make_derived_workloads_from_their_owners(kind: str) -> None:
+    made = verdict(kind, {}, shaped(kind, {"web": "web:2"}), CONTROLLER)
+    assert made.allowed and made.reason == "WorkloadController" and not made.emergency
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob"])
+def test_a_controller_identity_cannot_change_an_owners_images(kind: str) -> None:
+    got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:2"}), CONTROLLER)
+    assert not got.allowed
+
+
+@pytest.mark.parametrize("kind", ["ReplicaSet", "Pod", "Job", "CronJob"])
+def test_the_operator_has_no_say_over_kinds_it_does_not_roll_out(kind: str) -> None:
+    got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:2"}), OPERATOR)
+    assert not got.allowed and got.reason != "PromotionRollout"
+
+
+def test_a_debug_container_needs_break_glass() -> None:
+    pod = shaped("Pod", {"web": "web:1"})
+    debugged = shaped("Pod", {"web": "web:1"})
+    debugged["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox:1.36"}]
+    refused = verdict("Pod", pod, debugged, "alice")
+    assert not refused.allowed and refused.reason == "DebugContainerInGatedNamespace"
+    assert "debugger: new container with busybox:1.36" in refused.message
+    assert verdict("Pod", pod, debugged, "dan", "oncall-leads").emergency
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_init_containers_are_images_too(kind: str) -> None:
+    old = shaped(kind, {"setup": "setup:1"}, field="initContainers")
+    new = shaped(kind, {"setup": "setup:evil"}, field="initContainers")
+    assert imageguard.changed_images(kind, old, new) == [("setup", "setup:1", "setup:evil")]
+    assert not verdict(kind, old, new, "alice").allowed
+
+
+images = st.dictionaries(
+    st.sampled_from(["web", "sidecar", "setup"]), st.sampled_from(["a:1", "a:2", "b:1", "b:9"]), min_size=1
+)
+
+
+@given(
+    kind=st.sampled_from(KINDS),
+    before=images,
+    after=images,
+    username=st.sampled_from(["alice", "bob", "system:serviceaccount:ci:deployer", OPERATOR, CONTROLLER]),
+    new_object=st.booleans(),
+)
+def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_change_an_image(
+    kind: str, before: dict[str, str], after: dict[str, str], username: str, new_object: bool
+) -> None:
+    """The guard's invariant, for every kind: an image nobody approved never passes for anyone else."""
+    old = {} if new_object else shaped(kind, before)
+    new = shaped(kind, after)
+    got = verdict(kind, old, new, username)
+    if imageguard.changed_images(kind, old, new):
+        may = (username == CONTROLLER and kind in imageguard.DERIVED) or (
+            username == OPERATOR and kind in imageguard.PROMOTABLE and got.reason == "PromotionRollout"
+        )
+        assert got.allowed == may
+    else:
+        assert got.allowed

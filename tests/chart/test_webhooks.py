@@ -26,7 +26,14 @@ SERVED = {
     "guard-deployments": ("Validating", "deployments", ["CREATE", "UPDATE"]),
     "guard-statefulsets": ("Validating", "statefulsets", ["CREATE", "UPDATE"]),
     "guard-daemonsets": ("Validating", "daemonsets", ["CREATE", "UPDATE"]),
+    "guard-replicasets": ("Validating", "replicasets", ["CREATE", "UPDATE"]),
+    "guard-pods": ("Validating", "pods", ["CREATE", "UPDATE"]),
+    "guard-pods-ephemeralcontainers": ("Validating", "pods/ephemeralcontainers", ["UPDATE"]),
+    "guard-jobs": ("Validating", "jobs", ["CREATE", "UPDATE"]),
+    "guard-cronjobs": ("Validating", "cronjobs", ["CREATE", "UPDATE"]),
 }
+# The guards of the kinds Kubernetes' controllers make: the controllers' own requests skip the call.
+DERIVED = ("guard-replicasets", "guard-pods", "guard-jobs")
 
 
 def _webhooks(objects: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -54,6 +61,28 @@ def test_the_chart_renders_every_webhook_the_operator_serves_and_nothing_else() 
             assert hook["namespaceSelector"]["matchExpressions"][0]["key"] == "lockgate.dev/environment"
         else:
             assert "namespaceSelector" not in hook
+        assert ("matchConditions" in hook) == (hid in DERIVED)
+
+
+def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_they_make() -> None:
+    """The rendered matchConditions, evaluated with CEL as the API server does (Kubernetes >= 1.28)."""
+    from lockgate.gates.celimport import cel
+
+    hooks = _webhooks(rendering.render())
+    controller = "system:serviceaccount:kube-system:replicaset-controller"
+
+    def called(expression: str, username: str) -> bool:
+        return bool(cel.evaluate(expression, {"request": {"userInfo": {"username": username}}}))
+
+    for hid in DERIVED:
+        (condition,) = hooks[f"{hid}.lockgate.dev"][1]["matchConditions"]
+        skipped = ["system:kube-controller-manager", controller]
+        others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
+        assert [called(condition["expression"], user) for user in skipped + others] == [False] * 2 + [True] * 3
+    env = rendering.env(rendering.one(rendering.render(), "Deployment"))
+    assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
+    none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
+    assert all("matchConditions" not in none[f"{hid}.lockgate.dev"][1] for hid in DERIVED)
 
 
 def test_operator_managed_webhooks_render_no_configurations_and_grant_the_rbac() -> None:

@@ -1,6 +1,12 @@
 """The image-change guard: in a gated namespace, only the operator, for a Promotion that is rolling
 out (or rolling back), may change a workload's container image. Everything else passes.
 
+Every kind that runs containers is guarded (``GUARDED``). The Promotion's target kinds
+(``PROMOTABLE``) change only through the operator; the kinds Kubernetes' controllers make from a
+guarded owner's template (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs)
+change only through those controllers (``workload_controllers``); a CronJob's images, which no
+Promotion rolls out, and debug containers added to a Pod change only by break-glass.
+
 The operator's deploy patch precedes its ``Deploying`` status write, so the Promotion may still read
 ``Pending``, ``AwaitingApproval``, ``Approved`` or no phase at all (approved before its first status
 write landed): then the patch must name that Promotion's current cycle (the status's spec hash, or
@@ -10,7 +16,7 @@ without one the hash of the spec as it is now) and set its spec image.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from lockgate.admission import stamping
@@ -20,6 +26,82 @@ from lockgate.rollout import plan
 ANNOTATION_PROMOTION = plan.ANNOTATION_PROMOTION
 ANNOTATION_OPERATION = plan.ANNOTATION_OPERATION
 ANNOTATION_SPEC_HASH = plan.ANNOTATION_SPEC_HASH
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardedKind:
+    """A kind whose container images the guard protects, as its webhook's rule names it."""
+
+    kind: str
+    group: str
+    plural: str
+    subresource: str | None = None
+
+    @property
+    def webhook_id(self) -> str:
+        return f"guard-{self.plural}" + (f"-{self.subresource}" if self.subresource else "")
+
+
+GUARDED = (
+    GuardedKind("Deployment", "apps", "deployments"),
+    GuardedKind("StatefulSet", "apps", "statefulsets"),
+    GuardedKind("DaemonSet", "apps", "daemonsets"),
+    GuardedKind("ReplicaSet", "apps", "replicasets"),
+    GuardedKind("Pod", "", "pods"),
+    GuardedKind("Pod", "", "pods", "ephemeralcontainers"),  # kubectl debug
+    GuardedKind("Job", "batch", "jobs"),
+    GuardedKind("CronJob", "batch", "cronjobs"),
+)
+#: The kinds a Promotion targets: the operator rolls them out.
+PROMOTABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+#: The kinds Kubernetes' controllers make from a guarded owner's template.
+DERIVED = frozenset({"ReplicaSet", "Pod", "Job"})
+#: kube-controller-manager's identities (with and without ``--use-service-account-credentials``).
+KUBE_CONTROLLERS = (
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:kube-controller-manager",
+)
+_CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec inside an object of ``kind`` (a Pod's own spec, a CronJob's job template's, ...)."""
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or {}
+
+
+def images(kind: str, obj: Mapping[str, Any]) -> dict[str, str | None]:
+    """``field/container`` -> image, for every container, init and ephemeral container."""
+    pod = pod_spec(kind, obj)
+    return {f"{field}/{c.get('name')}": c.get("image") for field in _CONTAINER_FIELDS for c in pod.get(field) or []}
+
+
+def changed_images(
+    kind: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[tuple[str, str | None, str | None]]:
+    """(container, old image, new image) for every container whose image differs or is new."""
+    before, after = images(kind, old), images(kind, new)
+    return [
+        (key.split("/", 1)[1], before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key) and after.get(key) is not None
+    ]
+
+
+def _debug_containers(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Only ephemeral (debug) containers change."""
+    before, after = images(kind, old), images(kind, new)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k) and after.get(k) is not None}
+    return bool(changed) and all(k.startswith("ephemeralContainers/") for k in changed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +124,15 @@ def judge(
     operator_identity: str,
     break_glass_groups: Sequence[str],
     promotion: Mapping[str, Any] | None,
+    workload_controllers: Collection[str] = KUBE_CONTROLLERS,
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names."""
-    changes = stamping.changed_images(old, new)
+    changes = changed_images(kind, old, new)
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
+    if kind in DERIVED and user.username in workload_controllers:
+        # Made from its owner's template (whose images are guarded), with the owner's annotations.
+        return Verdict(True, "WorkloadController", f"{kind} {name} written by {user.username} from its owner")
     forged = provenance_changes(old, new)
     if forged and user.username != operator_identity:
         return Verdict(
@@ -58,7 +144,7 @@ def judge(
     if not changes:
         return Verdict(True, "NoImageChange", "no container image changes")
     described = ", ".join(f"{c}: {a} -> {b}" if a else f"{c}: new container with {b}" for c, a, b in changes)
-    if user.username == operator_identity:
+    if user.username == operator_identity and kind in PROMOTABLE:
         if _promotion_allows(promotion, new, changes):
             return Verdict(True, "PromotionRollout", f"rollout for Promotion {namespace}/{_name(promotion)}")
         return Verdict(
@@ -75,13 +161,40 @@ def judge(
             "needing retro review",
             emergency=True,
         )
+    break_glass = "have a break-glass group member make it (recorded as an emergency change needing retro review)"
     if not old.get("metadata"):
+        how = (
+            "Create it in an ungated namespace and promote it"
+            if kind in PROMOTABLE
+            else "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out"
+        )
         return Verdict(
             False,
             "NewWorkloadInGatedNamespace",
             f"namespace {namespace} is gated by Lockgate: a new {kind} {name} would run images nobody approved "
-            f"({described}). Create it in an ungated namespace and promote it, or have a break-glass group member "
-            "create it (recorded as an emergency change needing retro review)",
+            f"({described}). {how}, or {break_glass}",
+        )
+    if kind == "Pod" and _debug_containers(kind, old, new):
+        return Verdict(
+            False,
+            "DebugContainerInGatedNamespace",
+            f"namespace {namespace} is gated by Lockgate: a debug container would run an image nobody approved in "
+            f"Pod {name} ({described}); {break_glass}",
+        )
+    if kind in DERIVED:
+        return Verdict(
+            False,
+            "PromotionRequired",
+            f"namespace {namespace} is gated by Lockgate: the images of {kind} {name} come from the workload that "
+            f"owns it ({described}). Change that Deployment, StatefulSet or DaemonSet through an approved "
+            f"Promotion, or {break_glass}",
+        )
+    if kind not in PROMOTABLE:
+        return Verdict(
+            False,
+            "NotPromotable",
+            f"namespace {namespace} is gated by Lockgate: container image changes to {kind} {name} ({described}) "
+            f"need approval, and Promotions roll out only Deployments, StatefulSets and DaemonSets; {break_glass}",
         )
     return Verdict(
         False,

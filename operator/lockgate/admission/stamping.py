@@ -134,22 +134,3 @@ def current_spec_hash(target: Mapping[str, Any]) -> str:
         return spechash.of_promotion(promotion.Promotion.from_k8s(target))
     except pydantic.ValidationError:
         return spechash.compute(target.get("spec") or {})
-
-
-def changed_images(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
-    """(container, old image, new image) for every container whose image differs."""
-
-    def images(obj: Mapping[str, Any]) -> dict[str, str | None]:
-        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
-        result: dict[str, str | None] = {}
-        for field in ("initContainers", "containers", "ephemeralContainers"):
-            for c in pod.get(field) or []:
-                result[f"{field}/{c.get('name')}"] = c.get("image")
-        return result
-
-    before, after = images(old), images(new)
-    return [
-        (key.split("/", 1)[1], before.get(key), after.get(key))
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key) and after.get(key) is not None
-    ]

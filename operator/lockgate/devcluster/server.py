@@ -928,6 +928,10 @@ class DevCluster(kmock.KubernetesEmulator):
                 new.pop("status", None)
             else:
                 new["status"] = status
+        elif req.subresource == "ephemeralcontainers":  # kubectl debug: only the Pod's debug containers change
+            debug = (new.get("spec") or {}).get("ephemeralContainers")
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["ephemeralContainers"] = debug
         elif rtype.has_status:
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])

@@ -82,6 +82,7 @@ def _groups(*names: str) -> list[dict[str, Any]]:
 
 _READ = ["get", "list", "watch"]
 _WORKLOADS = ["deployments", "statefulsets", "daemonsets"]
+_EDIT = [*_READ, "create", "update", "patch"]
 
 
 def rbac_objects() -> list[dict[str, Any]]:
@@ -134,6 +135,10 @@ def rbac_objects() -> list[dict[str, Any]]:
                     "resources": [f"{w}/scale" for w in _WORKLOADS],
                     "verbs": ["get", "update", "patch"],
                 },
+                # As Kubernetes' `edit` role: the other kinds that run containers (the guard covers them too).
+                {"apiGroups": [""], "resources": ["pods", "pods/ephemeralcontainers"], "verbs": _EDIT},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _EDIT},
+                {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _EDIT},
             ],
         ),
         _cluster_role(
@@ -215,6 +220,23 @@ def rbac_objects() -> list[dict[str, Any]]:
             "lockgate-viewers",
             "lockgate-viewer",
             _groups("engineers", "engineering-leads", "security-leads", "oncall-leads"),
+        ),
+        # What kube-controller-manager's controllers hold (system:controller:*), for the kinds they make.
+        _cluster_role(
+            "system:controller:workload-controllers",
+            [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": _EDIT},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _EDIT},
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _EDIT},
+            ],
+        ),
+        _binding(
+            "system:controller:workload-controllers",
+            "system:controller:workload-controllers",
+            [
+                {"kind": "ServiceAccount", "name": f"{controller}-controller", "namespace": "kube-system"}
+                for controller in ("deployment", "replicaset", "statefulset", "daemon-set", "job", "cronjob")
+            ],
         ),
     ]
 

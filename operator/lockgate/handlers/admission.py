@@ -159,13 +159,8 @@ def register(
         if problems:
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 
-    for plural, kind in (
-        ("deployments", "Deployment"),
-        ("statefulsets", "StatefulSet"),
-        ("daemonsets", "DaemonSet"),
-    ):
-        guard = _register_guard(registry, settings, cluster, api, plural, kind, on_break_glass)
-        server.routes[f"guard-{plural}"] = guard
+    for guarded in imageguard.GUARDED:
+        server.routes[guarded.webhook_id] = _register_guard(registry, settings, cluster, api, guarded, on_break_glass)
 
 
 #: Serves one webhook's AdmissionReview request and returns the review's ``response``.
@@ -218,11 +213,11 @@ def _register_guard(
     settings: lockgate_settings.OperatorSettings,
     cluster: lifecycle_view.ClusterView,
     api: kclient.Client,
-    plural: str,
-    kind: str,
+    guarded: imageguard.GuardedKind,
     on_break_glass: Any,
 ) -> DirectReview:
-    """Declare the guard of ``plural`` to Kopf and return the same guard for ``DirectReviews``."""
+    """Declare the guard of one kind to Kopf and return the same guard for ``DirectReviews``."""
+    kind = guarded.kind
 
     async def guard(
         userinfo: Mapping[str, Any],
@@ -240,6 +235,7 @@ def _register_guard(
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
         promo_ns, _, promo_name = ref.partition("/")
         mine = user.username == settings.identity and promo_ns == ns and bool(promo_name)
+        mine = mine and kind in imageguard.PROMOTABLE  # the operator's rollout, its Promotion to check
 
         def judge(promotion: Any) -> imageguard.Verdict:
             return imageguard.judge(
@@ -253,6 +249,7 @@ def _register_guard(
                 operator_identity=settings.identity,
                 break_glass_groups=settings.break_glass_groups,
                 promotion=promotion,
+                workload_controllers=settings.workload_controllers,
             )
 
         # The acting replica's own view has the status it just wrote; any other replica (or a stale
@@ -273,14 +270,19 @@ def _register_guard(
                 ) from None
 
     @kopf.on.validate(
-        "apps",
+        guarded.group,
         "v1",
-        plural,
-        operations=["CREATE", "UPDATE"],
+        guarded.plural,
+        subresource=guarded.subresource,
+        operations=["UPDATE"] if guarded.subresource else ["CREATE", "UPDATE"],
         registry=registry,
-        id=f"guard-{plural}",
+        id=guarded.webhook_id,
         persistent=PERSISTENT,
         side_effects=True,  # a break-glass change writes an emergency record (skipped on dry runs)
+        # A configuration Kopf manages has no namespace selector and no match conditions: failing closed on
+        # Pods, ReplicaSets and Jobs would stop every controller in the cluster (and the operator's own Pod)
+        # while the operator is down. The chart's configuration fails closed, skipping the controllers.
+        ignore_failures=settings.manage_webhooks and guarded.kind in imageguard.DERIVED,
     )
     async def declared(userinfo: kopf.UserInfo, namespace: str | None, name: str | None, **kwargs: Any) -> None:
         await guard(userinfo, namespace, name, kwargs.get("old"), kwargs.get("new"), bool(kwargs.get("dryrun")))

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from lockgate import metrics as lockgate_metrics
+from lockgate.admission import imageguard
 from lockgate.audit import errors, record, settings, trail
 from lockgate.lifecycle import statuses
 
@@ -297,8 +298,7 @@ class AuditAdapter:
         """Record a break-glass image change made outside any Promotion; it needs a retro review."""
         meta = workload.get("metadata", {})
         now = datetime.datetime.now(datetime.UTC)
-        containers = workload.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-        images = {str(c.get("name")): str(c.get("image")) for c in containers}
+        images = {key.split("/", 1)[1]: str(image) for key, image in imageguard.images(kind, workload).items()}
         change_id = f"{meta.get('uid')}:{meta.get('resourceVersion') or now.isoformat()}"
         stand_in = {  # the record's subject: the workload change itself, there is no Promotion
             "metadata": {

@@ -1,0 +1,149 @@
+"""With the real kubectl: no kind that runs containers is a way around the gate in a gated namespace.
+
+A Pod, a ReplicaSet, a Job or a CronJob with an image nobody approved is refused like a Deployment
+is (new ones too, as the chart configures the guard); Kubernetes' controllers still make the
+ReplicaSets, Pods and Jobs of guarded owners; ``kubectl debug`` and CronJob image changes need
+break-glass, and break-glass is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lockgate.handlers import background, testing
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="drives the real kubectl")
+
+RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+DEPLOYMENT_CONTROLLER = "system:serviceaccount:kube-system:deployment-controller"
+CRONJOB_CONTROLLER = "system:serviceaccount:kube-system:cronjob-controller"
+
+
+@pytest.fixture(scope="module")
+def guarded() -> Iterator[testing.Stack]:
+    settings = background.local_settings(guard_new_workloads=True, break_glass_groups=["oncall-leads"])
+    with testing.stack(settings=settings) as stack:
+        stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
+        yield stack
+
+
+def pod(name: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [{"name": "web", "image": image}]},
+    }
+
+
+def template(name: str, image: str) -> dict[str, Any]:
+    return {"metadata": {"labels": {"app": name}}, "spec": pod(name, image)["spec"]}
+
+
+def replicaset(name: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template(name, image)},
+    }
+
+
+def job(name: str, image: str) -> dict[str, Any]:
+    spec = template(name, image)
+    spec["spec"]["restartPolicy"] = "Never"
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"template": spec}}
+
+
+def cronjob(name: str, image: str) -> dict[str, Any]:
+    spec = template(name, image)
+    spec["spec"]["restartPolicy"] = "Never"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": "@hourly", "jobTemplate": {"spec": {"template": spec}}},
+    }
+
+
+def create(stack: testing.Stack, obj: dict[str, Any], *, namespace: str = "production", **as_: str) -> Any:
+    args = ["create", "-n", namespace, "-f", "-"]
+    if "user" in as_:
+        args.append(f"--as={as_['user']}")
+    return stack.kubectl(*args, input=json.dumps(obj), context=as_.get("context", "admin"), check=False)
+
+
+def test_kubectl_run_in_a_gated_namespace_is_refused_and_fine_elsewhere(guarded: testing.Stack) -> None:
+    refused = guarded.kubectl(
+        "run", "shell", "--image=registry.example/tools:evil", "-n", "production", context="alice", check=False
+    )
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-pods.lockgate.dev" denied the request' in refused.stderr
+    assert "a new Pod shell would run images nobody approved" in refused.stderr
+    assert "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out" in refused.stderr
+    guarded.kubectl("run", "shell", "--image=registry.example/tools:1", "-n", "staging", context="alice")
+
+
+@pytest.mark.parametrize(
+    ("make", "controller"),
+    [(pod, RS_CONTROLLER), (replicaset, DEPLOYMENT_CONTROLLER), (job, CRONJOB_CONTROLLER)],
+    ids=["pod", "replicaset", "job"],
+)
+def test_controllers_make_derived_workloads_and_nobody_else_changes_their_images(
+    guarded: testing.Stack, make: Any, controller: str
+) -> None:
+    name = f"made-{make.__name__}"
+    obj = make(name, "registry.example/web:1.0")
+    assert create(guarded, obj, context="alice").returncode != 0  # alice may not make one
+    created = create(guarded, obj, user=controller)
+    assert created.returncode == 0, created.stderr
+    kind = obj["kind"].lower()
+    changed = guarded.kubectl(
+        "set", "image", f"{kind}/{name}", "web=registry.example/web:6.6.6", "-n", "production", context="alice",
+        check=False,
+    )
+    assert changed.returncode != 0
+    assert f"the images of {obj['kind']} {name} come from the workload that owns it" in changed.stderr
+    stored = json.loads(guarded.kubectl("get", kind, name, "-n", "production", "-o", "json").stdout)
+    assert "registry.example/web:1.0" in json.dumps(stored["spec"]) and "6.6.6" not in json.dumps(stored["spec"])
+
+
+def test_a_cronjobs_image_changes_only_by_break_glass_and_is_recorded(guarded: testing.Stack) -> None:
+    assert create(guarded, cronjob("nightly", "registry.example/report:1"), context="alice").returncode != 0
+    made = create(guarded, cronjob("nightly", "registry.example/report:1"), context="dan")  # break-glass
+    assert made.returncode == 0, made.stderr
+    refused = guarded.kubectl(
+        "set", "image", "cronjob/nightly", "web=registry.example/report:2", "-n", "production", context="alice",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "Promotions roll out only Deployments, StatefulSets and DaemonSets" in refused.stderr
+    guarded.kubectl(
+        "set", "image", "cronjob/nightly", "web=registry.example/report:2", "-n", "production", context="dan"
+    )
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    recorded = [d for d in bypasses if d["promotion"]["name"] == "break-glass-cronjob-nightly"]
+    assert [d["extra"]["images"] for d in recorded] == [
+        {"web": "registry.example/report:1"},
+        {"web": "registry.example/report:2"},
+    ]
+
+
+def test_kubectl_debug_in_a_gated_namespace_needs_break_glass(guarded: testing.Stack) -> None:
+    assert create(guarded, pod("debugged", "registry.example/web:1.0"), user=RS_CONTROLLER).returncode == 0
+    args = ["debug", "pod/debugged", "--image=registry.example/busybox:1.36", "-c", "debugger", "-n", "production"]
+    refused = guarded.kubectl(*args, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-pods-ephemeralcontainers.lockgate.dev" denied the request' in refused.stderr
+    assert "a debug container would run an image nobody approved in Pod debugged" in refused.stderr
+    guarded.kubectl(*args, context="dan")
+    stored = json.loads(guarded.kubectl("get", "pod", "debugged", "-n", "production", "-o", "json").stdout)
+    assert [c["image"] for c in stored["spec"]["ephemeralContainers"]] == ["registry.example/busybox:1.36"]
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    assert any(d["extra"]["images"].get("debugger") == "registry.example/busybox:1.36" for d in bypasses)
