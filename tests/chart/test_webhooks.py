@@ -5,6 +5,7 @@ they stamp an Approval and deny a direct ``kubectl set image`` in production.
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
@@ -123,3 +124,32 @@ def test_the_charts_webhooks_stamp_an_approval_and_deny_a_direct_image_change() 
         # Outside the guard's namespaceSelector nothing is called.
         s.kubectl("set", "image", "deployment/web", "web=registry.example/web:1.1", "-n", "staging")
         assert scenario.refused(s) == []
+
+
+def test_with_the_operator_down_controllers_still_make_pods_and_nobody_else_does() -> None:
+    """The chart's Pod guard fails closed, but kube-controller-manager's requests skip it (matchConditions):
+    a ReplicaSet replaces its Pods in production during an operator outage; a hand-made Pod is refused."""
+    controller = "system:serviceaccount:kube-system:replicaset-controller"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "registry.example/web:1.0"}]},
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "replicaset-controller"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "replicaset-controller", "namespace": "kube-system"}],
+    }
+    with installed.installed() as s:
+        s.apply(json.dumps(role))
+        s.stop_operator()
+        create = ("create", "-n", "production", "-f", "-")
+        made = s.kubectl(*create, f"--as={controller}", input=json.dumps(pod), check=False)
+        assert made.returncode == 0, made.stderr
+        pod["metadata"]["name"] = "by-hand"
+        refused = s.kubectl(*create, input=json.dumps(pod), check=False)
+        assert refused.returncode != 0
+        assert 'failed calling webhook "guard-pods.lockgate.dev"' in refused.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime
 import ipaddress
 import json
@@ -333,6 +334,36 @@ async def test_namespace_and_object_selectors_choose_which_requests_are_sent(ser
     assert (await admission.validate(configs, deployment_attrs(namespace="staging"), STAGING)).allowed
     exempt = deployment_attrs(labels={"lockgate.dev/exempt": "yes"})
     assert (await admission.validate(configs, exempt, PRODUCTION)).allowed
+    assert len(server.requests) == 1
+
+
+async def test_match_conditions_skip_the_call_and_an_error_fails_by_failure_policy(server: WebhookServer) -> None:
+    """As ``matchConditions`` (Kubernetes >= 1.28): CEL over request, object and oldObject."""
+
+    async def deny(request: dict[str, Any]) -> dict[str, Any]:
+        return {"allowed": False, "status": {"message": "gated"}}
+
+    server.handlers["/deny"] = deny
+    conditions = [
+        {"name": "not-bob", "expression": "request.userInfo.username != 'bob'"},
+        {"name": "has-containers", "expression": "size(object.spec.template.spec.containers) > 0"},
+    ]
+    hook = webhook("gate.lockgate.dev", server.url + "/deny", server.ca_bundle, matchConditions=conditions)
+    configs = [config("ValidatingWebhookConfiguration", "gate", hook)]
+    assert not (await admission.validate(configs, deployment_attrs(), PRODUCTION)).allowed  # alice: called
+    bob = dataclasses.replace(deployment_attrs(), user=identity.UserInfo("bob", ("system:authenticated",)))
+    assert (await admission.validate(configs, bob, PRODUCTION)).allowed  # skipped, not called
+    assert len(server.requests) == 1
+
+    broken = [{"name": "typo", "expression": "request.userInfo.nosuch == 'x'"}]
+    for policy, allowed in (("Fail", False), ("Ignore", True)):
+        hook = webhook(
+            "gate.lockgate.dev", server.url + "/deny", server.ca_bundle, matchConditions=broken, failurePolicy=policy
+        )
+        result = await admission.validate([config("ValidatingWebhookConfiguration", "gate", hook)], bob, PRODUCTION)
+        assert result.allowed is allowed
+        if not allowed:
+            assert "matchConditions could not be evaluated" in result.message
     assert len(server.requests) == 1
 
 

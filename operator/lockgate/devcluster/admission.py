@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import jsonpatch
 
-from lockgate.devcluster import identity
+from lockgate.devcluster import identity, schemas
 
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -349,11 +349,39 @@ def _review_version(webhook: dict[str, Any]) -> str:
     )
 
 
+def conditions_met(webhook: dict[str, Any], review: dict[str, Any]) -> bool:
+    """The webhook's ``matchConditions`` (CEL over ``object``, ``oldObject``, ``request``): the webhook is
+    called only if all are true; one false skips it; an evaluation error (and none false) is a failure
+    to call, under the webhook's ``failurePolicy``. ``authorizer`` is not offered."""
+    conditions = webhook.get("matchConditions") or []
+    if not conditions:
+        return True
+    request = {k: v for k, v in review["request"].items() if k not in ("object", "oldObject")}
+    context = {"object": review["request"].get("object"), "oldObject": review["request"].get("oldObject")}
+    errors: list[str] = []
+    for condition in conditions:
+        try:
+            met = schemas.compile_cel(str(condition.get("expression", ""))).execute({**context, "request": request})
+        except Exception as exc:
+            errors.append(f"{condition.get('name')}: {exc}")
+            continue
+        if met is not True:
+            return False
+    if errors:
+        raise WebhookCallError(str(webhook.get("name", "")), f"matchConditions could not be evaluated: {errors}")
+    return True
+
+
 async def call_webhook(webhook: dict[str, Any], attrs: AdmissionAttributes) -> dict[str, Any]:
-    """POST one AdmissionReview and return its validated ``response``; raises ``WebhookCallError``."""
+    """POST one AdmissionReview and return its validated ``response``; raises ``WebhookCallError``.
+
+    A webhook whose ``matchConditions`` skip the request is not called: it allows, with no patch.
+    """
     name = str(webhook.get("name", ""))
     version = _review_version(webhook)
     review = build_review(attrs, version=version)
+    if not conditions_met(webhook, review):
+        return {"uid": review["request"]["uid"], "allowed": True}
     url, server_name = webhook_url(webhook)
     timeout = _timeout(webhook)
     separator = "&" if "?" in url else "?"

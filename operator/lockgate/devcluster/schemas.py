@@ -248,7 +248,7 @@ def _cel_rules(value: Any, old: Any, schema: dict[str, Any], path: str) -> list[
         if uses_old:
             context["oldSelf"] = old
         try:
-            passed = _compile(expression).execute(context)
+            passed = compile_cel(expression).execute(context)
         except Exception as exc:  # CEL evaluation errors fail closed, as the apiserver does
             causes.append(
                 {
@@ -282,7 +282,8 @@ def _cel_reason(reason: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def _compile(expression: str) -> Any:
+def compile_cel(expression: str) -> Any:
+    """A compiled CEL program (cached): CRD validation rules, webhooks' match conditions."""
     return cel.compile(expression)
 
 
