@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockgate.admission import imageguard
+from lockgate.rollout import verification
 
 
 class OperatorSettings(BaseSettings):
@@ -64,6 +65,11 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: list(imageguard.KUBE_CONTROLLERS),
         description="Identities that make ReplicaSets, Pods and Jobs from a guarded owner's template "
         "(kube-controller-manager's); add the identity of any other controller that creates Pods in gated namespaces.",
+    )
+    verification_hosts: list[str] = Field(
+        default_factory=lambda: list(verification.DEFAULT_HOSTS),
+        description="Hosts a Promotion's HTTP checks may probe ('*' is one DNS label, '{namespace}' the "
+        "Promotion's namespace); by default the Services of its own namespace. Refused at admission otherwise.",
     )
     break_glass_groups: list[str] = Field(
         default_factory=list,

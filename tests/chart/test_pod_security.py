@@ -69,8 +69,14 @@ def test_the_network_policy_admits_the_webhooks_and_limits_egress() -> None:
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     ingress_ports = {p["port"] for rule in policy["ingress"] for p in rule["ports"]}
     assert ingress_ports == {"webhooks", "metrics", "health"}
-    egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
+    egress_ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports") or []}
     assert egress_ports == {53, 443, 6443}
+    # Any port only to the pods of gated namespaces, for HTTP checks (the hosts are limited by the operator).
+    (any_port,) = [rule for rule in policy["egress"] if not rule.get("ports")]
+    gated = {"matchExpressions": [{"key": "lockgate.dev/environment", "operator": "Exists"}]}
+    assert any_port == {"to": [{"namespaceSelector": gated}]}
+    env = rendering.env(rendering.one(rendering.render(), "Deployment"))
+    assert env["LOCKGATE_VERIFICATION_HOSTS"] == '["*.{namespace}.svc","*.{namespace}.svc.cluster.local"]'
     scoped = rendering.one(rendering.render(rendering.EVERYTHING), "NetworkPolicy")["spec"]
     assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in scoped["egress"][1]["to"]
 

@@ -101,3 +101,16 @@ def test_passing_http_checks_verify_the_rollout(
     assert promo["status"]["phase"] == "Succeeded"
     verified = next(c for c in promo["status"]["conditions"] if c["type"] == "Verified")
     assert verified["status"] == "True"
+
+
+def test_an_http_check_may_not_probe_outside_the_promotions_namespace(lockgate: testing.Stack) -> None:
+    """Refused at admission, naming the field and the setting: no probe of the cloud's metadata or another team."""
+    for url, host in (
+        ("http://169.254.169.254/latest/meta-data/iam/", "169.254.169.254 (an IP address"),
+        ("http://payments.finance.svc:8080/admin", "payments.finance.svc is not one of them"),
+    ):
+        refused = lockgate.apply(with_http_check(url), context="alice", check=False)
+        assert refused.returncode != 0
+        assert "spec.verification.http[0].url: HTTP checks may probe only *.production.svc" in refused.stderr
+        assert host in refused.stderr and "LOCKGATE_VERIFICATION_HOSTS" in refused.stderr
+    lockgate.apply(with_http_check("http://web.production.svc:8080/healthz"), context="alice")

@@ -126,7 +126,8 @@ class HttpCheck(meta.Model):
     """An HTTP probe the operator runs after the rollout."""
 
     url: str = pydantic.Field(min_length=1, max_length=2048)
-    """URL to GET."""
+    """URL to GET: a Service of the Promotion's namespace (http://<service>.<namespace>.svc[:port]/path), or a
+    host the operator allows (LOCKGATE_VERIFICATION_HOSTS); others are refused at admission."""
     expect_status: int = pydantic.Field(default=200, ge=100, le=599)
     """Expected HTTP status code."""
     successes: int = pydantic.Field(default=3, ge=1, le=100)

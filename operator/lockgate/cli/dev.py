@@ -14,6 +14,7 @@ import typer
 
 from lockgate import settings as lockgate_settings
 from lockgate.devcluster import runner
+from lockgate.rollout import verification
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +44,7 @@ def dev(
         health_port=0,
         metrics_host="127.0.0.1",
         metrics_port=_free(metrics_port),
+        verification_hosts=[*verification.DEFAULT_HOSTS, *verification.LOCAL_HOSTS],
     )
     os.environ.setdefault("LOCKGATE_AUDIT_SQLITE_PATH", str(audit))
     asyncio.run(

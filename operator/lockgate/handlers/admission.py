@@ -24,6 +24,7 @@ from lockgate.gates import policies
 from lockgate.kube import client as kclient
 from lockgate.kube import objects
 from lockgate.lifecycle import view as lifecycle_view
+from lockgate.rollout import verification
 
 logger = logging.getLogger("lockgate.admission")
 GROUP = "lockgate.dev"
@@ -98,6 +99,10 @@ def register(
             raise kopf.AdmissionError(str(exc), code=403) from None
         if value is not None:
             patch.setdefault("metadata", {}).setdefault("annotations", {})[stamping.REQUESTED_BY] = value
+        namespace = str(body.get("metadata", {}).get("namespace") or "")
+        problems = verification.spec_problems(dict(body.get("spec") or {}), namespace, settings.verification_hosts)
+        if problems:
+            raise kopf.AdmissionError("Promotion is invalid: " + "; ".join(problems), code=422)
 
     @kopf.on.mutate(
         GROUP, "approvals", operations=["CREATE"], registry=registry, id="stamp-approver", persistent=PERSISTENT

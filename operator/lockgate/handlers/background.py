@@ -15,6 +15,7 @@ from typing import Any
 
 from lockgate import settings as lockgate_settings
 from lockgate.handlers import runtime
+from lockgate.rollout import verification
 
 
 def local_settings(**overrides: Any) -> lockgate_settings.OperatorSettings:
@@ -26,6 +27,7 @@ def local_settings(**overrides: Any) -> lockgate_settings.OperatorSettings:
         "webhook_port": 0,
         "webhook_host": "127.0.0.1",
         "webhook_public_host": "127.0.0.1",
+        "verification_hosts": [*verification.DEFAULT_HOSTS, *verification.LOCAL_HOSTS],
     }
     values.update(overrides)
     return lockgate_settings.OperatorSettings(**values)

@@ -152,7 +152,7 @@ async def run_operator(
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
     gate = gating.Gate(cluster, approvers, key, metrics=metrics)
-    engine = reconciler.Reconciler(api, cluster, gate, trail, metrics)
+    engine = reconciler.Reconciler(api, cluster, gate, trail, metrics, verification_hosts=settings.verification_hosts)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)

@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from lockgate import metrics as lockgate_metrics
@@ -114,8 +114,10 @@ class Reconciler:
         *,
         clock: Callable[[], datetime.datetime] = utcnow,
         workers: int = 8,
+        verification_hosts: Sequence[str] = verification.DEFAULT_HOSTS,
     ) -> None:
         self.api = api
+        self.verification_hosts = tuple(verification_hosts)
         self.view = cluster
         self.gate = gate
         self.audit = audit
@@ -739,7 +741,8 @@ class Reconciler:
         remaining = s.timeout.total_seconds()
         if s.deployed_at is not None:
             remaining = (s.deployed_at + s.timeout - self.clock()).total_seconds()
-        task = asyncio.create_task(verification.run_checks(checks, time.monotonic() + max(remaining, 1.0)))
+        deadline = time.monotonic() + max(remaining, 1.0)
+        task = asyncio.create_task(verification.run_checks(checks, deadline, key[0], self.verification_hosts))
         task.add_done_callback(lambda _: self.queue.touch(key))
         self._http[run_key] = _HttpRun(task)
 
