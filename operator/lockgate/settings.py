@@ -57,9 +57,9 @@ class OperatorSettings(BaseSettings):
     )
     guard_new_workloads: bool = Field(
         False,
-        description="Also refuse creating a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Pod, Job, "
-        "CronJob) in a gated namespace (its images were never approved), except by the break-glass groups and, for "
-        "ReplicaSets, Pods and Jobs, the workload controllers; the chart turns this on.",
+        description="Also refuse creating a Deployment, StatefulSet or DaemonSet in a gated namespace (its images "
+        "were never approved), except by the break-glass groups; the chart turns this on. New Pods, ReplicaSets, Jobs, "
+        "CronJobs and ReplicationControllers are always judged (only the workload controllers or break-glass).",
     )
     workload_controllers: list[str] = Field(
         default_factory=lambda: list(imageguard.KUBE_CONTROLLERS),

@@ -124,6 +124,7 @@ def verdict(kind: str, old: dict[str, Any], new: dict[str, Any], username: str, 
         ("Pod", "PromotionRequired"),
         ("Job", "PromotionRequired"),
         ("CronJob", "NotPromotable"),
+        ("ReplicationController", "NotPromotable"),
     ],
 )
 def test_a_users_image_change_is_refused_for_every_kind_that_runs_containers(kind: str, reason: str) -> None:
@@ -150,13 +151,13 @@ def test_kubernetes_controllers_make_derived_workloads_from_their_owners(kind: s
     assert made.allowed and made.reason == "WorkloadController" and not made.emergency
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob"])
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "ReplicationController"])
 def test_a_controller_identity_cannot_change_an_owners_images(kind: str) -> None:
     got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:2"}), CONTROLLER)
     assert not got.allowed
 
 
-@pytest.mark.parametrize("kind", ["ReplicaSet", "Pod", "Job", "CronJob"])
+@pytest.mark.parametrize("kind", ["ReplicaSet", "Pod", "Job", "CronJob", "ReplicationController"])
 def test_the_operator_has_no_say_over_kinds_it_does_not_roll_out(kind: str) -> None:
     got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:2"}), OPERATOR)
     assert not got.allowed and got.reason != "PromotionRollout"
@@ -206,3 +207,14 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
         assert got.allowed == may
     else:
         assert got.allowed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_image_mounted_as_a_volume_is_an_image_change(kind: str) -> None:
+    """ImageVolume (Kubernetes >= 1.33): an OCI image's files mounted into the pod run as code all the same."""
+    old = shaped(kind, {"web": "web:1"})
+    new = shaped(kind, {"web": "web:1"})
+    imageguard.pod_spec(kind, new)["volumes"] = [{"name": "tools", "image": {"reference": "evil:1"}}]  # type: ignore[index]
+    assert imageguard.changed_images(kind, old, new) == [("volume tools", None, "evil:1")]
+    refused = verdict(kind, old, new, "alice")
+    assert not refused.allowed and "volume tools: mounts evil:1" in refused.message

@@ -32,6 +32,7 @@ SERVED = {
     "guard-pods-ephemeralcontainers": ("Validating", "pods/ephemeralcontainers", ["UPDATE"]),
     "guard-jobs": ("Validating", "jobs", ["CREATE", "UPDATE"]),
     "guard-cronjobs": ("Validating", "cronjobs", ["CREATE", "UPDATE"]),
+    "guard-replicationcontrollers": ("Validating", "replicationcontrollers", ["CREATE", "UPDATE"]),
 }
 # The guards of the kinds Kubernetes' controllers make: the controllers' own requests skip the call.
 DERIVED = ("guard-replicasets", "guard-pods", "guard-jobs")

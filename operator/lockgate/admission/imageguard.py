@@ -1,10 +1,11 @@
 """The image-change guard: in a gated namespace, only the operator, for a Promotion that is rolling
 out (or rolling back), may change a workload's container image. Everything else passes.
 
-Every kind that runs containers is guarded (``GUARDED``). The Promotion's target kinds
-(``PROMOTABLE``) change only through the operator; the kinds Kubernetes' controllers make from a
-guarded owner's template (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs)
-change only through those controllers (``workload_controllers``); a CronJob's images, which no
+Every kind that runs containers is guarded (``GUARDED``), and every image it runs: containers, init
+and ephemeral containers, image volumes. The Promotion's target kinds (``PROMOTABLE``) change only
+through the operator; the kinds Kubernetes' controllers make from a guarded owner's template
+(``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
+controllers (``workload_controllers``); the images of CronJobs and ReplicationControllers, which no
 Promotion rolls out, and debug containers added to a Pod change only by break-glass.
 
 The operator's deploy patch precedes its ``Deploying`` status write, so the Promotion may still read
@@ -51,12 +52,14 @@ GUARDED = (
     GuardedKind("Pod", "", "pods", "ephemeralcontainers"),  # kubectl debug
     GuardedKind("Job", "batch", "jobs"),
     GuardedKind("CronJob", "batch", "cronjobs"),
+    GuardedKind("ReplicationController", "", "replicationcontrollers"),
 )
 #: The kinds a Promotion targets: the operator rolls them out.
 PROMOTABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 #: The kinds Kubernetes' controllers make from a guarded owner's template.
 DERIVED = frozenset({"ReplicaSet", "Pod", "Job"})
-#: kube-controller-manager's identities (with and without ``--use-service-account-credentials``).
+#: kube-controller-manager's identities that write ReplicaSets, Pods and Jobs (with and without
+#: ``--use-service-account-credentials``).
 KUBE_CONTROLLERS = (
     "system:serviceaccount:kube-system:deployment-controller",
     "system:serviceaccount:kube-system:replicaset-controller",
@@ -64,6 +67,8 @@ KUBE_CONTROLLERS = (
     "system:serviceaccount:kube-system:daemon-set-controller",
     "system:serviceaccount:kube-system:job-controller",
     "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",  # owner references and finalizers
     "system:kube-controller-manager",
 )
 _CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
@@ -80,9 +85,13 @@ def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def images(kind: str, obj: Mapping[str, Any]) -> dict[str, str | None]:
-    """``field/container`` -> image, for every container, init and ephemeral container."""
+    """``field/name`` -> image, for every container, init and ephemeral container, and image volume."""
     pod = pod_spec(kind, obj)
-    return {f"{field}/{c.get('name')}": c.get("image") for field in _CONTAINER_FIELDS for c in pod.get(field) or []}
+    found = {f"{field}/{c.get('name')}": c.get("image") for field in _CONTAINER_FIELDS for c in pod.get(field) or []}
+    for volume in pod.get("volumes") or []:  # an OCI image mounted as a volume (ImageVolume) is code too
+        if isinstance(volume.get("image"), Mapping):
+            found[f"volumes/volume {volume.get('name')}"] = volume["image"].get("reference")
+    return found
 
 
 def changed_images(
@@ -143,7 +152,10 @@ def judge(
         )
     if not changes:
         return Verdict(True, "NoImageChange", "no container image changes")
-    described = ", ".join(f"{c}: {a} -> {b}" if a else f"{c}: new container with {b}" for c, a, b in changes)
+    described = ", ".join(
+        f"{c}: {a} -> {b}" if a else f"{c}: mounts {b}" if c.startswith("volume ") else f"{c}: new container with {b}"
+        for c, a, b in changes
+    )
     if user.username == operator_identity and kind in PROMOTABLE:
         if _promotion_allows(promotion, new, changes):
             return Verdict(True, "PromotionRollout", f"rollout for Promotion {namespace}/{_name(promotion)}")

@@ -7,6 +7,7 @@ served by ``DirectReviews`` without Kopf's generic admission path (Kopf still de
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import pathlib
@@ -29,6 +30,8 @@ from lockgate.rollout import verification
 logger = logging.getLogger("lockgate.admission")
 GROUP = "lockgate.dev"
 MANAGED_NAME = "lockgate.dev"
+#: How long the image guard waits for the operator's view to load before refusing (webhooks time out at 10 s+).
+PRIMED_WAIT_SECONDS = 5.0
 #: The webhooks that enforce the gate stay configured when the operator stops (Kopf removes the others
 #: on exit): while no operator runs, stamping and the image guard fail closed instead of vanishing.
 PERSISTENT = True
@@ -73,8 +76,13 @@ def register(
     api: kclient.Client,
     on_break_glass: Any = None,
     on_approval_delete: Any = None,
+    primed: asyncio.Event | None = None,
 ) -> None:
-    """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``)."""
+    """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``).
+
+    ``primed`` is set once the view holds every GatePolicy and Namespace: until then the image guard
+    cannot tell a gated namespace from another, so it waits for it (then refuses, 503).
+    """
     if settings.webhook_port < 0:
         return
     server = DirectReviews(webhook_server(settings))
@@ -165,7 +173,8 @@ def register(
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 
     for guarded in imageguard.GUARDED:
-        server.routes[guarded.webhook_id] = _register_guard(registry, settings, cluster, api, guarded, on_break_glass)
+        guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed)
+        server.routes[guarded.webhook_id] = guard
 
 
 #: Serves one webhook's AdmissionReview request and returns the review's ``response``.
@@ -220,9 +229,13 @@ def _register_guard(
     api: kclient.Client,
     guarded: imageguard.GuardedKind,
     on_break_glass: Any,
+    primed: asyncio.Event | None = None,
 ) -> DirectReview:
     """Declare the guard of one kind to Kopf and return the same guard for ``DirectReviews``."""
     kind = guarded.kind
+    # A new Deployment/StatefulSet/DaemonSet may be allowed (onboarding); a new Pod, ReplicaSet, Job,
+    # CronJob or ReplicationController is how those kinds start an image: always judged.
+    judge_new = settings.guard_new_workloads or kind not in imageguard.PROMOTABLE
 
     async def guard(
         userinfo: Mapping[str, Any],
@@ -232,8 +245,17 @@ def _register_guard(
         new: Mapping[str, Any] | None,
         dryrun: bool,
     ) -> None:
-        if not new or (not old and not settings.guard_new_workloads):
+        if not new or (not old and not judge_new):
             return
+        if primed is not None and not primed.is_set():
+            try:
+                await asyncio.wait_for(primed.wait(), PRIMED_WAIT_SECONDS)
+            except TimeoutError:
+                raise kopf.AdmissionError(
+                    "Lockgate is starting: its view of GatePolicies and Namespaces is still loading, so it cannot "
+                    "tell whether this namespace is gated yet; retry in a few seconds",
+                    code=503,
+                ) from None
         old = old or {}  # a new workload: every container image is new
         user = stamping.User.from_userinfo(dict(userinfo))
         ns = namespace or str(new.get("metadata", {}).get("namespace"))
@@ -246,7 +268,7 @@ def _register_guard(
             return imageguard.judge(
                 kind=kind,
                 namespace=ns,
-                name=str(name or new.get("metadata", {}).get("name")),
+                name=str(name or new.get("metadata", {}).get("name") or new.get("metadata", {}).get("generateName")),
                 old=dict(old),
                 new=dict(new),
                 user=user,
@@ -287,13 +309,20 @@ def _register_guard(
         # A configuration Kopf manages has no namespace selector and no match conditions: failing closed on
         # Pods, ReplicaSets and Jobs would stop every controller in the cluster (and the operator's own Pod)
         # while the operator is down. The chart's configuration fails closed, skipping the controllers.
-        ignore_failures=settings.manage_webhooks and guarded.kind in imageguard.DERIVED,
+        ignore_failures=settings.manage_webhooks and guarded.kind in imageguard.DERIVED and not guarded.subresource,
     )
     async def declared(userinfo: kopf.UserInfo, namespace: str | None, name: str | None, **kwargs: Any) -> None:
         await guard(userinfo, namespace, name, kwargs.get("old"), kwargs.get("new"), bool(kwargs.get("dryrun")))
 
     async def direct(review: Mapping[str, Any]) -> dict[str, Any]:
         request = review.get("request") or {}
+        resource = request.get("resource") or {}
+        sent = (resource.get("group"), resource.get("resource"), request.get("subResource") or None)
+        if sent != (guarded.group, guarded.plural, guarded.subresource):
+            return {  # a configuration that sends another resource here: never judged as this kind
+                "allowed": False,
+                "status": {"code": 400, "message": f"webhook {guarded.webhook_id} does not judge {sent}"},
+            }
         new, old = request.get("object"), request.get("oldObject")
         meta = (new or old or {}).get("metadata") or {}
         return await answer(

@@ -190,6 +190,7 @@ async def run_operator(
         api,
         on_break_glass=break_glass,
         on_approval_delete=approval_deleting,
+        primed=engine.primed,
     )
     metrics_server = (
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None

@@ -1,0 +1,93 @@
+"""The image guard's webhook as the API server calls it: one AdmissionReview in, one answer out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+
+from lockgate.admission import imageguard
+from lockgate.handlers import admission, background
+from lockgate.lifecycle import view
+from tests.conftest import REPO
+
+PODS = next(g for g in imageguard.GUARDED if g.plural == "pods" and not g.subresource)
+DEPLOYMENTS = next(g for g in imageguard.GUARDED if g.plural == "deployments")
+
+
+def gated_view() -> view.ClusterView:
+    cluster = view.ClusterView()
+    cluster.put_policy(yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text()))
+    labels = {"lockgate.dev/environment": "production", "kubernetes.io/metadata.name": "production"}
+    cluster.put_namespace({"metadata": {"name": "production", "labels": labels}})
+    return cluster
+
+
+def guard(guarded: imageguard.GuardedKind, primed: asyncio.Event | None = None, **settings: Any) -> Any:
+    return admission._register_guard(
+        kopf.OperatorRegistry(),
+        background.local_settings(**settings),
+        gated_view(),
+        None,  # type: ignore[arg-type]  # the API is asked only about the operator's own rollouts
+        guarded,
+        None,
+        primed,
+    )
+
+
+def review(guarded: imageguard.GuardedKind, obj: dict[str, Any], *, user: str = "alice") -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "resource": {"group": guarded.group, "version": "v1", "resource": guarded.plural},
+            "namespace": "production",
+            "name": obj["metadata"]["name"],
+            "operation": "CREATE",
+            "userInfo": {"username": user, "groups": ["engineers", "system:authenticated"]},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+        },
+    }
+
+
+POD = {"metadata": {"name": "shell", "namespace": "production"}, "spec": {"containers": [{"name": "sh", "image": "x"}]}}
+DEPLOYMENT = {
+    "metadata": {"name": "api", "namespace": "production"},
+    "spec": {"template": {"spec": {"containers": [{"name": "api", "image": "x"}]}}},
+}
+
+
+async def test_the_guard_waits_for_the_operators_view_and_then_refuses_rather_than_allow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Right after a start the view has no GatePolicy yet: every namespace would look ungated."""
+    monkeypatch.setattr(admission, "PRIMED_WAIT_SECONDS", 0.05)
+    primed = asyncio.Event()
+    judge = guard(PODS, primed)
+    starting = await judge(review(PODS, POD))
+    assert starting["allowed"] is False and starting["status"]["code"] == 503
+    assert "Lockgate is starting" in starting["status"]["message"]
+    primed.set()
+    loaded = await judge(review(PODS, POD))
+    assert loaded["allowed"] is False and "would run images nobody approved" in loaded["status"]["message"]
+
+
+async def test_a_new_pod_is_judged_even_where_new_deployments_are_let_through() -> None:
+    """``guard_new_workloads`` off lets a new Deployment in (onboarding); a Pod starts its image only by being made."""
+    assert (await guard(DEPLOYMENTS, guard_new_workloads=False)(review(DEPLOYMENTS, DEPLOYMENT)))["allowed"]
+    refused = await guard(PODS, guard_new_workloads=False)(review(PODS, POD))
+    assert refused["allowed"] is False and refused["status"]["code"] == 403
+
+
+async def test_a_review_of_another_resource_sent_to_a_guard_is_refused_not_judged() -> None:
+    wrong = review(PODS, POD)
+    wrong["request"]["resource"] = {"group": "", "version": "v1", "resource": "configmaps"}
+    answer = await guard(PODS)(wrong)
+    assert answer == {"allowed": False, "status": {"code": 400, "message": answer["status"]["message"]}}
+    assert "guard-pods does not judge" in answer["status"]["message"]
