@@ -66,6 +66,10 @@ def test_the_chart_renders_every_webhook_the_operator_serves_and_nothing_else() 
         assert ("matchConditions" in hook) == (hid in DERIVED)
 
 
+def _conditions(hooks: dict[str, tuple[str, dict[str, Any]]], hid: str) -> dict[str, str]:
+    return {c["name"]: c["expression"] for c in hooks[f"{hid}.lockgate.dev"][1].get("matchConditions") or []}
+
+
 def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_they_make() -> None:
     """The rendered matchConditions, evaluated with CEL as the API server does (Kubernetes >= 1.28)."""
     from lockgate.gates.celimport import cel
@@ -77,14 +81,40 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
         return bool(cel.evaluate(expression, {"request": {"userInfo": {"username": username}}}))
 
     for hid in DERIVED:
-        (condition,) = hooks[f"{hid}.lockgate.dev"][1]["matchConditions"]
+        condition = _conditions(hooks, hid)["not-a-workload-controller"]
         skipped = ["system:kube-controller-manager", controller]
         others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
-        assert [called(condition["expression"], user) for user in skipped + others] == [False] * 2 + [True] * 3
+        assert [called(condition, user) for user in skipped + others] == [False] * 2 + [True] * 3
     env = rendering.env(rendering.one(rendering.render(), "Deployment"))
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
-    assert all("matchConditions" not in none[f"{hid}.lockgate.dev"][1] for hid in DERIVED)
+    assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
+
+
+def _shaped(hid: str, pod: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": pod} if hid == "guard-pods" else {"spec": {"template": {"spec": pod}}}
+
+
+@pytest.mark.parametrize("hid", DERIVED)
+def test_the_guard_of_a_derived_kind_is_called_for_a_create_or_an_image_change_only(hid: str) -> None:
+    """A label edit or the garbage collector's owner references need no guard (nor the operator, when it is down)."""
+    from lockgate.gates.celimport import cel
+
+    expression = _conditions(_webhooks(rendering.render()), hid)["creates-or-changes-images"]
+    old_pod = {"containers": [{"name": "web", "image": "web:1"}], "volumes": [{"name": "data", "emptyDir": {}}]}
+
+    def called(operation: str, pod: dict[str, Any]) -> bool:
+        request = {"operation": operation}
+        old = _shaped(hid, old_pod) if operation == "UPDATE" else None
+        return bool(cel.evaluate(expression, {"request": request, "object": _shaped(hid, pod), "oldObject": old}))
+
+    image_volume = {"name": "tools", "image": {"reference": "tools:1"}}
+    assert called("CREATE", old_pod)
+    assert not called("UPDATE", old_pod)
+    assert called("UPDATE", {**old_pod, "containers": [{"name": "web", "image": "web:6.6.6"}]})
+    assert called("UPDATE", {**old_pod, "initContainers": [{"name": "setup", "image": "setup:1"}]})
+    assert called("UPDATE", {**old_pod, "ephemeralContainers": [{"name": "debug", "image": "busybox"}]})
+    assert called("UPDATE", {**old_pod, "volumes": [*old_pod["volumes"], image_volume]})
 
 
 def test_operator_managed_webhooks_render_no_configurations_and_grant_the_rbac() -> None:
@@ -128,8 +158,9 @@ def test_the_charts_webhooks_stamp_an_approval_and_deny_a_direct_image_change() 
 
 
 def test_with_the_operator_down_controllers_still_make_pods_and_nobody_else_does() -> None:
-    """The chart's Pod guard fails closed, but kube-controller-manager's requests skip it (matchConditions):
-    a ReplicaSet replaces its Pods in production during an operator outage; a hand-made Pod is refused."""
+    """The chart's Pod guard fails closed, but kube-controller-manager's requests and changes of no image skip
+    it (matchConditions): during an operator outage a ReplicaSet replaces its Pods in production and a Pod can
+    be labelled; a hand-made Pod or a Pod's new image is refused."""
     controller = "system:serviceaccount:kube-system:replicaset-controller"
     pod = {
         "apiVersion": "v1",
@@ -150,7 +181,12 @@ def test_with_the_operator_down_controllers_still_make_pods_and_nobody_else_does
         create = ("create", "-n", "production", "-f", "-")
         made = s.kubectl(*create, f"--as={controller}", input=json.dumps(pod), check=False)
         assert made.returncode == 0, made.stderr
+        labelled = s.kubectl("label", "pod", "web-1", "-n", "production", "on-call=looked-at", check=False)
+        assert labelled.returncode == 0, labelled.stderr  # no image changes: the guard is not called
         pod["metadata"]["name"] = "by-hand"
-        refused = s.kubectl(*create, input=json.dumps(pod), check=False)
-        assert refused.returncode != 0
-        assert 'failed calling webhook "guard-pods.lockgate.dev"' in refused.stderr
+        for refused in (
+            s.kubectl(*create, input=json.dumps(pod), check=False),
+            s.kubectl("set", "image", "pod/web-1", "web=registry.example/web:evil", "-n", "production", check=False),
+        ):
+            assert refused.returncode != 0
+            assert 'failed calling webhook "guard-pods.lockgate.dev"' in refused.stderr
