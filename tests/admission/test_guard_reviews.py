@@ -69,10 +69,15 @@ async def test_the_guard_waits_for_the_operators_view_and_then_refuses_rather_th
     """Right after a start the view has no GatePolicy yet: every namespace would look ungated."""
     monkeypatch.setattr(admission, "PRIMED_WAIT_SECONDS", 0.05)
     primed = asyncio.Event()
-    judge = guard(PODS, primed)
+    judge = guard(PODS, primed, manage_webhooks=False)  # the chart's configuration: fail closed
     starting = await judge(review(PODS, POD))
     assert starting["allowed"] is False and starting["status"]["code"] == 503
     assert "Lockgate is starting" in starting["status"]["message"]
+    # kube-controller-manager's Pods need no view: they pass at once, even while it loads.
+    controller = await judge(review(PODS, POD, user="system:serviceaccount:kube-system:replicaset-controller"))
+    assert controller == {"allowed": True}
+    # A configuration Kopf manages fails open on Pods (failurePolicy Ignore): the wait does too.
+    assert (await guard(PODS, primed, manage_webhooks=True)(review(PODS, POD))) == {"allowed": True}
     primed.set()
     loaded = await judge(review(PODS, POD))
     assert loaded["allowed"] is False and "would run images nobody approved" in loaded["status"]["message"]

@@ -6,11 +6,13 @@ broken lifecycle even where the operator carries on (events are best-effort, lea
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lockgate.handlers import testing
+from tests import healthendpoint
 from tests.chart import rendering
 from tests.lifecycle import manifests
 
@@ -52,8 +54,24 @@ def _phase(s: testing.Stack, name: str, phases: tuple[str, ...], timeout: float)
     return result
 
 
+@contextlib.contextmanager
+def web_service(s: testing.Stack) -> Iterator[tuple[str, list[str]]]:
+    """``web``'s Service in production with a health endpoint behind its cluster IP (here 127.0.0.1): the
+    URL of an HTTP check the operator resolves through the Service, and the Host header of each probe."""
+    with healthendpoint.serving() as health:
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "production"},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "127.0.0.1", "ports": [{"port": health.port}]},
+        }
+        s.kubectl("apply", "-f", "-", input=json.dumps(service))
+        yield f"http://web.production.svc:{health.port}/healthz", health.hosts
+
+
 def lifecycle(s: testing.Stack, timeout: float = 20.0, *, lease: str | None = "lockgate-leader") -> None:
-    """Leadership, policy, request, two approvals, deploy, verify, events: every call the operator makes."""
+    """Leadership, policy, request, two approvals, deploy, verify (an HTTP check through a Service),
+    events: every call the operator makes."""
     if lease:
 
         def held() -> bool:
@@ -62,13 +80,25 @@ def lifecycle(s: testing.Stack, timeout: float = 20.0, *, lease: str | None = "l
 
         _wait(s, held, timeout, "the operator to hold the leader Lease")
     s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
-    s.apply(manifests.promotion(), context="alice")
+    with web_service(s) as (url, hosts):
+        _lifecycle(s, timeout, url, hosts)
+
+
+def _lifecycle(s: testing.Stack, timeout: float, url: str, hosts: list[str]) -> None:
+    check = f"    http: [{{url: '{url}', expectStatus: 200, successes: 1, interval: 1s}}]"
+    spec = manifests.promotion().replace(
+        "  verification: {timeout: 20s, rollbackOnFailure: true}",
+        f"  verification:\n    timeout: 20s\n    rollbackOnFailure: true\n{check}",
+    )
+    s.apply(spec, context="alice")
     promo = _phase(s, "web-2", ("AwaitingApproval",), timeout)
     assert promo["status"]["requestedBy"]["username"] == "alice"
     s.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
     s.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
     promo = _phase(s, "web-2", ("Succeeded", "Failed", "RolledBack"), timeout)
     assert promo["status"]["phase"] == "Succeeded", promo["status"]
+    assert "HTTP checks passed" in json.dumps(promo["status"])
+    assert hosts and set(hosts) == {url.split("/")[2]}  # at the Service's cluster IP, by the Service's name
     assert s.image() == WEB_2
     assert sorted(a["approver"] for a in promo["status"]["approvals"] if a["counted"]) == ["bob", "carol"]
     approval = _wait(

@@ -97,16 +97,18 @@ def _shaped(hid: str, pod: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("hid", DERIVED)
 def test_the_guard_of_a_derived_kind_is_called_for_a_create_or_an_image_change_only(hid: str) -> None:
-    """A label edit or the garbage collector's owner references need no guard (nor the operator, when it is down)."""
+    """A label edit or the garbage collector's owner references need no guard (nor the operator, when it is
+    down); an image or a lockgate.dev/* annotation (provenance, only the operator's) does."""
     from lockgate.gates.celimport import cel
 
     expression = _conditions(_webhooks(rendering.render()), hid)["creates-or-changes-images"]
     old_pod = {"containers": [{"name": "web", "image": "web:1"}], "volumes": [{"name": "data", "emptyDir": {}}]}
 
-    def called(operation: str, pod: dict[str, Any]) -> bool:
+    def called(operation: str, pod: dict[str, Any], annotations: dict[str, str] | None = None) -> bool:
         request = {"operation": operation}
-        old = _shaped(hid, old_pod) if operation == "UPDATE" else None
-        return bool(cel.evaluate(expression, {"request": request, "object": _shaped(hid, pod), "oldObject": old}))
+        old = {"metadata": {"annotations": {"team": "web"}}, **_shaped(hid, old_pod)} if operation == "UPDATE" else None
+        new = {"metadata": {"annotations": annotations or {"team": "web"}}, **_shaped(hid, pod)}
+        return bool(cel.evaluate(expression, {"request": request, "object": new, "oldObject": old}))
 
     image_volume = {"name": "tools", "image": {"reference": "tools:1"}}
     assert called("CREATE", old_pod)
@@ -115,6 +117,9 @@ def test_the_guard_of_a_derived_kind_is_called_for_a_create_or_an_image_change_o
     assert called("UPDATE", {**old_pod, "initContainers": [{"name": "setup", "image": "setup:1"}]})
     assert called("UPDATE", {**old_pod, "ephemeralContainers": [{"name": "debug", "image": "busybox"}]})
     assert called("UPDATE", {**old_pod, "volumes": [*old_pod["volumes"], image_volume]})
+    assert called("UPDATE", {**old_pod, "containers": [{"name": "other", "image": "web:1"}]})  # by name
+    assert not called("UPDATE", old_pod, {"team": "web", "owner": "bob"})
+    assert called("UPDATE", old_pod, {"team": "web", "lockgate.dev/promotion": "production/forged"})
 
 
 def test_operator_managed_webhooks_render_no_configurations_and_grant_the_rbac() -> None:

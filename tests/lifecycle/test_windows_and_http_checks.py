@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 
@@ -106,7 +107,7 @@ def test_passing_http_checks_verify_the_rollout(
 def test_an_http_check_may_not_probe_outside_the_promotions_namespace(lockgate: testing.Stack) -> None:
     """Refused at admission, naming the field and the setting: no probe of the cloud's metadata or another team."""
     for url, host in (
-        ("http://169.254.169.254/latest/meta-data/iam/", "169.254.169.254 (an IP address"),
+        ("http://169.254.169.254/latest/meta-data/iam/", "169.254.169.254 is not one of them (an IP address"),
         ("http://payments.finance.svc:8080/admin", "payments.finance.svc is not one of them"),
     ):
         refused = lockgate.apply(with_http_check(url), context="alice", check=False)
@@ -114,3 +115,21 @@ def test_an_http_check_may_not_probe_outside_the_promotions_namespace(lockgate: 
         assert "spec.verification.http[0].url: HTTP checks may probe only *.production.svc" in refused.stderr
         assert host in refused.stderr and "LOCKGATE_VERIFICATION_HOSTS" in refused.stderr
     lockgate.apply(with_http_check("http://web.production.svc:8080/healthz"), context="alice")
+
+
+def test_an_http_check_through_an_external_name_service_is_not_probed_and_rolls_back(lockgate: testing.Stack) -> None:
+    """A Service of the namespace may point anywhere (ExternalName): the probe would leave the namespace."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "production"},
+        "spec": {"type": "ExternalName", "externalName": "metadata.google.internal"},
+    }
+    lockgate.kubectl("apply", "-f", "-", input=json.dumps(service))
+    approve(lockgate, with_http_check("http://web.production.svc/computeMetadata/v1/"))
+    promo = lockgate.wait_phase("web-2", "RolledBack", "Failed", "Succeeded", timeout=30)
+    assert promo["status"]["phase"] == "RolledBack"
+    conditions = str(promo["status"]["conditions"])
+    assert "HttpCheckFailed" in conditions
+    assert "not probed: Service production/web is an ExternalName Service" in conditions
+    assert lockgate.image() == "registry.example/web:1.0"

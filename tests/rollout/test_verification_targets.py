@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lockgate.rollout import verification
+from tests import healthendpoint
 
 
 @pytest.mark.parametrize(
@@ -71,31 +71,95 @@ def test_the_spec_names_the_field_of_each_refused_check() -> None:
     }
     problems = verification.spec_problems(spec, "production")
     assert len(problems) == 1 and problems[0].startswith("spec.verification.http[1].url: HTTP checks may probe only")
+    # Admitted before the allowed hosts were narrowed: editing anything else is not refused for them.
+    assert verification.spec_problems({**spec, "image": "web:3"}, "production", before=spec) == []
+    assert verification.spec_problems(spec, "production", before={"verification": {"http": []}}) == problems
 
 
 def test_a_target_not_allowed_fails_the_verification_without_a_request() -> None:
-    seen: list[str] = []
-
-    class Counting(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        check = verification.HttpCheck(f"http://127.0.0.1:{httpd.server_address[1]}/healthz", successes=1)
+    with healthendpoint.serving() as health:
+        check = verification.HttpCheck(f"http://127.0.0.1:{health.port}/healthz", successes=1)
         result = asyncio.run(verification.run_checks([check], time.monotonic() + 5, "production"))
         assert (result.passed, result.reason) == (False, "HttpCheckTargetNotAllowed")
         assert result.message.startswith("not probed: HTTP checks may probe only")
-        assert seen == []
+        assert health.hosts == []
         allowed = [*verification.DEFAULT_HOSTS, "127.0.0.1"]
         assert asyncio.run(verification.run_checks([check], time.monotonic() + 5, "production", allowed)).passed
-        assert seen == ["/healthz"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+        assert health.hosts == [f"127.0.0.1:{health.port}"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a\N{SMALL FULL STOP}.production.svc/",  # look-alike dots that the HTTP client maps to other names
+        "http://metadata\N{IDEOGRAPHIC FULL STOP}google.production.svc/",
+        f"http://{'a' * 64}.production.svc/",  # not a DNS label: the client would refuse it at every probe
+        "http://we_b.production.svc/",
+    ],
+)
+def test_a_host_must_be_plain_dns_labels(url: str) -> None:
+    """Judged as the HTTP client will resolve it (yarl's normalisation), or refused outright."""
+    assert verification.target_problem(url, "production") is not None
+
+
+def test_a_check_on_a_service_of_the_namespace_goes_through_that_service() -> None:
+    for url in ("http://web.production.svc:8080/healthz", "http://web.production.svc.cluster.local/x"):
+        target = verification.parse_target(url, "production")
+        assert isinstance(target, verification.Target) and target.service == "web"
+    other = verification.parse_target("https://status.example.org/", "production", ["status.example.org"])
+    assert isinstance(other, verification.Target) and other.service is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ({"type": "ExternalName", "externalName": "metadata.google.internal"}, "is an ExternalName Service"),
+        ({"clusterIP": "10.0.0.7", "ports": [{"port": 80}]}, "has no selector"),
+        ({"selector": {"app": "web"}, "clusterIP": "None"}, "is headless"),
+    ],
+)
+def test_a_service_that_could_lead_anywhere_is_refused(spec: dict[str, Any], said: str) -> None:
+    problem = verification.service_problem("web", "production", {"spec": spec})
+    assert problem is not None and problem.startswith("Service production/web ") and said in problem
+    fine = {"spec": {"selector": {"app": "web"}, "clusterIP": "10.0.0.7"}}
+    assert verification.service_problem("web", "production", fine) is None
+
+
+def run(url: str, lookup: Any, within: float = 3.0) -> verification.VerificationResult:
+    check = verification.HttpCheck(url, successes=1, interval=0.2)
+    return asyncio.run(verification.run_checks([check], time.monotonic() + within, "production", lookup=lookup))
+
+
+def test_the_probe_connects_to_the_services_cluster_ip_with_the_services_name() -> None:
+    with healthendpoint.serving() as health:
+        asked: list[tuple[str, str]] = []
+
+        async def lookup(namespace: str, name: str) -> dict[str, Any]:
+            asked.append((namespace, name))
+            return {"spec": {"selector": {"app": "web"}, "clusterIP": "127.0.0.1"}}
+
+        url = f"http://web.production.svc:{health.port}/healthz"
+        assert run(url, lookup).passed
+        assert asked == [("production", "web")] and health.hosts == [f"web.production.svc:{health.port}"]
+
+
+def test_an_external_name_service_fails_the_check_unprobed_and_a_missing_one_is_retried() -> None:
+    async def external(namespace: str, name: str) -> dict[str, Any]:
+        return {"spec": {"type": "ExternalName", "externalName": "169.254.169.254.nip.io"}}
+
+    refused = run("http://web.production.svc/healthz", external)
+    assert (refused.passed, refused.reason) == (False, "HttpCheckTargetNotAllowed")
+    assert "not probed: Service production/web is an ExternalName Service" in refused.message
+
+    async def missing(namespace: str, name: str) -> None:
+        return None
+
+    waited = run("http://web.production.svc/healthz", missing, within=0.5)
+    assert (waited.passed, waited.reason) == (False, "HttpCheckFailed")
+    assert "last answer: no Service production/web" in waited.message
+
+    async def failing(namespace: str, name: str) -> None:
+        raise RuntimeError("403 services is forbidden")
+
+    broken = run("http://web.production.svc/healthz", failing, within=0.5)
+    assert not broken.passed and "looking up Service production/web failed: 403 services is forbidden" in broken.message

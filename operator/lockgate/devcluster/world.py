@@ -162,6 +162,7 @@ def rbac_objects() -> list[dict[str, Any]]:
                     "verbs": ["create", "patch", "update"],
                 },
                 {"apiGroups": [""], "resources": ["namespaces"], "verbs": _READ},
+                {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},  # HTTP checks' Services
                 {
                     "apiGroups": ["coordination.k8s.io"],
                     "resources": ["leases"],

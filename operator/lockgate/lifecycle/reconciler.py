@@ -742,9 +742,15 @@ class Reconciler:
         if s.deployed_at is not None:
             remaining = (s.deployed_at + s.timeout - self.clock()).total_seconds()
         deadline = time.monotonic() + max(remaining, 1.0)
-        task = asyncio.create_task(verification.run_checks(checks, deadline, key[0], self.verification_hosts))
+        task = asyncio.create_task(
+            verification.run_checks(checks, deadline, key[0], self.verification_hosts, lookup=self._service)
+        )
         task.add_done_callback(lambda _: self.queue.touch(key))
         self._http[run_key] = _HttpRun(task)
+
+    async def _service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Service an HTTP check names (verification connects to its cluster IP)."""
+        return await self.api.get_or_none(kclient.resource_path("", "v1", "services", namespace, name))
 
     async def _audit(
         self,
