@@ -205,11 +205,12 @@ async def run_check(
                     f"{check.url}: {streak} of {check.successes} consecutive answers {check.expect_status} "
                     f"before the verification timeout; last answer: {last}",
                 )
-            unreachable = f"no Service {target.namespace}/{target.service}"
+            service = f"Service {target.namespace}/{target.service}"
+            unreachable = f"no {service}"
             try:
                 address, problem = await _address(target, lookup)
             except Exception as exc:  # the API did not answer: this probe fails, the next one asks again
-                address, problem, unreachable = None, None, f"looking up {unreachable[3:]} failed: {exc}"
+                address, problem, unreachable = None, None, f"looking up {service} failed: {exc}"
             if problem is not None:
                 return VerificationResult(False, "HttpCheckTargetNotAllowed", f"{check.url}: not probed: {problem}")
             if target.service is not None and address is None:
