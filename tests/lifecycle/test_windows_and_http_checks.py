@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from lockgate.handlers import testing
+from tests import healthendpoint
 from tests.lifecycle import manifests
 
 
@@ -49,29 +48,10 @@ spec:
     assert lockgate.image() == "registry.example/web:1.0"
 
 
-class _Answer(http.server.BaseHTTPRequestHandler):
-    status = 503
-
-    def do_GET(self) -> None:
-        self.send_response(self.status)
-        self.end_headers()
-        self.wfile.write(b"ok" if self.status == 200 else b"down")
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
-def health_endpoint() -> Iterator[tuple[str, type[_Answer]]]:
-    handler = type("Answer", (_Answer,), {"status": 503})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/healthz", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def health_endpoint() -> Iterator[tuple[str, healthendpoint.HealthEndpoint]]:
+    with healthendpoint.serving(503) as health:
+        yield f"http://127.0.0.1:{health.port}/healthz", health
 
 
 def with_http_check(url: str) -> str:
@@ -82,7 +62,9 @@ def with_http_check(url: str) -> str:
     )
 
 
-def test_a_failing_http_check_rolls_back(lockgate: testing.Stack, health_endpoint: tuple[str, type[_Answer]]) -> None:
+def test_a_failing_http_check_rolls_back(
+    lockgate: testing.Stack, health_endpoint: tuple[str, healthendpoint.HealthEndpoint]
+) -> None:
     url, _ = health_endpoint
     approve(lockgate, with_http_check(url))
     promo = lockgate.wait_phase("web-2", "RolledBack", "Failed", timeout=30)
@@ -93,10 +75,10 @@ def test_a_failing_http_check_rolls_back(lockgate: testing.Stack, health_endpoin
 
 
 def test_passing_http_checks_verify_the_rollout(
-    lockgate: testing.Stack, health_endpoint: tuple[str, type[_Answer]]
+    lockgate: testing.Stack, health_endpoint: tuple[str, healthendpoint.HealthEndpoint]
 ) -> None:
-    url, handler = health_endpoint
-    handler.status = 200
+    url, health = health_endpoint
+    health.status = 200
     approve(lockgate, with_http_check(url))
     promo = lockgate.wait_phase("web-2", "Succeeded", "RolledBack", "Failed", timeout=30)
     assert promo["status"]["phase"] == "Succeeded"

@@ -94,23 +94,25 @@ def images(kind: str, obj: Mapping[str, Any]) -> dict[str, str | None]:
     return found
 
 
-def changed_images(
-    kind: str, old: Mapping[str, Any], new: Mapping[str, Any]
-) -> list[tuple[str, str | None, str | None]]:
-    """(container, old image, new image) for every container whose image differs or is new."""
+def _changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
+    """(``field/name``, old image, new image) for every image that differs or is new."""
     before, after = images(kind, old), images(kind, new)
     return [
-        (key.split("/", 1)[1], before.get(key), after.get(key))
+        (key, before.get(key), after.get(key))
         for key in sorted(set(before) | set(after))
         if before.get(key) != after.get(key) and after.get(key) is not None
     ]
 
 
-def _debug_containers(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Only ephemeral (debug) containers change."""
-    before, after = images(kind, old), images(kind, new)
-    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k) and after.get(k) is not None}
-    return bool(changed) and all(k.startswith("ephemeralContainers/") for k in changed)
+def _by_name(changes: list[tuple[str, str | None, str | None]]) -> list[tuple[str, str | None, str | None]]:
+    return [(key.split("/", 1)[1], a, b) for key, a, b in changes]
+
+
+def changed_images(
+    kind: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[tuple[str, str | None, str | None]]:
+    """(container, old image, new image) for every container whose image differs or is new."""
+    return _by_name(_changes(kind, old, new))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +138,8 @@ def judge(
     workload_controllers: Collection[str] = KUBE_CONTROLLERS,
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names."""
-    changes = changed_images(kind, old, new)
+    keyed = _changes(kind, old, new)
+    changes = _by_name(keyed)
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
     if kind in DERIVED and user.username in workload_controllers:
@@ -186,7 +189,7 @@ def judge(
             f"namespace {namespace} is gated by Lockgate: a new {kind} {name} would run images nobody approved "
             f"({described}). {how}, or {break_glass}",
         )
-    if kind == "Pod" and _debug_containers(kind, old, new):
+    if kind == "Pod" and all(key.startswith("ephemeralContainers/") for key, _, _ in keyed):  # only debug ones
         return Verdict(
             False,
             "DebugContainerInGatedNamespace",

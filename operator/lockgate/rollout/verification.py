@@ -72,22 +72,23 @@ def parse_target(url: str, namespace: str, allowed_hosts: Sequence[str] = DEFAUL
         return f"{url!r} is not an http:// or https:// URL with a host"
     if parsed.user is not None or parsed.password is not None:
         return f"{url!r} carries credentials; HTTP checks send none"
-    if not _is_ip(host) and not all(_LABEL.fullmatch(label) for label in host.split(".")):
+    labels, ip = host.split("."), _is_ip(host)
+    if not ip and not all(_LABEL.fullmatch(label) for label in labels):
         return f"{url!r}: {host!r} is not a DNS name of plain letters, digits and hyphens"
     patterns = [p.replace("{namespace}", namespace) for p in allowed_hosts]
     if not any(_host_matches(host, pattern) for pattern in patterns):
         hint = (
             " (an IP address: name the Service instead)"
-            if _is_ip(host)
+            if ip
             else f" (a Service of this namespace is <service>.{namespace}.svc)"
-            if "." not in host or host.split(".")[1:2] != [namespace]
+            if labels[1:2] != [namespace]
             else ""
         )
         return (
             f"HTTP checks may probe only {', '.join(patterns) or 'no host'}; {host} is not one of them{hint} "
             "(the operator's LOCKGATE_VERIFICATION_HOSTS, chart operator.verificationHosts)"
         )
-    service = host.split(".")[0] if host.split(".")[1:3] == [namespace, "svc"] else None
+    service = labels[0] if labels[1:3] == [namespace, "svc"] else None
     return Target(parsed, host, namespace, service)
 
 
