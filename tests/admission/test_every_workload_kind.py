@@ -147,3 +147,40 @@ def test_kubectl_debug_in_a_gated_namespace_needs_break_glass(guarded: testing.S
     assert [c["image"] for c in stored["spec"]["ephemeralContainers"]] == ["registry.example/busybox:1.36"]
     bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
     assert any(d["extra"]["images"].get("debugger") == "registry.example/busybox:1.36" for d in bypasses)
+
+
+def test_scaling_an_old_replica_set_up_needs_break_glass_which_is_recorded_with_its_images(
+    guarded: testing.Stack,
+) -> None:
+    """A paused Deployment's old ReplicaSet still holds its earlier image: ``kubectl scale`` or a patch of its
+    replicas would run that image again with no approval covering it. Break-glass may, on the ReplicaSet
+    itself (its Scale does not say which images it runs), and kubectl shows that it was recorded."""
+    old = replicaset("web-old", "registry.example/web:0.9")
+    old["spec"]["replicas"] = 0
+    old["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u-web", "controller": True}
+    ]
+    assert create(guarded, old, user=DEPLOYMENT_CONTROLLER).returncode == 0
+    scale = ["scale", "replicaset/web-old", "--replicas=3", "-n", "production"]
+    refused = guarded.kubectl(*scale, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-replicasets-scale.lockgate.dev" denied the request' in refused.stderr
+    assert "raising the replicas of ReplicaSet web-old (replicas 0 -> 3)" in refused.stderr
+    assert "kubectl scale deployment/<name>" in refused.stderr
+    patch = ["patch", "replicaset", "web-old", "-n", "production", "--type", "merge", "-p", '{"spec":{"replicas":3}}']
+    by_patch = guarded.kubectl(*patch, context="alice", check=False)
+    assert by_patch.returncode != 0 and "(web: registry.example/web:0.9)" in by_patch.stderr
+    assert "kubectl scale deployment/web" in by_patch.stderr  # its owner, named
+    glass_scale = guarded.kubectl(*scale, context="dan", check=False)
+    assert glass_scale.returncode != 0 and "kubectl patch replicaset web-old -n production" in glass_scale.stderr
+
+    made = guarded.kubectl(*patch, context="dan")
+    assert "Warning: Lockgate: break-glass scale-up by dan of ReplicaSet web-old" in made.stderr
+    stored = json.loads(guarded.kubectl("get", "rs", "web-old", "-n", "production", "-o", "json").stdout)
+    assert stored["spec"]["replicas"] == 3
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    recorded = [d for d in bypasses if d["promotion"]["name"] == "break-glass-replicaset-web-old"]
+    assert [d["extra"]["images"] for d in recorded] == [{"web": "registry.example/web:0.9"}]
+    guarded.kubectl("scale", "replicaset/web-old", "--replicas=0", "-n", "production", context="alice")  # down: fine
+    assert create(guarded, replicaset("web-old", "registry.example/web:0.9"), namespace="staging").returncode == 0
+    guarded.kubectl("scale", "replicaset/web-old", "--replicas=3", "-n", "staging", context="alice")  # ungated

@@ -99,7 +99,9 @@ def shaped(kind: str, containers: dict[str, str], *, field: str = "containers", 
     return {"metadata": {"name": name, "namespace": "production"}, "spec": spec}
 
 
-def verdict(kind: str, old: dict[str, Any], new: dict[str, Any], username: str, *groups: str) -> imageguard.Verdict:
+def verdict(
+    kind: str, old: dict[str, Any], new: dict[str, Any], username: str, *groups: str, subresource: str | None = None
+) -> imageguard.Verdict:
     return imageguard.judge(
         kind=kind,
         namespace="production",
@@ -111,6 +113,7 @@ def verdict(kind: str, old: dict[str, Any], new: dict[str, Any], username: str, 
         operator_identity=OPERATOR,
         break_glass_groups=("oncall-leads",),
         promotion=None,
+        subresource=subresource,
     )
 
 
@@ -192,21 +195,70 @@ images = st.dictionaries(
     after=images,
     username=st.sampled_from(["alice", "bob", "system:serviceaccount:ci:deployer", OPERATOR, CONTROLLER]),
     new_object=st.booleans(),
+    replicas=st.tuples(st.none() | st.integers(0, 5), st.none() | st.integers(0, 5)),
 )
 def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_change_an_image(
-    kind: str, before: dict[str, str], after: dict[str, str], username: str, new_object: bool
+    kind: str,
+    before: dict[str, str],
+    after: dict[str, str],
+    username: str,
+    new_object: bool,
+    replicas: tuple[int | None, int | None],
 ) -> None:
-    """The guard's invariant, for every kind: an image nobody approved never passes for anyone else."""
+    """The guard's invariant, for every kind: an image nobody approved never passes for anyone else, and
+    neither does a ReplicaSet's rise in replicas (it runs the images that ReplicaSet holds)."""
     old = {} if new_object else shaped(kind, before)
     new = shaped(kind, after)
+    for obj, count in zip((old, new), replicas, strict=True):
+        if obj and count is not None and kind != "Pod":
+            obj["spec"]["replicas"] = count
     got = verdict(kind, old, new, username)
-    if imageguard.changed_images(kind, old, new):
+    count = {k: (c if c is not None else 1) for k, c in zip(("old", "new"), replicas, strict=True)}
+    raised = kind == "ReplicaSet" and not new_object and count["new"] > count["old"]
+    if imageguard.changed_images(kind, old, new) or raised:
         may = (username == CONTROLLER and kind in imageguard.DERIVED) or (
             username == OPERATOR and kind in imageguard.PROMOTABLE and got.reason == "PromotionRollout"
         )
         assert got.allowed == may
     else:
         assert got.allowed
+
+
+def _replica_set(replicas: int, image: str = "web:1") -> dict[str, Any]:
+    rs = shaped("ReplicaSet", {"web": image}, name="web-5d4f")
+    rs["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": "web", "controller": True}]
+    rs["spec"]["replicas"] = replicas
+    return rs
+
+
+def _scale(replicas: int) -> dict[str, Any]:
+    return {"kind": "Scale", "metadata": {"name": "web-5d4f"}, "spec": {"replicas": replicas} if replicas else {}}
+
+
+def test_scaling_an_old_replica_set_up_needs_its_controller_or_break_glass() -> None:
+    """A Deployment's old ReplicaSet still holds the image it ran: scaling it up (paused Deployment, or
+    just for a moment) would run that image again with no approval covering it."""
+    refused = verdict("ReplicaSet", _replica_set(0, "web:1"), _replica_set(3, "web:1"), "alice")
+    assert not refused.allowed and refused.reason == "ScaleUpNeedsPromotion"
+    assert "replicas 0 -> 3" in refused.message and "(web: web:1)" in refused.message
+    assert "kubectl scale deployment/web" in refused.message  # what to do instead, naming its owner
+    assert not verdict("ReplicaSet", _replica_set(0), _replica_set(3), OPERATOR).allowed
+    assert verdict("ReplicaSet", _replica_set(0), _replica_set(3), CONTROLLER).reason == "WorkloadController"
+    assert verdict("ReplicaSet", _replica_set(3), _replica_set(0), "alice").allowed  # scaling down runs nothing
+    glass = verdict("ReplicaSet", _replica_set(0), _replica_set(3), "dan", "oncall-leads")
+    assert glass.allowed and glass.emergency and "replicas 0 -> 3, runs web: web:1" in glass.message
+
+
+def test_a_scale_up_through_the_scale_subresource_is_refused_and_break_glass_is_sent_to_the_object() -> None:
+    """``kubectl scale`` (and an autoscaler) sends only a Scale, which does not say which images it runs; the
+    emergency record must, so break-glass is told to raise the replicas on the ReplicaSet itself."""
+    refused = verdict("ReplicaSet", _scale(0), _scale(2), "alice", subresource="scale")
+    assert not refused.allowed and refused.reason == "ScaleUpNeedsPromotion"
+    glass = verdict("ReplicaSet", _scale(0), _scale(2), "dan", "oncall-leads", subresource="scale")
+    assert not glass.allowed
+    assert 'kubectl patch replicaset web -n production --type merge -p \'{"spec":{"replicas":2}}\'' in glass.message
+    assert verdict("ReplicaSet", _scale(2), _scale(0), "alice", subresource="scale").allowed
+    assert verdict("ReplicaSet", _scale(0), _scale(2), CONTROLLER, subresource="scale").allowed
 
 
 @pytest.mark.parametrize("kind", KINDS)

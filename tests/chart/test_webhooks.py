@@ -28,6 +28,7 @@ SERVED = {
     "guard-statefulsets": ("Validating", "statefulsets", ["CREATE", "UPDATE"]),
     "guard-daemonsets": ("Validating", "daemonsets", ["CREATE", "UPDATE"]),
     "guard-replicasets": ("Validating", "replicasets", ["CREATE", "UPDATE"]),
+    "guard-replicasets-scale": ("Validating", "replicasets/scale", ["UPDATE"]),
     "guard-pods": ("Validating", "pods", ["CREATE", "UPDATE"]),
     "guard-pods-ephemeralcontainers": ("Validating", "pods/ephemeralcontainers", ["UPDATE"]),
     "guard-jobs": ("Validating", "jobs", ["CREATE", "UPDATE"]),
@@ -36,6 +37,7 @@ SERVED = {
 }
 # The guards of the kinds Kubernetes' controllers make: the controllers' own requests skip the call.
 DERIVED = ("guard-replicasets", "guard-pods", "guard-jobs")
+CONDITIONAL = (*DERIVED, "guard-replicasets-scale")  # called only when it matters (matchConditions)
 
 
 def _webhooks(objects: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -63,7 +65,7 @@ def test_the_chart_renders_every_webhook_the_operator_serves_and_nothing_else() 
             assert hook["namespaceSelector"]["matchExpressions"][0]["key"] == "lockgate.dev/environment"
         else:
             assert "namespaceSelector" not in hook
-        assert ("matchConditions" in hook) == (hid in DERIVED)
+        assert ("matchConditions" in hook) == (hid in CONDITIONAL)
 
 
 def _conditions(hooks: dict[str, tuple[str, dict[str, Any]]], hid: str) -> dict[str, str]:
@@ -80,7 +82,7 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     def called(expression: str, username: str) -> bool:
         return bool(cel.evaluate(expression, {"request": {"userInfo": {"username": username}}}))
 
-    for hid in DERIVED:
+    for hid in CONDITIONAL:
         condition = _conditions(hooks, hid)["not-a-workload-controller"]
         skipped = ["system:kube-controller-manager", controller]
         others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
@@ -89,6 +91,7 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
     assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
+    assert set(_conditions(none, "guard-replicasets-scale")) == {"raises-replicas"}
 
 
 def _shaped(hid: str, pod: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +123,35 @@ def test_the_guard_of_a_derived_kind_is_called_for_a_create_or_an_image_change_o
     assert called("UPDATE", {**old_pod, "containers": [{"name": "other", "image": "web:1"}]})  # by name
     assert not called("UPDATE", old_pod, {"team": "web", "owner": "bob"})
     assert called("UPDATE", old_pod, {"team": "web", "lockgate.dev/promotion": "production/forged"})
+
+
+def test_a_replicasets_guard_is_called_when_its_replicas_rise_by_the_object_or_its_scale() -> None:
+    """Scaling an old ReplicaSet up runs the earlier image it holds: the guard is called for it, whether
+    the replicas rise on the ReplicaSet (its default is 1) or on its Scale (which omits a count of 0)."""
+    from lockgate.gates.celimport import cel
+
+    hooks = _webhooks(rendering.render())
+    on_object = _conditions(hooks, "guard-replicasets")["creates-or-changes-images"]
+    on_scale = _conditions(hooks, "guard-replicasets-scale")["raises-replicas"]
+
+    def replica_set(replicas: int | None) -> dict[str, Any]:
+        spec = {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}
+        return {"metadata": {}, "spec": spec if replicas is None else {**spec, "replicas": replicas}}
+
+    def scale(replicas: int) -> dict[str, Any]:
+        return {"kind": "Scale", "spec": {"replicas": replicas} if replicas else {}}
+
+    def called(expression: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        context = {"request": {"operation": "UPDATE"}, "object": new, "oldObject": old}
+        return bool(cel.evaluate(expression, context))
+
+    assert called(on_object, replica_set(0), replica_set(3))
+    assert called(on_object, replica_set(None), replica_set(2))
+    assert not called(on_object, replica_set(3), replica_set(0))
+    assert not called(on_object, replica_set(None), replica_set(1))
+    assert called(on_scale, scale(0), scale(3))
+    assert not called(on_scale, scale(3), scale(0))
+    assert not called(on_scale, scale(2), scale(2))
 
 
 def test_operator_managed_webhooks_render_no_configurations_and_grant_the_rbac() -> None:

@@ -2,7 +2,8 @@
 out (or rolling back), may change a workload's container image. Everything else passes.
 
 Every kind that runs containers is guarded (``GUARDED``), and every image it runs: containers, init
-and ephemeral containers, image volumes. The Promotion's target kinds (``PROMOTABLE``) change only
+and ephemeral containers, image volumes, and a ReplicaSet's replica count (scaling an old ReplicaSet of a
+Deployment up brings back the images it ran). The Promotion's target kinds (``PROMOTABLE``) change only
 through the operator; the kinds Kubernetes' controllers make from a guarded owner's template
 (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
 controllers (``workload_controllers``); the images of CronJobs and ReplicationControllers, which no
@@ -48,6 +49,7 @@ GUARDED = (
     GuardedKind("StatefulSet", "apps", "statefulsets"),
     GuardedKind("DaemonSet", "apps", "daemonsets"),
     GuardedKind("ReplicaSet", "apps", "replicasets"),
+    GuardedKind("ReplicaSet", "apps", "replicasets", "scale"),  # kubectl scale, autoscalers
     GuardedKind("Pod", "", "pods"),
     GuardedKind("Pod", "", "pods", "ephemeralcontainers"),  # kubectl debug
     GuardedKind("Job", "batch", "jobs"),
@@ -104,6 +106,23 @@ def _changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
     ]
 
 
+def raised_replicas(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(before, after) when an update raises the replica count (of a ReplicaSet, or of its Scale), else None.
+
+    A ReplicaSet without ``spec.replicas`` has one; a Scale without it (omitted when zero) has none.
+    """
+    if not old.get("metadata"):
+        return None  # a new object: its images are judged
+
+    def count(obj: Mapping[str, Any]) -> int:
+        spec = obj.get("spec") or {}
+        value = spec.get("replicas")
+        return int(value) if isinstance(value, int) else (1 if "template" in spec else 0)
+
+    before, after = count(old), count(new)
+    return (before, after) if after > before else None
+
+
 def _by_name(changes: list[tuple[str, str | None, str | None]]) -> list[tuple[str, str | None, str | None]]:
     return [(key.split("/", 1)[1], a, b) for key, a, b in changes]
 
@@ -136,8 +155,12 @@ def judge(
     break_glass_groups: Sequence[str],
     promotion: Mapping[str, Any] | None,
     workload_controllers: Collection[str] = KUBE_CONTROLLERS,
+    subresource: str | None = None,
 ) -> Verdict:
-    """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names."""
+    """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names.
+
+    ``subresource`` ``scale``: ``old`` and ``new`` are the ReplicaSet's Scale (replicas only).
+    """
     keyed = _changes(kind, old, new)
     changes = _by_name(keyed)
     if not namespace_gated:
@@ -154,7 +177,10 @@ def judge(
             "only the Lockgate operator sets them",
         )
     if not changes:
-        return Verdict(True, "NoImageChange", "no container image changes")
+        raised = raised_replicas(old, new) if kind == "ReplicaSet" else None
+        if raised is None:
+            return Verdict(True, "NoImageChange", "no container image changes")
+        return _scale_up(kind, namespace, name, raised, old, user, break_glass_groups, subresource)
     described = ", ".join(
         f"{c}: {a} -> {b}" if a else f"{c}: mounts {b}" if c.startswith("volume ") else f"{c}: new container with {b}"
         for c, a, b in changes
@@ -217,6 +243,48 @@ def judge(
         f"namespace {namespace} is gated by Lockgate: container image changes to {kind} {name} ({described}) "
         f"need an approved Promotion. Create one: kubectl apply -f promotion.yaml "
         f"(spec.target.name: {name}, spec.image: <new image>), then ask approvers to approve it",
+    )
+
+
+def _scale_up(
+    kind: str,
+    namespace: str,
+    name: str,
+    raised: tuple[int, int],
+    old: Mapping[str, Any],
+    user: stamping.User,
+    break_glass_groups: Sequence[str],
+    subresource: str | None,
+) -> Verdict:
+    """Raising a ReplicaSet's replicas runs its images again: a Deployment's old ReplicaSet holds an
+    earlier image, so only its controller (or break-glass, recorded with the images) may do it."""
+    scaled = f"replicas {raised[0]} -> {raised[1]}"
+    owners = [
+        o.get("name") for o in old.get("metadata", {}).get("ownerReferences") or [] if o.get("kind") == "Deployment"
+    ]
+    ran = ", ".join(f"{key.split('/', 1)[1]}: {image}" for key, image in sorted(images(kind, old).items()))
+    if set(user.groups) & set(break_glass_groups):
+        if subresource != "scale":
+            return Verdict(
+                True,
+                "BreakGlass",
+                f"break-glass scale-up by {user.username} of {kind} {name} ({scaled}, runs {ran}): recorded as an "
+                "emergency change needing retro review",
+                emergency=True,
+            )
+        how = (  # the Scale does not say which images it runs, so the record could not either
+            f", as break-glass, raise it on the ReplicaSet itself so the emergency record names its images: kubectl "
+            f'patch replicaset {name} -n {namespace} --type merge -p \'{{"spec":{{"replicas":{raised[1]}}}}}\''
+        )
+    else:
+        how = " have a break-glass group member raise it (recorded as an emergency change needing retro review)"
+    return Verdict(
+        False,
+        "ScaleUpNeedsPromotion",
+        f"namespace {namespace} is gated by Lockgate: raising the replicas of {kind} {name} ({scaled}) runs its "
+        f"images again{f' ({ran})' if ran else ''}, and an old ReplicaSet holds an image no current approval "
+        f"covers. Scale the Deployment that owns it (kubectl scale deployment/{owners[0] if owners else '<name>'}), "
+        f"roll back through a Promotion, or{how}",
     )
 
 

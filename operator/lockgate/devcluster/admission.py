@@ -55,6 +55,8 @@ class AdmissionAttributes:
     old_object: dict[str, Any] | None
     user: identity.UserInfo
     dry_run: bool
+    kind_group: str | None = None  # the object's kind when it is not the resource's (a Scale: autoscaling/v1)
+    kind_version: str | None = None
 
 
 @dataclasses.dataclass
@@ -209,7 +211,11 @@ def _operation_options(attrs: AdmissionAttributes) -> dict[str, Any] | None:
 
 def build_review(attrs: AdmissionAttributes, *, version: str = "v1", uid: str | None = None) -> dict[str, Any]:
     """The AdmissionReview request body the API server POSTs to a webhook."""
-    kind = {"group": attrs.group, "version": attrs.version, "kind": attrs.kind}
+    kind = {
+        "group": attrs.group if attrs.kind_group is None else attrs.kind_group,
+        "version": attrs.kind_version or attrs.version,
+        "kind": attrs.kind,
+    }
     resource = {"group": attrs.group, "version": attrs.version, "resource": attrs.resource}
     request: dict[str, Any] = {
         "uid": uid or str(uuid.uuid4()),

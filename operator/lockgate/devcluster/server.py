@@ -118,6 +118,7 @@ class ParsedRequest:
     subresource: str = ""
     verb: str = ""
     drop_watch_after: float | None = None  # set by an injected fault
+    warnings: list[str] = dataclasses.field(default_factory=list)  # admission webhooks' warnings, for the client
 
     @property
     def is_resource(self) -> bool:
@@ -187,6 +188,15 @@ def _json_response(
     return aiohttp.web.Response(
         body=json.dumps(body).encode(), status=status, content_type="application/json", headers=headers
     )
+
+
+def _warned(response: aiohttp.web.Response, warnings: list[str]) -> aiohttp.web.Response:
+    """The admission webhooks' warnings as the API server sends them: ``Warning: 299 - "text"`` headers."""
+    for text in warnings:
+        plain = " ".join(text.split()).encode("ascii", "replace").decode()  # a header is one line of ASCII
+        quoted = plain.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{quoted}"')
+    return response
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -471,13 +481,13 @@ class DevCluster(kmock.KubernetesEmulator):
             return await self._watch(rtype, req, raw_request)
         if req.verb == "create":
             obj = await self._create(rtype, req, user)
-            return _json_response(obj, 201)
+            return _warned(_json_response(obj, 201), req.warnings)
         if req.verb in ("update", "patch"):
             obj, created = await self._update(rtype, req, user)
-            return _json_response(obj, 201 if created else 200)
+            return _warned(_json_response(obj, 201 if created else 200), req.warnings)
         if req.verb == "delete":
             obj = await self._delete(rtype, req, user, req.name)
-            return _json_response(obj)
+            return _warned(_json_response(obj), req.warnings)
         if req.verb == "deletecollection":
             return await self._delete_collection(rtype, req, user)
         raise errors.method_not_allowed()
@@ -764,13 +774,19 @@ class DevCluster(kmock.KubernetesEmulator):
         user: identity.UserInfo,
         name: str,
     ) -> admission.AdmissionAttributes:
+        scale = req.subresource == "scale"  # as the API server does: the webhook sees the Scale, not the object
+        if scale:
+            obj = self._scale(rtype, obj) if obj is not None else None
+            old = self._scale(rtype, old) if old is not None else None
         return admission.AdmissionAttributes(
             operation=operation,
             group=rtype.group,
             version=rtype.version,
+            kind_group="autoscaling" if scale else None,
+            kind_version="v1" if scale else None,
             resource=rtype.plural,
             subresource=req.subresource,
-            kind=rtype.kind,
+            kind="Scale" if scale else rtype.kind,
             namespace=req.namespace if rtype.namespaced else "",
             name=name,
             object=obj,
@@ -803,8 +819,13 @@ class DevCluster(kmock.KubernetesEmulator):
         attrs = self._admission_attrs(rtype, req, operation, obj, old, user, name)
         result = await admission.mutate(configs, attrs, ns)
         warnings.extend(result.warnings)
+        req.warnings.extend(result.warnings)
         if not result.allowed:
             raise _admission_error(result)
+        if result.object is not None and req.subresource == "scale" and obj is not None:  # a mutated Scale
+            folded = copy.deepcopy(obj)
+            folded.setdefault("spec", {})["replicas"] = (result.object.get("spec") or {}).get("replicas", 0)
+            return folded
         return result.object if result.object is not None else obj
 
     async def _validate_admission(
@@ -827,6 +848,7 @@ class DevCluster(kmock.KubernetesEmulator):
         attrs = self._admission_attrs(rtype, req, operation, obj, old, user, name)
         result = await admission.validate(configs, attrs, ns)
         warnings.extend(result.warnings)
+        req.warnings.extend(result.warnings)
         if not result.allowed:
             raise _admission_error(result)
 

@@ -214,8 +214,8 @@ class DirectReviews:
             yield client_config
 
 
-async def answer(review: Awaitable[None]) -> dict[str, Any]:
-    """A review's ``allowed`` and ``status`` as Kopf builds them from a handler's outcome."""
+async def answer(review: Awaitable[None], warnings: list[str] | None = None) -> dict[str, Any]:
+    """A review's ``allowed``, ``status`` and ``warnings`` as Kopf builds them from a handler's outcome."""
     try:
         await review
     except kopf.AdmissionError as exc:
@@ -223,7 +223,7 @@ async def answer(review: Awaitable[None]) -> dict[str, Any]:
     except Exception as exc:  # as Kopf answers a failed handler: denied, with the error
         logger.exception("admission review failed")
         return {"allowed": False, "status": {"message": str(exc) or repr(exc), "code": 500}}
-    return {"allowed": True}
+    return {"allowed": True, **({"warnings": list(warnings)} if warnings else {})}
 
 
 async def _view_loaded(primed: asyncio.Event | None, *, fail_open: bool) -> bool:
@@ -263,8 +263,9 @@ def _register_guard(
     judge_new = settings.guard_new_workloads or kind not in imageguard.PROMOTABLE
     # A configuration Kopf manages has no namespace selector and no match conditions: failing closed on
     # Pods, ReplicaSets and Jobs would stop every controller in the cluster (and the operator's own Pod)
-    # while the operator is down. The chart's configuration fails closed, skipping the controllers.
-    fails_open = settings.manage_webhooks and kind in imageguard.DERIVED and not guarded.subresource
+    # while the operator is down (a ReplicaSet's Scale follows the ReplicaSet). The chart's configuration
+    # fails closed, skipping the controllers.
+    fails_open = settings.manage_webhooks and kind in imageguard.DERIVED and guarded.subresource in (None, "scale")
 
     async def guard(
         userinfo: Mapping[str, Any],
@@ -273,6 +274,7 @@ def _register_guard(
         old: Mapping[str, Any] | None,
         new: Mapping[str, Any] | None,
         dryrun: bool,
+        warnings: list[str],
     ) -> None:
         if not new or (not old and not judge_new):
             return
@@ -302,6 +304,7 @@ def _register_guard(
                 break_glass_groups=settings.break_glass_groups,
                 promotion=promotion,
                 workload_controllers=settings.workload_controllers,
+                subresource=guarded.subresource,
             )
 
         # The acting replica's own view has the status it just wrote; any other replica (or a stale
@@ -320,6 +323,8 @@ def _register_guard(
                     f"break-glass change refused: it could not be recorded in the audit trail ({exc}); retry later",
                     code=503,
                 ) from None
+        if verdict.emergency:  # kubectl shows it: the person sees the change is on the record as an emergency
+            warnings.append(f"Lockgate: {verdict.message}")
 
     @kopf.on.validate(
         guarded.group,
@@ -334,7 +339,11 @@ def _register_guard(
         ignore_failures=fails_open,
     )
     async def declared(userinfo: kopf.UserInfo, namespace: str | None, name: str | None, **kwargs: Any) -> None:
-        await guard(userinfo, namespace, name, kwargs.get("old"), kwargs.get("new"), bool(kwargs.get("dryrun")))
+        said = kwargs.get("warnings")
+        warnings = said if isinstance(said, list) else []
+        await guard(
+            userinfo, namespace, name, kwargs.get("old"), kwargs.get("new"), bool(kwargs.get("dryrun")), warnings
+        )
 
     async def direct(review: Mapping[str, Any]) -> dict[str, Any]:
         request = review.get("request") or {}
@@ -347,6 +356,7 @@ def _register_guard(
             }
         new, old = request.get("object"), request.get("oldObject")
         meta = (new or old or {}).get("metadata") or {}
+        warnings: list[str] = []
         return await answer(
             guard(
                 request.get("userInfo") or {},
@@ -355,7 +365,9 @@ def _register_guard(
                 old,
                 new,
                 bool(request.get("dryRun")),
-            )
+                warnings,
+            ),
+            warnings,
         )
 
     return direct
