@@ -40,7 +40,10 @@ class OperatorSettings(BaseSettings):
     )
     metrics_port: int = Field(9090, description="Port of the Prometheus /metrics endpoint (0 disables it).")
     metrics_host: str = Field("0.0.0.0", description="Address the metrics endpoint listens on.")
-    health_port: int = Field(8081, description="Port of the liveness endpoint (0 disables it).")
+    health_port: int = Field(
+        8081, description="Port of the probes: /healthz (liveness) and /readyz (readiness) (0 disables them)."
+    )
+    health_host: str = Field("0.0.0.0", description="Address the probes listen on.")
     webhook_host: str = Field("0.0.0.0", description="Address the admission webhook server listens on.")
     webhook_port: int = Field(9443, description="Port of the admission webhook server (0 disables webhooks).")
     webhook_cert_dir: str | None = Field(

@@ -41,7 +41,7 @@ def test_probes_and_resources(values: dict[str, Any]) -> None:
     container = _pod(values)["containers"][0]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["tcpSocket"]["port"] == "webhooks"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}  # the view is loaded
     assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
     assert container["resources"]["limits"]["memory"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}

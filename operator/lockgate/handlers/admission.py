@@ -77,14 +77,15 @@ def register(
     on_break_glass: Any = None,
     on_approval_delete: Any = None,
     primed: asyncio.Event | None = None,
-) -> None:
-    """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``).
+) -> DirectReviews | None:
+    """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``); returns the
+    webhook server (None: webhooks are off).
 
     ``primed`` is set once the view holds every GatePolicy and Namespace: until then the image guard
     cannot tell a gated namespace from another, so it waits for it (then refuses, 503).
     """
     if settings.webhook_port < 0:
-        return
+        return None
     server = DirectReviews(webhook_server(settings))
     kopf_settings.admission.server = server
     if settings.manage_webhooks:
@@ -179,6 +180,7 @@ def register(
     for guarded in imageguard.GUARDED:
         guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed)
         server.routes[guarded.webhook_id] = guard
+    return server
 
 
 #: Serves one webhook's AdmissionReview request and returns the review's ``response``.
@@ -198,6 +200,7 @@ class DirectReviews:
     def __init__(self, server: Callable[[Any], AsyncIterator[Any]]) -> None:
         self.server = server
         self.routes: dict[str, DirectReview] = {}
+        self.listening = asyncio.Event()  # set once the server listens (readiness waits for it)
 
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         async def serve(request: Any, *, webhook: str | None = None, **kwargs: Any) -> Any:
@@ -211,6 +214,7 @@ class DirectReviews:
             }
 
         async for client_config in self.server(serve):
+            self.listening.set()
             yield client_config
 
 

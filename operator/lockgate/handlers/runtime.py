@@ -19,6 +19,7 @@ import kopf
 from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
+from lockgate import probes
 from lockgate import settings as lockgate_settings
 from lockgate.handlers import admission, watching
 from lockgate.kube import access, config, leadership, rbacwatch, stampkeys
@@ -181,7 +182,7 @@ async def run_operator(
 
     watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
     kopf_settings = _kopf_settings(settings)
-    admission.register(
+    reviews = admission.register(
         registry,
         kopf_settings,
         settings,
@@ -219,6 +220,12 @@ async def run_operator(
             on_change=leadership_changed,
         )
         leader_task = asyncio.create_task(lease.run(), name="lockgate-leadership")
+    waits = [(engine.primed, "the view of GatePolicies and Namespaces (loading)")]
+    if reviews is not None:
+        waits.append((reviews.listening, "the webhook server (starting)"))
+    probe_server = None
+    if settings.health_port:
+        probe_server = await probes.Probes(waits).serve(settings.health_host, settings.health_port)
     stop_flag = stop or asyncio.Event()
     try:
         await kopf.operator(
@@ -228,7 +235,6 @@ async def run_operator(
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
         )
     finally:
         rbac_task.cancel()
@@ -238,4 +244,6 @@ async def run_operator(
         await api.close()
         if metrics_server is not None:
             metrics_server.close()
+        if probe_server is not None:
+            await probe_server.cleanup()
         trail.close()
