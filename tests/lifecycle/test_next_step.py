@@ -100,6 +100,15 @@ def test_a_busy_target_holds_an_approved_promotion() -> None:
     assert steps.next_step(situation(target_busy_with="other"), OPEN, NOW).action is A.WAIT_FOR_TARGET
 
 
+def test_checks_whose_host_is_no_longer_allowed_hold_the_deploy_before_any_approval_is_spent() -> None:
+    refused = "spec.verification.http[0].url: HTTP checks may probe only *.production.svc"
+    for gate in (OPEN, SHUT):
+        step = steps.next_step(situation(has_http_checks=True, checks_refused=refused), gate, NOW)
+        assert step.action is A.CHECKS_REFUSED and step.reason == "VerificationTargetNotAllowed"
+        assert step.message.startswith(refused) and "Not deployed" in step.message
+    assert steps.next_step(situation(has_http_checks=True), OPEN, NOW).action is A.START_DEPLOY
+
+
 def test_deploying_patches_once_then_marks_deployed() -> None:
     assert steps.next_step(situation(phase="Deploying"), None, NOW).action is A.PATCH
     assert steps.next_step(situation(phase="Deploying", workload=applied()), None, NOW).action is A.MARK_DEPLOYED
@@ -164,9 +173,16 @@ PHASES = st.sampled_from(sorted(steps.TERMINAL | steps.WAITING | steps.ACTIVE))
 GATES = st.sampled_from([None, OPEN, SHUT, steps.GateView(False, True, "rejected")])
 
 
-@given(phase=PHASES, gate=GATES, is_applied=st.booleans(), superseded=st.booleans(), busy=st.booleans())
+@given(
+    phase=PHASES,
+    gate=GATES,
+    is_applied=st.booleans(),
+    superseded=st.booleans(),
+    busy=st.booleans(),
+    checks_refused=st.booleans(),
+)
 def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
-    phase: str, gate: steps.GateView | None, is_applied: bool, superseded: bool, busy: bool
+    phase: str, gate: steps.GateView | None, is_applied: bool, superseded: bool, busy: bool, checks_refused: bool
 ) -> None:
     s = situation(
         phase=phase,
@@ -174,11 +190,13 @@ def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
         superseded_by="n" if superseded else None,
         target_busy_with="o" if busy else None,
         deploy_applied=is_applied and phase in steps.WAITING,
+        has_http_checks=checks_refused,
+        checks_refused="spec.verification.http[0].url: not allowed" if checks_refused else "",
     )
     step = steps.next_step(s, gate, NOW)
     if is_applied and phase in steps.WAITING:
         assert step.action is A.RESUME_DEPLOY  # recorded and applied: resumed, never started again
     if step.action in (A.START_DEPLOY, A.PATCH):
-        assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy)
+        assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy and not checks_refused)
     if step.action is A.PATCH:
         assert not is_applied  # never patch a workload that already runs this cycle

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lockgate.handlers import testing
+from lockgate.handlers import background, testing
 from tests import healthendpoint
 from tests.lifecycle import manifests
 
@@ -115,3 +115,24 @@ def test_an_http_check_through_an_external_name_service_is_not_probed_and_rolls_
     assert "HttpCheckFailed" in conditions
     assert "not probed: Service production/web is an ExternalName Service" in conditions
     assert lockgate.image() == "registry.example/web:1.0"
+
+
+def test_checks_admitted_before_their_host_was_disallowed_hold_the_deploy_and_say_why(lockgate: testing.Stack) -> None:
+    """The allowed hosts were narrowed after the Promotion was admitted: deploying would only roll back when
+    its checks fail unprobed, so it waits (Pending) naming the field, what to do, and the setting."""
+    lockgate.apply(with_http_check("http://web.production.svc:8080/healthz"), context="alice")
+    lockgate.wait_phase("web-2", "AwaitingApproval")
+    lockgate.stop_operator()
+    lockgate.start_operator(settings=background.local_settings(verification_hosts=["*.{namespace}.internal"]))
+    lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
+    lockgate.apply(manifests.approval("web-2-carol", "web-2"), context="carol")
+    held = lockgate.wait_for(
+        lambda: "VerificationTargetNotAllowed" in str((p := lockgate.get("promo", "web-2"))["status"]) and p,
+        message="web-2 held for its check's host",
+    )
+    message = held["status"]["message"]
+    assert held["status"]["phase"] == "Pending"
+    assert "spec.verification.http[0].url: HTTP checks may probe only *.production.internal" in message
+    assert "Not deployed" in message and "LOCKGATE_VERIFICATION_HOSTS" in message
+    assert lockgate.image() == "registry.example/web:1.0"
+    assert not [r for r in lockgate.trail().records() if r.event in ("approved", "deploying")]

@@ -393,6 +393,9 @@ class Reconciler:
             rollback_on_failure=bool(verification_spec.get("rollbackOnFailure", True)),
             has_http_checks=bool(verification_spec.get("http")),
             http_result=http_result,
+            checks_refused="; ".join(verification.spec_problems(spec, key[0], self.verification_hosts))
+            if phase in steps.WAITING and verification_spec.get("http")
+            else "",
             superseded_by=self._superseded_by(key, obj) if phase in steps.WAITING else None,
             target_busy_with=self._target_busy_with(key, obj),
             workload=workload,
@@ -464,7 +467,7 @@ class Reconciler:
                 self._deferred_approvals[key] = result
             else:
                 await self._write_approvals(key[0], result)
-        if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING):
+        if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING, A.CHECKS_REFUSED):
             assert result is not None
             new = statuses.waiting(obj, result, step, now)
             await self._write(obj, new, step)

@@ -30,6 +30,7 @@ class Action(enum.StrEnum):
     REJECT = "Reject"
     WAIT_FOR_TARGET = "WaitForTarget"  # approved, but another promotion is rolling the workload
     TARGET_MISSING = "TargetMissing"
+    CHECKS_REFUSED = "ChecksRefused"  # its HTTP checks may not probe their URLs (allowed hosts narrowed since)
     START_DEPLOY = "StartDeploy"  # audit + Deploying status (previous image recorded)
     PATCH = "Patch"  # set the image (only if not yet applied)
     MARK_DEPLOYED = "MarkDeployed"  # applied already (restart after the patch): record it
@@ -77,6 +78,7 @@ class Situation:
     workload: Mapping[str, Any] | None
     target_problem: str = "the target workload or container does not exist"
     deploy_applied: bool = False  # the workload carries this promotion's deploy for the status's cycle
+    checks_refused: str = ""  # why this spec's HTTP checks may not probe their URLs now (empty: they may)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,14 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
         return Step(Action.REJECT, "Rejected", gate.summary)
     if s.workload is None or s.change is None:  # said before anyone spends an approval on it
         return Step(Action.TARGET_MISSING, "TargetNotFound", f"{s.target_problem}; fix spec.target")
+    if s.checks_refused:  # admitted before the allowed hosts were narrowed: deploying would only roll back
+        return Step(
+            Action.CHECKS_REFUSED,
+            "VerificationTargetNotAllowed",
+            f"{s.checks_refused}. Not deployed: these HTTP checks could not run after the deploy, so it would roll "
+            "back. Point them at a Service of this namespace (a spec change starts a new approval cycle), or have "
+            "the platform team allow the host (LOCKGATE_VERIFICATION_HOSTS)",
+        )
     if not gate.may_deploy:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
     if s.target_busy_with:
