@@ -166,7 +166,7 @@ def test_scaling_an_old_replica_set_up_needs_break_glass_which_is_recorded_with_
     assert refused.returncode != 0
     assert 'admission webhook "guard-replicasets-scale.lockgate.dev" denied the request' in refused.stderr
     assert "raising the replicas of ReplicaSet web-old (replicas 0 -> 3)" in refused.stderr
-    assert "kubectl scale deployment/<name>" in refused.stderr
+    assert "kubectl scale deployment/<its Deployment>" in refused.stderr  # a Scale does not name its owner
     patch = ["patch", "replicaset", "web-old", "-n", "production", "--type", "merge", "-p", '{"spec":{"replicas":3}}']
     by_patch = guarded.kubectl(*patch, context="alice", check=False)
     assert by_patch.returncode != 0 and "(web: registry.example/web:0.9)" in by_patch.stderr
@@ -184,3 +184,30 @@ def test_scaling_an_old_replica_set_up_needs_break_glass_which_is_recorded_with_
     guarded.kubectl("scale", "replicaset/web-old", "--replicas=0", "-n", "production", context="alice")  # down: fine
     assert create(guarded, replicaset("web-old", "registry.example/web:0.9"), namespace="staging").returncode == 0
     guarded.kubectl("scale", "replicaset/web-old", "--replicas=3", "-n", "staging", context="alice")  # ungated
+
+
+def test_pausing_a_deployment_needs_break_glass(guarded: testing.Stack) -> None:
+    """Paused, the deployment controller would scale an older ReplicaSet back up once the current one went."""
+    pause = ["rollout", "pause", "deployment/web", "-n", "production"]
+    refused = guarded.kubectl(*pause, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-deployments.lockgate.dev" denied the request' in refused.stderr
+    assert "while Deployment web is paused, its controller would scale an older ReplicaSet" in refused.stderr
+    paused = guarded.kubectl(*pause, context="dan")
+    assert "Warning: Lockgate: break-glass pause by dan of Deployment web" in paused.stderr
+    guarded.kubectl("rollout", "resume", "deployment/web", "-n", "production", context="alice")  # resuming: fine
+
+
+def test_scaling_up_a_replication_controller_needs_break_glass(guarded: testing.Stack) -> None:
+    rc = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": "legacy"},
+        "spec": {"replicas": 0, "selector": {"app": "legacy"}, "template": template("legacy", "registry.example/l:1")},
+    }
+    assert create(guarded, rc, context="dan").returncode == 0  # break-glass made it (recorded)
+    scale = ["scale", "rc/legacy", "--replicas=2", "-n", "production"]
+    refused = guarded.kubectl(*scale, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-replicationcontrollers-scale.lockgate.dev" denied the request' in refused.stderr
+    assert "raising the replicas of ReplicationController legacy (replicas 0 -> 2)" in refused.stderr

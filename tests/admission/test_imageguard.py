@@ -214,7 +214,7 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
             obj["spec"]["replicas"] = count
     got = verdict(kind, old, new, username)
     count = {k: (c if c is not None else 1) for k, c in zip(("old", "new"), replicas, strict=True)}
-    raised = kind == "ReplicaSet" and not new_object and count["new"] > count["old"]
+    raised = kind in imageguard.SCALED and not new_object and count["new"] > count["old"]
     if imageguard.changed_images(kind, old, new) or raised:
         may = (username == CONTROLLER and kind in imageguard.DERIVED) or (
             username == OPERATOR and kind in imageguard.PROMOTABLE and got.reason == "PromotionRollout"
@@ -242,6 +242,7 @@ def test_scaling_an_old_replica_set_up_needs_its_controller_or_break_glass() -> 
     assert not refused.allowed and refused.reason == "ScaleUpNeedsPromotion"
     assert "replicas 0 -> 3" in refused.message and "(web: web:1)" in refused.message
     assert "kubectl scale deployment/web" in refused.message  # what to do instead, naming its owner
+    assert "an older ReplicaSet of a Deployment holds an earlier image" in refused.message
     assert not verdict("ReplicaSet", _replica_set(0), _replica_set(3), OPERATOR).allowed
     assert verdict("ReplicaSet", _replica_set(0), _replica_set(3), CONTROLLER).reason == "WorkloadController"
     assert verdict("ReplicaSet", _replica_set(3), _replica_set(0), "alice").allowed  # scaling down runs nothing
@@ -258,7 +259,39 @@ def test_a_scale_up_through_the_scale_subresource_is_refused_and_break_glass_is_
     assert not glass.allowed
     assert 'kubectl patch replicaset web -n production --type merge -p \'{"spec":{"replicas":2}}\'' in glass.message
     assert verdict("ReplicaSet", _scale(2), _scale(0), "alice", subresource="scale").allowed
-    assert verdict("ReplicaSet", _scale(0), _scale(2), CONTROLLER, subresource="scale").allowed
+    # No controller scales a ReplicaSet through its Scale; an autoscaler may act as kube-controller-manager.
+    assert not verdict("ReplicaSet", _scale(1), _scale(5), CONTROLLER, subresource="scale").allowed
+
+
+def test_a_replication_controllers_replicas_rise_only_by_break_glass() -> None:
+    """No Promotion rolls a ReplicationController out: one made before the namespace was gated runs an image
+    nobody approved, and scaling it up from 0 would start it."""
+    old, new = shaped("ReplicationController", {"web": "web:0.1"}), shaped("ReplicationController", {"web": "web:0.1"})
+    old["spec"]["replicas"], new["spec"]["replicas"] = 0, 2
+    refused = verdict("ReplicationController", old, new, "alice")
+    assert not refused.allowed and refused.reason == "ScaleUpNeedsPromotion" and "(web: web:0.1)" in refused.message
+    assert "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out" in refused.message
+    assert not verdict("ReplicationController", old, new, CONTROLLER).allowed
+    assert verdict("ReplicationController", old, new, "dan", "oncall-leads").emergency
+    by_scale = verdict("ReplicationController", _scale(0), _scale(2), "dan", "oncall-leads", subresource="scale")
+    assert not by_scale.allowed and "on the ReplicationController itself" in by_scale.message
+    assert "kubectl patch replicationcontroller web -n production" in by_scale.message
+
+
+def test_pausing_a_deployment_needs_break_glass_and_resuming_does_not() -> None:
+    """Paused, a Deployment's controller makes no ReplicaSet from its template: if the current one goes, it
+    scales the newest older one (an earlier image) back up, as the deployment controller, which passes."""
+    running, paused = shaped("Deployment", {"web": "web:2"}), shaped("Deployment", {"web": "web:2"})
+    paused["spec"]["paused"] = True
+    refused = verdict("Deployment", running, paused, "alice")
+    assert not refused.allowed and refused.reason == "PauseNeedsBreakGlass"
+    assert "scale an older ReplicaSet (an earlier image" in refused.message
+    assert not verdict("Deployment", running, paused, OPERATOR).allowed
+    glass = verdict("Deployment", running, paused, "dan", "oncall-leads")
+    assert glass.allowed and glass.emergency and "pause by dan of Deployment web (runs web: web:2)" in glass.message
+    assert verdict("Deployment", paused, running, "alice").allowed  # resuming makes the template's ReplicaSet
+    assert verdict("Deployment", paused, paused, "alice").allowed  # already paused: nothing new
+    assert verdict("StatefulSet", running, paused, "alice").allowed  # only Deployments pause
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -34,10 +34,12 @@ SERVED = {
     "guard-jobs": ("Validating", "jobs", ["CREATE", "UPDATE"]),
     "guard-cronjobs": ("Validating", "cronjobs", ["CREATE", "UPDATE"]),
     "guard-replicationcontrollers": ("Validating", "replicationcontrollers", ["CREATE", "UPDATE"]),
+    "guard-replicationcontrollers-scale": ("Validating", "replicationcontrollers/scale", ["UPDATE"]),
 }
 # The guards of the kinds Kubernetes' controllers make: the controllers' own requests skip the call.
 DERIVED = ("guard-replicasets", "guard-pods", "guard-jobs")
-CONDITIONAL = (*DERIVED, "guard-replicasets-scale")  # called only when it matters (matchConditions)
+SCALES = ("guard-replicasets-scale", "guard-replicationcontrollers-scale")  # called when the replicas rise
+CONDITIONAL = (*DERIVED, *SCALES)  # called only when it matters (matchConditions)
 
 
 def _webhooks(objects: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -82,7 +84,7 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     def called(expression: str, username: str) -> bool:
         return bool(cel.evaluate(expression, {"request": {"userInfo": {"username": username}}}))
 
-    for hid in CONDITIONAL:
+    for hid in DERIVED:
         condition = _conditions(hooks, hid)["not-a-workload-controller"]
         skipped = ["system:kube-controller-manager", controller]
         others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
@@ -91,7 +93,8 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
     assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
-    assert set(_conditions(none, "guard-replicasets-scale")) == {"raises-replicas"}
+    # No controller scales these kinds through a Scale, but an autoscaler may act as kube-controller-manager.
+    assert all(set(_conditions(hooks, hid)) == set(_conditions(none, hid)) == {"raises-replicas"} for hid in SCALES)
 
 
 def _shaped(hid: str, pod: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +136,7 @@ def test_a_replicasets_guard_is_called_when_its_replicas_rise_by_the_object_or_i
     hooks = _webhooks(rendering.render())
     on_object = _conditions(hooks, "guard-replicasets")["creates-or-changes-images"]
     on_scale = _conditions(hooks, "guard-replicasets-scale")["raises-replicas"]
+    assert on_scale == _conditions(hooks, "guard-replicationcontrollers-scale")["raises-replicas"]
 
     def replica_set(replicas: int | None) -> dict[str, Any]:
         spec = {"template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}

@@ -593,3 +593,58 @@ async def test_webhook_calls_keep_their_connection_and_survive_a_webhook_server_
         assert len(restarted.requests) == 1
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.kubectl
+async def test_a_scale_webhook_sees_the_scale_and_kubectl_prints_the_webhooks_warnings(server: WebhookServer) -> None:
+    """As the API server: a webhook on ``deployments/scale`` is sent the autoscaling/v1 Scale (``spec.replicas``
+    omitted at zero) for the apps/v1 resource, and its warnings reach kubectl as ``Warning:`` lines, each once,
+    a line with a control character dropped."""
+
+    async def warn(request: dict[str, Any]) -> dict[str, Any]:
+        said = ['scaled "web" \\ by hand', "Lockgate: recorded for the café on-call", "twice", "twice", "bad\nline"]
+        return {"allowed": True, "warnings": said}
+
+    runner = pytest.importorskip("lockgate.devcluster.runner")
+    server.handlers["/scale"] = warn
+    rule = {"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments/scale"]}
+    hooks = config(
+        "ValidatingWebhookConfiguration",
+        "scale",
+        webhook("scale.lockgate.dev", server.url + "/scale", server.ca_bundle, rules=[rule]),
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "scaled", "namespace": "staging"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "w:1"}]},
+            },
+        },
+    }
+    with runner.start_in_thread(crd_dir=runner.default_crd_dir()) as cluster:
+        kubeconfig = str(cluster.kubeconfig)
+        path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+        code, _, err = await kubectl(kubeconfig, "create", "--raw", path, "-f", "-", stdin=json.dumps(hooks))
+        assert code == 0, err
+        code, _, err = await kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(deployment))
+        assert code == 0, err
+        code, _, err = await kubectl(kubeconfig, "scale", "deployment/scaled", "--replicas=3", "-n", "staging")
+        assert code == 0, err
+    ((_, review, _),) = server.requests
+    request = review["request"]
+    assert request["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    assert request["resource"] == {"group": "apps", "version": "v1", "resource": "deployments"}
+    assert request["subResource"] == "scale"
+    assert (request["oldObject"]["kind"], request["oldObject"]["spec"]) == ("Scale", {})  # zero: omitted
+    assert request["object"]["spec"] == {"replicas": 3}
+    warned = [line for line in err.splitlines() if line.startswith("Warning:")]
+    assert warned == [
+        'Warning: scaled "web" \\ by hand',
+        "Warning: Lockgate: recorded for the café on-call",
+        "Warning: twice",
+    ]

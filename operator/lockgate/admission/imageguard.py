@@ -2,8 +2,10 @@
 out (or rolling back), may change a workload's container image. Everything else passes.
 
 Every kind that runs containers is guarded (``GUARDED``), and every image it runs: containers, init
-and ephemeral containers, image volumes, and a ReplicaSet's replica count (scaling an old ReplicaSet of a
-Deployment up brings back the images it ran). The Promotion's target kinds (``PROMOTABLE``) change only
+and ephemeral containers, image volumes; and what would run an image no current approval covers without
+changing one: raising a ReplicaSet's or ReplicationController's replicas (a Deployment's older
+ReplicaSet holds an earlier image), and pausing a Deployment (its controller then scales an older
+ReplicaSet back up when the current one goes). The Promotion's target kinds (``PROMOTABLE``) change only
 through the operator; the kinds Kubernetes' controllers make from a guarded owner's template
 (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
 controllers (``workload_controllers``); the images of CronJobs and ReplicationControllers, which no
@@ -55,11 +57,14 @@ GUARDED = (
     GuardedKind("Job", "batch", "jobs"),
     GuardedKind("CronJob", "batch", "cronjobs"),
     GuardedKind("ReplicationController", "", "replicationcontrollers"),
+    GuardedKind("ReplicationController", "", "replicationcontrollers", "scale"),
 )
 #: The kinds a Promotion targets: the operator rolls them out.
 PROMOTABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 #: The kinds Kubernetes' controllers make from a guarded owner's template.
 DERIVED = frozenset({"ReplicaSet", "Pod", "Job"})
+#: The kinds whose replica count starts Pods from their own template, whatever images it holds.
+SCALED = frozenset({"ReplicaSet", "ReplicationController"})
 #: kube-controller-manager's identities that write ReplicaSets, Pods and Jobs (with and without
 #: ``--use-service-account-credentials``).
 KUBE_CONTROLLERS = (
@@ -165,8 +170,9 @@ def judge(
     changes = _by_name(keyed)
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
-    if kind in DERIVED and user.username in workload_controllers:
-        # Made from its owner's template (whose images are guarded), with the owner's annotations.
+    if kind in DERIVED and user.username in workload_controllers and subresource != "scale":
+        # Made from its owner's template (whose images are guarded), with the owner's annotations. (No
+        # controller scales a ReplicaSet through its Scale; an autoscaler may act as kube-controller-manager.)
         return Verdict(True, "WorkloadController", f"{kind} {name} written by {user.username} from its owner")
     forged = provenance_changes(old, new)
     if forged and user.username != operator_identity:
@@ -177,7 +183,9 @@ def judge(
             "only the Lockgate operator sets them",
         )
     if not changes:
-        raised = raised_replicas(old, new) if kind == "ReplicaSet" else None
+        if kind == "Deployment" and old.get("metadata") and _paused(new) and not _paused(old):
+            return _pause(namespace, name, old, user, break_glass_groups)
+        raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
             return Verdict(True, "NoImageChange", "no container image changes")
         return _scale_up(kind, namespace, name, raised, old, user, break_glass_groups, subresource)
@@ -195,13 +203,7 @@ def judge(
             f"({described})",
         )
     if set(user.groups) & set(break_glass_groups):
-        return Verdict(
-            True,
-            "BreakGlass",
-            f"break-glass change by {user.username} ({described}): recorded as an emergency change "
-            "needing retro review",
-            emergency=True,
-        )
+        return _break_glass(f"change by {user.username} ({described})")
     break_glass = "have a break-glass group member make it (recorded as an emergency change needing retro review)"
     if not old.get("metadata"):
         how = (
@@ -256,35 +258,68 @@ def _scale_up(
     break_glass_groups: Sequence[str],
     subresource: str | None,
 ) -> Verdict:
-    """Raising a ReplicaSet's replicas runs its images again: a Deployment's old ReplicaSet holds an
-    earlier image, so only its controller (or break-glass, recorded with the images) may do it."""
+    """Raising the replicas starts Pods from the object's own template, whatever images it holds (a
+    Deployment's older ReplicaSet holds an earlier image): only its controller, or break-glass (recorded
+    with the images), may do it."""
     scaled = f"replicas {raised[0]} -> {raised[1]}"
     owners = [
         o.get("name") for o in old.get("metadata", {}).get("ownerReferences") or [] if o.get("kind") == "Deployment"
     ]
-    ran = ", ".join(f"{key.split('/', 1)[1]}: {image}" for key, image in sorted(images(kind, old).items()))
+    owner = f"deployment/{owners[0]}" if owners else "deployment/<its Deployment>"
+    instead = (  # what to do instead
+        f"Scale the Deployment that owns it (kubectl scale {owner}), roll back through a Promotion"
+        if kind == "ReplicaSet"
+        else "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out"
+    )
+    ran = _running(kind, old)
     if set(user.groups) & set(break_glass_groups):
         if subresource != "scale":
-            return Verdict(
-                True,
-                "BreakGlass",
-                f"break-glass scale-up by {user.username} of {kind} {name} ({scaled}, runs {ran}): recorded as an "
-                "emergency change needing retro review",
-                emergency=True,
-            )
+            return _break_glass(f"scale-up by {user.username} of {kind} {name} ({scaled}, runs {ran})")
         how = (  # the Scale does not say which images it runs, so the record could not either
-            f", as break-glass, raise it on the ReplicaSet itself so the emergency record names its images: kubectl "
-            f'patch replicaset {name} -n {namespace} --type merge -p \'{{"spec":{{"replicas":{raised[1]}}}}}\''
+            f", as break-glass, raise it on the {kind} itself so the emergency record names its images: kubectl "
+            f'patch {kind.lower()} {name} -n {namespace} --type merge -p \'{{"spec":{{"replicas":{raised[1]}}}}}\''
         )
     else:
         how = " have a break-glass group member raise it (recorded as an emergency change needing retro review)"
     return Verdict(
         False,
         "ScaleUpNeedsPromotion",
-        f"namespace {namespace} is gated by Lockgate: raising the replicas of {kind} {name} ({scaled}) runs its "
-        f"images again{f' ({ran})' if ran else ''}, and an old ReplicaSet holds an image no current approval "
-        f"covers. Scale the Deployment that owns it (kubectl scale deployment/{owners[0] if owners else '<name>'}), "
-        f"roll back through a Promotion, or{how}",
+        f"namespace {namespace} is gated by Lockgate: raising the replicas of {kind} {name} ({scaled}) starts Pods "
+        f"from its own template{f' ({ran})' if ran else ''}, which no approved Promotion rolls out (an older "
+        f"ReplicaSet of a Deployment holds an earlier image). {instead}, or{how}",
+    )
+
+
+def _break_glass(change: str) -> Verdict:
+    """Allowed, and recorded as an emergency (``emergency-bypass``) that needs a retro review."""
+    message = f"break-glass {change}: recorded as an emergency change needing retro review"
+    return Verdict(True, "BreakGlass", message, emergency=True)
+
+
+def _running(kind: str, obj: Mapping[str, Any]) -> str:
+    """``name: image, ...`` for what ``obj`` runs."""
+    return ", ".join(f"{key.split('/', 1)[1]}: {image}" for key, image in sorted(images(kind, obj).items()))
+
+
+def _paused(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("spec") or {}).get("paused"))
+
+
+def _pause(
+    namespace: str, name: str, old: Mapping[str, Any], user: stamping.User, break_glass_groups: Sequence[str]
+) -> Verdict:
+    """Pausing a Deployment: while it is paused, its controller makes no ReplicaSet from the template, and
+    if the current one goes (deleted, or relabelled out), it scales the newest older one, an earlier
+    image, back up. Only break-glass pauses one in a gated namespace (recorded with its images)."""
+    if set(user.groups) & set(break_glass_groups):
+        return _break_glass(f"pause by {user.username} of Deployment {name} (runs {_running('Deployment', old)})")
+    return Verdict(
+        False,
+        "PauseNeedsBreakGlass",
+        f"namespace {namespace} is gated by Lockgate: while Deployment {name} is paused, its controller would "
+        "scale an older ReplicaSet (an earlier image, which no current approval covers) back up if the current "
+        "one went. Change it through a Promotion (a failed rollout rolls back on its own), or have a break-glass "
+        "group member pause it (recorded as an emergency change needing retro review)",
     )
 
 

@@ -79,7 +79,7 @@ def builtin_types() -> list[ResourceType]:
             True,
             short_names=("rc",),
             categories=("all",),
-            subresources=("status",),
+            subresources=("status", "scale"),
         ),
         _b("", "v1", "secrets", "Secret", True),
         _b("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),

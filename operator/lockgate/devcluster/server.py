@@ -191,10 +191,12 @@ def _json_response(
 
 
 def _warned(response: aiohttp.web.Response, warnings: list[str]) -> aiohttp.web.Response:
-    """The admission webhooks' warnings as the API server sends them: ``Warning: 299 - "text"`` headers."""
-    for text in warnings:
-        plain = " ".join(text.split()).encode("ascii", "replace").decode()  # a header is one line of ASCII
-        quoted = plain.replace("\\", "\\\\").replace('"', '\\"')
+    """The admission webhooks' warnings as the API server sends them: ``Warning: 299 - "text"`` headers, each
+    text once; one with a control character is dropped, as the API server drops it."""
+    for text in dict.fromkeys(warnings):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            continue
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
         response.headers.add("Warning", f'299 - "{quoted}"')
     return response
 
@@ -940,7 +942,7 @@ class DevCluster(kmock.KubernetesEmulator):
 
         # Fold the subresource back into the object.
         if req.subresource == "scale":
-            replicas = (new.get("spec") or {}).get("replicas")
+            replicas = (new.get("spec") or {}).get("replicas", 0)  # a Scale omits a count of zero
             new = copy.deepcopy(old)
             new.setdefault("spec", {})["replicas"] = replicas
         elif req.subresource == "status":
@@ -1162,7 +1164,10 @@ class DevCluster(kmock.KubernetesEmulator):
 
     def _scale(self, rtype: resources.ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.get("metadata", {})
-        selector = (obj.get("spec") or {}).get("selector", {}).get("matchLabels", {})
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        if rtype.kind != "ReplicationController":  # whose selector is the labels themselves
+            selector = selector.get("matchLabels") or {}
+        replicas = (obj.get("spec") or {}).get("replicas", 0)
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -1171,7 +1176,7 @@ class DevCluster(kmock.KubernetesEmulator):
                 for key in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                 if key in meta
             },
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "spec": {"replicas": replicas} if replicas else {},  # omitted when zero, as the API server does
             "status": {
                 "replicas": (obj.get("status") or {}).get("replicas", 0),
                 "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),

@@ -136,7 +136,16 @@ def rbac_objects() -> list[dict[str, Any]]:
                     "verbs": ["get", "update", "patch"],
                 },
                 # As Kubernetes' `edit` role: the other kinds that run containers (the guard covers them too).
-                {"apiGroups": [""], "resources": ["pods", "pods/ephemeralcontainers"], "verbs": _EDIT},
+                {
+                    "apiGroups": [""],
+                    "resources": [
+                        "pods",
+                        "pods/ephemeralcontainers",
+                        "replicationcontrollers",
+                        "replicationcontrollers/scale",
+                    ],
+                    "verbs": _EDIT,
+                },
                 {"apiGroups": ["apps"], "resources": ["replicasets", "replicasets/scale"], "verbs": _EDIT},
                 {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _EDIT},
             ],

@@ -267,9 +267,10 @@ def _register_guard(
     judge_new = settings.guard_new_workloads or kind not in imageguard.PROMOTABLE
     # A configuration Kopf manages has no namespace selector and no match conditions: failing closed on
     # Pods, ReplicaSets and Jobs would stop every controller in the cluster (and the operator's own Pod)
-    # while the operator is down (a ReplicaSet's Scale follows the ReplicaSet). The chart's configuration
-    # fails closed, skipping the controllers.
-    fails_open = settings.manage_webhooks and kind in imageguard.DERIVED and guarded.subresource in (None, "scale")
+    # while the operator is down. The chart's configuration fails closed, skipping the controllers.
+    fails_open = settings.manage_webhooks and kind in imageguard.DERIVED and not guarded.subresource
+    # A Scale is never written by the controllers that make these kinds (an autoscaler may act as one).
+    controllers_pass = kind in imageguard.DERIVED and guarded.subresource != "scale"
 
     async def guard(
         userinfo: Mapping[str, Any],
@@ -283,7 +284,7 @@ def _register_guard(
         if not new or (not old and not judge_new):
             return
         user = stamping.User.from_userinfo(dict(userinfo))
-        if kind in imageguard.DERIVED and user.username in settings.workload_controllers:
+        if controllers_pass and user.username in settings.workload_controllers:
             return  # made from a guarded owner's template (``judge``'s WorkloadController): no view needed
         if not await _view_loaded(primed, fail_open=fails_open):
             logger.warning("view not loaded: %s %s/%s let through (as Ignore)", kind, namespace, name)
@@ -328,7 +329,7 @@ def _register_guard(
                     code=503,
                 ) from None
         if verdict.emergency:  # kubectl shows it: the person sees the change is on the record as an emergency
-            warnings.append(f"Lockgate: {verdict.message}")
+            warnings.append(f"Lockgate: {verdict.message}" + (" (dry run: nothing recorded)" if dryrun else ""))
 
     @kopf.on.validate(
         guarded.group,
