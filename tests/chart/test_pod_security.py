@@ -79,6 +79,10 @@ def test_the_network_policy_admits_the_webhooks_and_limits_egress() -> None:
     assert env["LOCKGATE_VERIFICATION_HOSTS"] == '["*.{namespace}.svc","*.{namespace}.svc.cluster.local"]'
     scoped = rendering.one(rendering.render(rendering.EVERYTHING), "NetworkPolicy")["spec"]
     assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in scoped["egress"][1]["to"]
+    # The checks' ports can be limited too (a check's URL names the Service's port; this is the pod's).
+    ports = rendering.one(rendering.render({"networkPolicy": {"verificationPorts": [8080, 8443]}}), "NetworkPolicy")
+    (checks,) = [rule for rule in ports["spec"]["egress"] if rule.get("to") == [{"namespaceSelector": gated}]]
+    assert checks["ports"] == [{"port": 8080, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]
 
 
 def test_audit_sinks_become_settings_and_aws_sinks_use_irsa() -> None:
