@@ -109,3 +109,23 @@ def test_results_of_rules_that_read_now_are_not_memoised(world, find) -> None:
     assert celrules.static("promotion.spec.image == 'x'")
     assert not celrules.static("now > timestamp('2025-01-01T00:00:00Z')")
     assert not celrules.static("source == null")
+
+
+DIGEST_PINNED = {  # README, "Hardening": a tag can be moved after approval, a digest cannot
+    "name": "digest-pinned",
+    "expression": "promotion.spec.image.matches('@sha256:[0-9a-f]{64}$')",
+    "message": "pin the image by digest (registry/name@sha256:...): a tag can point elsewhere after approval",
+}
+
+
+def test_a_policy_can_require_images_pinned_by_digest(world, find) -> None:
+    world.policy(rules=[DIGEST_PINNED])
+    world.change(image="registry.example/web:2.0")
+    _approved(world)
+    d = world.evaluate()
+    assert d.phase is phases.Phase.PENDING
+    gate = find.gate(d, "production/digest-pinned")
+    assert not gate.passed and DIGEST_PINNED["message"] in gate.message
+    world.change(image="registry.example/web:2.0@sha256:" + "ab" * 32)
+    _approved(world)
+    assert find.gate(world.evaluate(), "production/digest-pinned").passed
