@@ -106,3 +106,41 @@ def test_an_empty_table_is_told_apart_from_one_that_holds_records(table: tuple[A
     assert trail.AuditTrail([sink]).empty_sinks() == [sink.name]
     sink.append(samples.lifecycle()[0])
     assert trail.AuditTrail([sink]).empty_sinks() == []
+
+
+class CountingClient:
+    """The boto3 client, counting the calls that go over the network."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_a_decisions_records_are_written_together_in_two_round_trips(table: tuple[Any, str], samples: Any) -> None:
+    """The records of one decision (``approved`` and ``deploying``) are one transaction, chained in order: the
+    head's read and the write, where one append after another took three round trips each; a retried batch,
+    or one holding a stored record, returns what is stored and writes nothing twice."""
+    client, name = table
+    counting = CountingClient(client)
+    sink = dynamodb.DynamoDBSink(name, dynamodb=counting)  # type: ignore[arg-type]
+    first, second, third, fourth = samples.lifecycle()
+    stored = sink.append_all([first, second])
+    assert [r.seq for r in stored] == [1, 2] and stored[1].prev_hash == stored[0].hash
+    assert counting.calls == 2
+    assert sink.append_all([first, second]) == stored  # a retry: nothing new
+    assert sink.append_all([second, third, fourth, third]) == [
+        stored[1],
+        *sink.append_all([third, fourth]),
+        sink.get(third.id),
+    ]
+    assert [r.id for r in sink.records()] == [first.id, second.id, third.id, fourth.id]
+    assert [r.seq for r in sink.records()] == [1, 2, 3, 4]
+    assert all(report.ok for report in trail.AuditTrail([sink]).verify())

@@ -12,12 +12,15 @@ Items (one table, on-demand):
 All three are written in one ``TransactWriteItems``: the record and the id claim only
 if absent, the head only if it still holds the seq/hash the record was chained to.
 A retry of the same record, or a second writer racing for the same seq, is cancelled
-and re-reads instead of forking the chain.
+and re-reads instead of forking the chain. ``append_all`` writes a decision's records (and
+their streams' heads) in one such transaction: two round trips (the head, the write) where
+one append after another took three each.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 HEAD_SK = "HEAD"
+#: DynamoDB's limit on the items of one TransactWriteItems.
+MAX_TRANSACTION_ITEMS = 100
 
 
 def _s(value: str) -> dict[str, Any]:
@@ -150,15 +155,31 @@ class DynamoDBSink(base.RecordsFromEntries):
 
     def append(self, rec: record.AuditRecord) -> record.AuditRecord:
         """Chain and write ``rec`` in one conditional transaction; idempotent by id."""
+        return self.append_all([rec])[0]
+
+    def append_all(self, recs: Sequence[record.AuditRecord]) -> list[record.AuditRecord]:
+        """Chain ``recs`` in order and write them in one conditional transaction; idempotent by id.
+
+        The first try assumes none is stored (the usual case: the head's read, then the write); a
+        cancelled write looks the ids up, so a retry returns the stored records unchanged.
+        """
+        if 2 * len(recs) + len({r.stream for r in recs}) > MAX_TRANSACTION_ITEMS:
+            return [self.append_all([rec])[0] for rec in recs]
         try:
             for attempt in range(base.MAX_APPEND_ATTEMPTS):
-                existing = self._by_id(rec.id)
-                if existing is not None:
-                    return existing
-                head = self._head(rec.stream)
-                linked = chain.link(rec, head)
-                if self._try_write(linked, head):
-                    return linked
+                stored = self._stored(recs) if attempt else {}
+                if all(rec.id in stored for rec in recs):
+                    return [stored[rec.id] for rec in recs]
+                before = {stream: self._head(stream) for stream in {r.stream for r in recs if r.id not in stored}}
+                heads = dict(before)
+                linked: list[record.AuditRecord] = []
+                for rec in recs:
+                    if rec.id not in stored:  # a repeat within ``recs``: the first one is the record
+                        stored[rec.id] = chain.link(rec, heads[rec.stream])
+                        heads[rec.stream] = chain.head_of(stored[rec.id])
+                        linked.append(stored[rec.id])
+                if self._try_write(linked, before):
+                    return [stored[rec.id] for rec in recs]
                 time.sleep(min(0.01 * (attempt + 1), 0.2))
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("append a record", exc) from exc
@@ -166,58 +187,51 @@ class DynamoDBSink(base.RecordsFromEntries):
             raise self._fail("append a record", exc) from exc
         raise self._fail("append a record", RuntimeError("too much contention for the chain head"))
 
-    def _try_write(self, linked: record.AuditRecord, head: chain.ChainHead | None) -> bool:
-        item = item_for(linked)
-        ttl = item["ttl"]
-        head_item = {
-            "PK": _s(linked.stream),
-            "SK": _s(HEAD_SK),
-            "seq": _n(linked.seq),
-            "hash": _s(linked.hash),
-            "recordId": _s(linked.id),
-            "recordSK": item["SK"],
-        }
-        if head is None:
+    def _stored(self, recs: Sequence[record.AuditRecord]) -> dict[str, record.AuditRecord]:
+        """The records of ``recs`` stored already, by id."""
+        found = {rec.id: self._by_id(rec.id) for rec in recs}
+        return {rid: rec for rid, rec in found.items() if rec is not None}
+
+    def _try_write(self, linked: Sequence[record.AuditRecord], before: Mapping[str, chain.ChainHead | None]) -> bool:
+        """Each record with its id claim, and each stream's new head if it still is ``before``'s."""
+        puts: list[dict[str, Any]] = []
+        last: dict[str, tuple[record.AuditRecord, dict[str, Any]]] = {}
+        for rec in linked:
+            item = item_for(rec)
+            claim = {
+                "PK": _s(f"RECORD#{rec.id}"),
+                "SK": _s("RECORD"),
+                "stream": _s(rec.stream),
+                "sk": item["SK"],
+                "seq": _n(rec.seq),
+                "ttl": item["ttl"],
+            }
+            puts += [
+                {"TableName": self.table, "Item": it, "ConditionExpression": "attribute_not_exists(PK)"}
+                for it in (item, claim)
+            ]
+            last[rec.stream] = (rec, item)
+        for stream, (rec, item) in last.items():
             head_put: dict[str, Any] = {
                 "TableName": self.table,
-                "Item": head_item,
+                "Item": {
+                    "PK": _s(stream),
+                    "SK": _s(HEAD_SK),
+                    "seq": _n(rec.seq),
+                    "hash": _s(rec.hash),
+                    "recordId": _s(rec.id),
+                    "recordSK": item["SK"],
+                },
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
-        else:
-            head_put = {
-                "TableName": self.table,
-                "Item": head_item,
-                "ConditionExpression": "seq = :seq AND #h = :hash",
-                "ExpressionAttributeNames": {"#h": "hash"},
-                "ExpressionAttributeValues": {":seq": _n(head.seq), ":hash": _s(head.hash)},
-            }
+            head = before.get(stream)
+            if head is not None:
+                head_put["ConditionExpression"] = "seq = :seq AND #h = :hash"
+                head_put["ExpressionAttributeNames"] = {"#h": "hash"}
+                head_put["ExpressionAttributeValues"] = {":seq": _n(head.seq), ":hash": _s(head.hash)}
+            puts.append(head_put)
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": {
-                                "PK": _s(f"RECORD#{linked.id}"),
-                                "SK": _s("RECORD"),
-                                "stream": _s(linked.stream),
-                                "sk": item["SK"],
-                                "seq": _n(linked.seq),
-                                "ttl": ttl,
-                            },
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                    {"Put": head_put},  # type: ignore[typeddict-item]
-                ]
-            )
+            self._client.transact_write_items(TransactItems=[{"Put": put} for put in puts])  # type: ignore[typeddict-item]
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in (
