@@ -9,20 +9,21 @@ guard then held them (up to 5 s) and refused them with 503.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp.web
 
 
 class Probes:
-    """Liveness and readiness; ``waits`` are the events readiness waits for, each with what it waits for."""
+    """Liveness and readiness; ``waits`` are the events readiness waits for, each with what it waits for
+    (or a function that says it, with why it is taking long)."""
 
-    def __init__(self, waits: Sequence[tuple[asyncio.Event, str]]) -> None:
+    def __init__(self, waits: Sequence[tuple[asyncio.Event, str | Callable[[], str]]]) -> None:
         self.waits = list(waits)
 
     def waiting_for(self) -> list[str]:
         """What this replica still waits for before it is ready (nothing: ready)."""
-        return [what for event, what in self.waits if not event.is_set()]
+        return [what if isinstance(what, str) else what() for event, what in self.waits if not event.is_set()]
 
     async def healthz(self, _: aiohttp.web.Request) -> aiohttp.web.Response:
         return aiohttp.web.json_response({"alive": True})

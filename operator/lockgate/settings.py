@@ -45,7 +45,9 @@ class OperatorSettings(BaseSettings):
     )
     health_host: str = Field("0.0.0.0", description="Address the probes listen on.")
     webhook_host: str = Field("0.0.0.0", description="Address the admission webhook server listens on.")
-    webhook_port: int = Field(9443, description="Port of the admission webhook server (0 disables webhooks).")
+    webhook_port: int = Field(
+        9443, description="Port of the admission webhook server (0: any free port; negative disables webhooks)."
+    )
     webhook_cert_dir: str | None = Field(
         None, description="Directory with tls.crt/tls.key for the webhook server; self-signed when unset."
     )

@@ -96,3 +96,34 @@ async def test_a_review_of_another_resource_sent_to_a_guard_is_refused_not_judge
     answer = await guard(PODS)(wrong)
     assert answer == {"allowed": False, "status": {"code": 400, "message": answer["status"]["message"]}}
     assert "guard-pods does not judge" in answer["status"]["message"]
+
+
+RS_SCALE = next(g for g in imageguard.GUARDED if g.plural == "replicasets" and g.subresource == "scale")
+
+
+def scale_review(old: int, new: int, *, user: str) -> dict[str, Any]:
+    def scale(replicas: int) -> dict[str, Any]:
+        meta = {"name": "web-5d4f", "namespace": "production"}
+        return {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": meta, "spec": {"replicas": replicas}}
+
+    request = review(RS_SCALE, scale(new), user=user)
+    request["request"].update(operation="UPDATE", subResource="scale", oldObject=scale(old))
+    return request
+
+
+async def test_a_scale_is_judged_whoever_asks_and_waits_for_the_view_only_where_the_chart_configures_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An autoscaler may act as kube-controller-manager, and no controller scales a ReplicaSet through its Scale:
+    no identity skips the guard. A configuration Kopf manages calls it for every Scale in the cluster (no
+    selector, no conditions), so there it fails open while the view loads, as ``failurePolicy: Ignore``."""
+    monkeypatch.setattr(admission, "PRIMED_WAIT_SECONDS", 0.05)
+    primed = asyncio.Event()
+    manager = "system:kube-controller-manager"
+    starting = await guard(RS_SCALE, primed, manage_webhooks=False)(scale_review(1, 3, user=manager))
+    assert starting["allowed"] is False and starting["status"]["code"] == 503
+    assert await guard(RS_SCALE, primed, manage_webhooks=True)(scale_review(1, 3, user=manager)) == {"allowed": True}
+    primed.set()
+    refused = await guard(RS_SCALE, primed, manage_webhooks=False)(scale_review(1, 3, user=manager))
+    assert refused["allowed"] is False and "raising the replicas of ReplicaSet web-5d4f" in refused["status"]["message"]
+    assert await guard(RS_SCALE, primed)(scale_review(3, 1, user="alice")) == {"allowed": True}

@@ -270,6 +270,7 @@ def test_a_replication_controllers_replicas_rise_only_by_break_glass() -> None:
     old["spec"]["replicas"], new["spec"]["replicas"] = 0, 2
     refused = verdict("ReplicationController", old, new, "alice")
     assert not refused.allowed and refused.reason == "ScaleUpNeedsPromotion" and "(web: web:0.1)" in refused.message
+    assert "ReplicaSet of a Deployment" not in refused.message  # a ReplicaSet's story, not its
     assert "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out" in refused.message
     assert not verdict("ReplicationController", old, new, CONTROLLER).allowed
     assert verdict("ReplicationController", old, new, "dan", "oncall-leads").emergency

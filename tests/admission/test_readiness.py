@@ -63,3 +63,40 @@ def test_a_running_operator_becomes_ready_and_stays_alive() -> None:
             time.sleep(0.05)
         assert answer == (200, {"ready": True})
         assert _get(port, "/healthz") == (200, {"alive": True})
+
+
+def test_readiness_says_why_the_view_cannot_load() -> None:
+    """An operator whose role may not list GatePolicies never loads its view: not ready, saying why, until
+    the API answers (then ready)."""
+    from lockgate.kube import client as kclient
+    from lockgate.lifecycle import reconciler, view
+
+    class Api:
+        def __init__(self) -> None:
+            self.refused = asyncio.Event()
+
+        async def get(self, path: str, params: Any = None) -> dict[str, Any]:
+            if not self.refused.is_set():
+                self.refused.set()
+                raise kclient.ApiError(403, "Forbidden", "cannot list resource gatepolicies")
+            return {"items": []}
+
+    async def scenario() -> list[list[str]]:
+        api = Api()
+        engine = reconciler.Reconciler(api, view.ClusterView(), None, None, None)  # type: ignore[arg-type]
+        ready = probes.Probes([(engine.primed, engine.priming)])
+        seen = [ready.waiting_for()]
+        priming = asyncio.create_task(engine._prime())
+        await api.refused.wait()  # the priming task told why before it went to sleep for its retry
+        seen.append(ready.waiting_for())
+        await asyncio.wait_for(priming, 5)
+        return [*seen, ready.waiting_for()]
+
+    assert asyncio.run(scenario()) == [
+        ["the view of GatePolicies and Namespaces (loading)"],
+        [
+            "the view of GatePolicies and Namespaces (cannot list them: 403 Forbidden: cannot list resource "
+            "gatepolicies)"
+        ],
+        [],
+    ]

@@ -144,3 +144,31 @@ def test_a_decisions_records_are_written_together_in_two_round_trips(table: tupl
     assert [r.id for r in sink.records()] == [first.id, second.id, third.id, fourth.id]
     assert [r.seq for r in sink.records()] == [1, 2, 3, 4]
     assert all(report.ok for report in trail.AuditTrail([sink]).verify())
+
+
+def test_a_transaction_refused_for_another_reason_than_a_race_fails_at_once_saying_why(
+    table: tuple[Any, str], samples: Any
+) -> None:
+    """Only a race (a stored id, a moved head, a conflict, throttling) is read again and retried; DynamoDB refusing
+    the items themselves is reported with its reason, not as "contention" after fifty tries."""
+    import botocore.exceptions
+
+    from lockgate.audit import errors
+
+    client, name = table
+    counting = CountingClient(client)
+
+    def refuse(**_: Any) -> None:
+        counting.calls += 1
+        reasons = [{"Code": "None"}, {"Code": "ValidationError", "Message": "Item size has exceeded the maximum"}]
+        error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled [None, ValidationError]"}
+        raise botocore.exceptions.ClientError(
+            {"Error": error, "CancellationReasons": reasons},  # type: ignore[typeddict-unknown-key]
+            "TransactWriteItems",
+        )
+
+    counting.transact_write_items = refuse  # type: ignore[method-assign]
+    sink = dynamodb.DynamoDBSink(name, dynamodb=counting)  # type: ignore[arg-type]
+    with pytest.raises(errors.AuditUnavailable, match="ValidationError"):
+        sink.append(samples.lifecycle()[0])
+    assert counting.calls == 2  # the head's read and one write

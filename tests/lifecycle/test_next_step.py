@@ -106,6 +106,7 @@ def test_checks_whose_host_is_no_longer_allowed_hold_the_deploy_before_any_appro
         step = steps.next_step(situation(has_http_checks=True, checks_refused=refused), gate, NOW)
         assert step.action is A.CHECKS_REFUSED and step.reason == "VerificationTargetNotAllowed"
         assert step.message.startswith(refused) and "Not deployed" in step.message
+        assert (SHUT.summary in step.message) == (gate is SHUT)  # what else it waits for is still said
     assert steps.next_step(situation(has_http_checks=True), OPEN, NOW).action is A.START_DEPLOY
 
 

@@ -285,8 +285,9 @@ def _scale_up(
         False,
         "ScaleUpNeedsPromotion",
         f"namespace {namespace} is gated by Lockgate: raising the replicas of {kind} {name} ({scaled}) starts Pods "
-        f"from its own template{f' ({ran})' if ran else ''}, which no approved Promotion rolls out (an older "
-        f"ReplicaSet of a Deployment holds an earlier image). {instead}, or{how}",
+        f"from its own template{f' ({ran})' if ran else ''}, which no approved Promotion rolls out"
+        f"{' (an older ReplicaSet of a Deployment holds an earlier image)' if kind == 'ReplicaSet' else ''}. "
+        f"{instead}, or{how}",
     )
 
 

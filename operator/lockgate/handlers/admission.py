@@ -267,8 +267,12 @@ def _register_guard(
     judge_new = settings.guard_new_workloads or kind not in imageguard.PROMOTABLE
     # A configuration Kopf manages has no namespace selector and no match conditions: failing closed on
     # Pods, ReplicaSets and Jobs would stop every controller in the cluster (and the operator's own Pod)
-    # while the operator is down. The chart's configuration fails closed, skipping the controllers.
-    fails_open = settings.manage_webhooks and kind in imageguard.DERIVED and not guarded.subresource
+    # while the operator is down; nor may every Scale of a ReplicaSet or ReplicationController (scale-downs and
+    # autoscalers everywhere) wait on it. The chart's configuration fails closed, skipping the controllers and
+    # calling a Scale's guard only for a rise in gated namespaces.
+    fails_open = settings.manage_webhooks and (
+        (kind in imageguard.DERIVED and not guarded.subresource) or guarded.subresource == "scale"
+    )
     # A Scale is never written by the controllers that make these kinds (an autoscaler may act as one).
     controllers_pass = kind in imageguard.DERIVED and guarded.subresource != "scale"
 

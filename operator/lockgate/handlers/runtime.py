@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from lockgate.handlers import kopfimport  # isort: skip  # noqa: F401  (before kopf: no kubernetes client)
@@ -220,14 +221,14 @@ async def run_operator(
             on_change=leadership_changed,
         )
         leader_task = asyncio.create_task(lease.run(), name="lockgate-leadership")
-    waits = [(engine.primed, "the view of GatePolicies and Namespaces (loading)")]
+    waits: list[tuple[asyncio.Event, str | Callable[[], str]]] = [(engine.primed, engine.priming)]
     if reviews is not None:
         waits.append((reviews.listening, "the webhook server (starting)"))
     probe_server = None
-    if settings.health_port:
-        probe_server = await probes.Probes(waits).serve(settings.health_host, settings.health_port)
     stop_flag = stop or asyncio.Event()
     try:
+        if settings.health_port:
+            probe_server = await probes.Probes(waits).serve(settings.health_host, settings.health_port)
         await kopf.operator(
             registry=registry,
             settings=kopf_settings,

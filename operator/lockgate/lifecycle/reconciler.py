@@ -130,6 +130,7 @@ class Reconciler:
         self.primed = asyncio.Event()
         self._waiting_look: asyncio.TimerHandle | None = None
         self._priming: asyncio.Task[None] | None = None
+        self.priming_problem: str | None = None  # why the view cannot load yet (the API's last answer)
         self._trail_check: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -138,9 +139,15 @@ class Reconciler:
         self._priming.add_done_callback(self._primed)
         self._trail_check = asyncio.get_running_loop().create_task(self._check_trail())
 
-    async def _until_answered(self, what: str, call: Callable[[], Awaitable[T]], *transient: type[Exception]) -> T:
+    async def _until_answered(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *transient: type[Exception],
+        on_retry: Callable[[str], None] | None = None,
+    ) -> T:
         """``call()``, retried with a warning each time (0.5 s doubling to 10 s) while the API, or what
-        ``transient`` names, does not answer."""
+        ``transient`` names, does not answer; ``on_retry`` is told why each time."""
         retried: tuple[type[Exception], ...] = (kclient.ApiError, kclient.ApiUnavailable, *transient)
         delay = 0.5
         while True:
@@ -148,6 +155,8 @@ class Reconciler:
                 return await call()
             except retried as exc:
                 logger.warning("%s: %s; retrying", what, exc)
+                if on_retry is not None:
+                    on_retry(str(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -178,6 +187,11 @@ class Reconciler:
             params["continue"] = str(token)
         return found[:enough]
 
+    def priming(self) -> str:
+        """What the view waits for before ``primed``, and why it is taking long (for readiness)."""
+        why = f"cannot list them: {self.priming_problem}" if self.priming_problem else "loading"
+        return f"the view of GatePolicies and Namespaces ({why})"
+
     def _primed(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:  # never a silent stall: judge anyway
             logger.error("waiting for GatePolicies and Namespaces failed; judging anyway", exc_info=task.exception())
@@ -196,9 +210,13 @@ class Reconciler:
             policies = await self.api.get(kclient.resource_path("lockgate.dev", "v1alpha1", "gatepolicies"))
             return policies, await self.api.get(kclient.resource_path("", "v1", "namespaces"))
 
+        def unanswered(problem: str) -> None:
+            self.priming_problem = problem
+
         policies, namespaces = await self._until_answered(
-            "listing GatePolicies and Namespaces before judging Promotions", listed
+            "listing GatePolicies and Namespaces before judging Promotions", listed, on_retry=unanswered
         )
+        self.priming_problem = None
         wanted_policies = {str(p["metadata"]["name"]) for p in policies.get("items") or []}
         wanted_namespaces = {str(n["metadata"]["name"]) for n in namespaces.get("items") or []}
         deadline = time.monotonic() + PRIME_WAIT.total_seconds()

@@ -113,13 +113,16 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
         return Step(Action.REJECT, "Rejected", gate.summary)
     if s.workload is None or s.change is None:  # said before anyone spends an approval on it
         return Step(Action.TARGET_MISSING, "TargetNotFound", f"{s.target_problem}; fix spec.target")
-    if s.checks_refused:  # admitted before the allowed hosts were narrowed: deploying would only roll back
+    if s.checks_refused:  # admitted before the allowed hosts were narrowed: the rollout could only fail
+        meanwhile = "" if gate.may_deploy else f" Meanwhile: {gate.summary}"
         return Step(
             Action.CHECKS_REFUSED,
             "VerificationTargetNotAllowed",
-            f"{s.checks_refused}. Not deployed: these HTTP checks could not run after the deploy, so it would roll "
-            "back. Point them at a Service of this namespace (a spec change starts a new approval cycle), or have "
-            "the platform team allow the host (LOCKGATE_VERIFICATION_HOSTS)",
+            f"{s.checks_refused}. Not deployed: these HTTP checks could not run after the deploy, so the rollout "
+            "would fail. Point them at a Service of this namespace (a spec change starts a new approval cycle), or "
+            "have the platform team allow the host (chart operator.verificationHosts, LOCKGATE_VERIFICATION_HOSTS)."
+            + meanwhile,
+            gate.next_look_at,
         )
     if not gate.may_deploy:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)

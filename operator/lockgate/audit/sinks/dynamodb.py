@@ -19,6 +19,7 @@ one append after another took three each.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 HEAD_SK = "HEAD"
 #: DynamoDB's limit on the items of one TransactWriteItems.
 MAX_TRANSACTION_ITEMS = 100
+#: Why a transaction may be cancelled by a concurrent or repeated write, or load: read again and retry.
+_RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"})
 
 
 def _s(value: str) -> dict[str, Any]:
@@ -161,7 +164,8 @@ class DynamoDBSink(base.RecordsFromEntries):
         """Chain ``recs`` in order and write them in one conditional transaction; idempotent by id.
 
         The first try assumes none is stored (the usual case: the head's read, then the write); a
-        cancelled write looks the ids up, so a retry returns the stored records unchanged.
+        cancelled write looks the ids up, so a retry returns the stored records unchanged, and chains
+        those not stored yet after the head, in their order.
         """
         if 2 * len(recs) + len({r.stream for r in recs}) > MAX_TRANSACTION_ITEMS:
             return [self.append_all([rec])[0] for rec in recs]
@@ -180,7 +184,7 @@ class DynamoDBSink(base.RecordsFromEntries):
                         linked.append(stored[rec.id])
                 if self._try_write(linked, before):
                     return [stored[rec.id] for rec in recs]
-                time.sleep(min(0.01 * (attempt + 1), 0.2))
+                time.sleep(min(0.01 * (attempt + 1), 0.2) * random.uniform(0.5, 1.5))  # writers racing part ways
         except botocore.exceptions.BotoCoreError as exc:
             raise self._fail("append a record", exc) from exc
         except botocore.exceptions.ClientError as exc:
@@ -234,12 +238,15 @@ class DynamoDBSink(base.RecordsFromEntries):
             self._client.transact_write_items(TransactItems=[{"Put": put} for put in puts])  # type: ignore[typeddict-item]
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons") or []} - {"None", None}
+            if code == "TransactionCanceledException" and not reasons <= _RACE_REASONS:
+                raise  # not a race another write could win (a malformed item, say): say so, do not retry
             if code in (
                 "TransactionCanceledException",
                 "ConditionalCheckFailedException",
                 "TransactionConflictException",
             ):
-                return False
+                return False  # an id stored already, or another writer moved the head: read again
             raise
         return True
 
