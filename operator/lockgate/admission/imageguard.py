@@ -164,7 +164,7 @@ def judge(
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names.
 
-    ``subresource`` ``scale``: ``old`` and ``new`` are the ReplicaSet's Scale (replicas only).
+    ``subresource`` ``scale``: ``old`` and ``new`` are the object's Scale (replicas only).
     """
     keyed = _changes(kind, old, new)
     changes = _by_name(keyed)
