@@ -104,10 +104,20 @@ def test_checks_whose_host_is_no_longer_allowed_hold_the_deploy_before_any_appro
     refused = "spec.verification.http[0].url: HTTP checks may probe only *.production.svc"
     for gate in (OPEN, SHUT):
         step = steps.next_step(situation(has_http_checks=True, checks_refused=refused), gate, NOW)
-        assert step.action is A.CHECKS_REFUSED and step.reason == "VerificationTargetNotAllowed"
+        assert step.action is A.HOLD and step.reason == "VerificationTargetNotAllowed"
         assert step.message.startswith(refused) and "Not deployed" in step.message
         assert (SHUT.summary in step.message) == (gate is SHUT)  # what else it waits for is still said
     assert steps.next_step(situation(has_http_checks=True), OPEN, NOW).action is A.START_DEPLOY
+
+
+def test_a_paused_target_holds_the_deploy_until_it_is_resumed() -> None:
+    paused = workload()
+    paused["spec"]["paused"] = True
+    step = steps.next_step(situation(workload=paused), OPEN, NOW)
+    assert step.action is A.WAIT_FOR_TARGET and step.reason == "TargetPaused"
+    assert "kubectl rollout resume deployment/web -n production" in step.message
+    assert steps.next_step(situation(workload=paused), SHUT, NOW).action is A.WAIT  # approvals go on meanwhile
+    assert steps.next_step(situation(workload=workload()), OPEN, NOW).action is A.START_DEPLOY
 
 
 def test_deploying_patches_once_then_marks_deployed() -> None:
@@ -181,13 +191,22 @@ GATES = st.sampled_from([None, OPEN, SHUT, steps.GateView(False, True, "rejected
     superseded=st.booleans(),
     busy=st.booleans(),
     checks_refused=st.booleans(),
+    paused=st.booleans(),
 )
 def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
-    phase: str, gate: steps.GateView | None, is_applied: bool, superseded: bool, busy: bool, checks_refused: bool
+    phase: str,
+    gate: steps.GateView | None,
+    is_applied: bool,
+    superseded: bool,
+    busy: bool,
+    checks_refused: bool,
+    paused: bool,
 ) -> None:
+    target = applied() if is_applied else workload()
+    target["spec"]["paused"] = paused
     s = situation(
         phase=phase,
-        workload=applied() if is_applied else workload(),
+        workload=target,
         superseded_by="n" if superseded else None,
         target_busy_with="o" if busy else None,
         deploy_applied=is_applied and phase in steps.WAITING,
@@ -198,6 +217,7 @@ def test_only_an_open_gate_or_an_active_cycle_touches_the_workload(
     if is_applied and phase in steps.WAITING:
         assert step.action is A.RESUME_DEPLOY  # recorded and applied: resumed, never started again
     if step.action in (A.START_DEPLOY, A.PATCH):
-        assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy and not checks_refused)
+        held = checks_refused or paused
+        assert phase in ("Deploying",) or (gate is OPEN and not superseded and not busy and not held)
     if step.action is A.PATCH:
         assert not is_applied  # never patch a workload that already runs this cycle

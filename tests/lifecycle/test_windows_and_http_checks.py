@@ -136,3 +136,24 @@ def test_checks_admitted_before_their_host_was_disallowed_hold_the_deploy_and_sa
     assert "Not deployed" in message and "LOCKGATE_VERIFICATION_HOSTS" in message
     assert lockgate.image() == "registry.example/web:1.0"
     assert not [r for r in lockgate.trail().records() if r.event in ("approved", "deploying")]
+
+
+def test_a_paused_target_holds_the_deploy_and_a_resume_lets_it_go(lockgate: testing.Stack) -> None:
+    """A paused Deployment would not roll out: the approved Promotion waits, saying how to resume it, instead of
+    deploying into a rollout that cannot progress (and timing out into a rollback that cannot either)."""
+    lockgate.stop_operator()
+    lockgate.start_operator(settings=background.local_settings(break_glass_groups=["oncall-leads"]))
+    pause = ["rollout", "pause", "deployment/web", "-n", "production"]
+    assert lockgate.kubectl(*pause, context="alice", check=False).returncode != 0  # the image guard: break-glass only
+    lockgate.kubectl(*pause, context="dan")  # dan is on call (break-glass): recorded
+    approve(lockgate, manifests.promotion())
+    held = lockgate.wait_for(
+        lambda: "TargetPaused" in str((p := lockgate.get("promo", "web-2"))["status"]) and p,
+        message="web-2 held for its paused target",
+    )
+    assert held["status"]["phase"] == "Approved"
+    assert "kubectl rollout resume deployment/web -n production" in held["status"]["message"]
+    assert lockgate.image() == "registry.example/web:1.0"
+    lockgate.kubectl("rollout", "resume", "deployment/web", "-n", "production")
+    lockgate.wait_phase("web-2", "Succeeded", timeout=30)
+    assert lockgate.image() != "registry.example/web:1.0"

@@ -94,3 +94,14 @@ def test_statefulset_and_daemonset() -> None:
         },
     }
     assert health.judge("DaemonSet", ds).reason == "WaitingForAvailability"
+
+
+def test_a_paused_deployment_waits_for_a_resume_and_says_so() -> None:
+    stalled = deployment(updated=1)
+    stalled["spec"]["paused"] = True
+    judged = health.judge("Deployment", stalled)
+    assert (judged.state, judged.reason) == (health.RolloutState.PROGRESSING, "DeploymentPaused")
+    assert "its rollout waits until it is resumed (1 of 2 replicas updated)" in judged.message
+    done = deployment()
+    done["spec"]["paused"] = True
+    assert health.judge("Deployment", done).state is health.RolloutState.COMPLETE  # paused after it finished

@@ -322,7 +322,7 @@ def _register_guard(
         if not verdict.allowed and mine:
             verdict = judge(await api.get_or_none(objects.promotion_path(promo_ns, promo_name)))
         if not verdict.allowed:
-            logger.warning("denied image change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
+            logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)
         if verdict.emergency and on_break_glass is not None and not dryrun:
             try:

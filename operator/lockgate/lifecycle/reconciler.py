@@ -485,7 +485,7 @@ class Reconciler:
                 self._deferred_approvals[key] = result
             else:
                 await self._write_approvals(key[0], result)
-        if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING, A.CHECKS_REFUSED):
+        if step.action in (A.WAIT, A.WAIT_FOR_TARGET, A.TARGET_MISSING, A.HOLD):
             assert result is not None
             new = statuses.waiting(obj, result, step, now)
             await self._write(obj, new, step)

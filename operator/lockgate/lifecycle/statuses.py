@@ -150,7 +150,7 @@ def waiting(obj: Mapping[str, Any], result: GateResultLike, step: steps.Step, no
     phase = result.phase
     if step.action is steps.Action.WAIT_FOR_TARGET:
         phase = "Approved"
-    elif step.action in (steps.Action.TARGET_MISSING, steps.Action.CHECKS_REFUSED):
+    elif step.action in (steps.Action.TARGET_MISSING, steps.Action.HOLD):
         phase = "Pending"
     status["phase"] = phase
     status["message"] = step.message

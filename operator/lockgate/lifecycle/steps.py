@@ -30,7 +30,7 @@ class Action(enum.StrEnum):
     REJECT = "Reject"
     WAIT_FOR_TARGET = "WaitForTarget"  # approved, but another promotion is rolling the workload
     TARGET_MISSING = "TargetMissing"
-    CHECKS_REFUSED = "ChecksRefused"  # its HTTP checks may not probe their URLs (allowed hosts narrowed since)
+    HOLD = "Hold"  # something outside the gate would make a deploy fail (its checks' hosts): not deployed
     START_DEPLOY = "StartDeploy"  # audit + Deploying status (previous image recorded)
     PATCH = "Patch"  # set the image (only if not yet applied)
     MARK_DEPLOYED = "MarkDeployed"  # applied already (restart after the patch): record it
@@ -114,15 +114,12 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     if s.workload is None or s.change is None:  # said before anyone spends an approval on it
         return Step(Action.TARGET_MISSING, "TargetNotFound", f"{s.target_problem}; fix spec.target")
     if s.checks_refused:  # admitted before the allowed hosts were narrowed: the rollout could only fail
-        meanwhile = "" if gate.may_deploy else f" Meanwhile: {gate.summary}"
-        return Step(
-            Action.CHECKS_REFUSED,
+        return _hold(
+            gate,
             "VerificationTargetNotAllowed",
             f"{s.checks_refused}. Not deployed: these HTTP checks could not run after the deploy, so the rollout "
             "would fail. Point them at a Service of this namespace (a spec change starts a new approval cycle), or "
-            "have the platform team allow the host (chart operator.verificationHosts, LOCKGATE_VERIFICATION_HOSTS)."
-            + meanwhile,
-            gate.next_look_at,
+            "have the platform team allow the host (chart operator.verificationHosts, LOCKGATE_VERIFICATION_HOSTS).",
         )
     if not gate.may_deploy:
         return Step(Action.WAIT, "Waiting", gate.summary, gate.next_look_at)
@@ -132,7 +129,21 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
             "TargetBusy",
             f"approved; waiting for Promotion {s.target_busy_with} to finish rolling out the same workload",
         )
+    if health.paused(s.change.kind, s.workload):  # a rollout into it would not progress (nor a rollback)
+        target = f"{s.change.kind.lower()}/{s.change.name}"
+        return Step(
+            Action.WAIT_FOR_TARGET,
+            "TargetPaused",
+            f"approved; waiting for {s.change.kind} {s.change.name} to be resumed (it is paused, so a rollout would "
+            f"not progress): kubectl rollout resume {target} -n {s.change.namespace}",
+        )
     return Step(Action.START_DEPLOY, "Deploying", "approved: recording the decision and deploying")
+
+
+def _hold(gate: GateView, reason: str, message: str) -> Step:
+    """Not deployed, approved or not, for ``reason``; still saying what else the gate waits for."""
+    meanwhile = "" if gate.may_deploy else f" Meanwhile: {gate.summary}"
+    return Step(Action.HOLD, reason, message + meanwhile, gate.next_look_at)
 
 
 def deployed(change: plan.ImageChange) -> Step:

@@ -213,7 +213,7 @@ def slim_workload(obj: dict[str, Any]) -> dict[str, Any]:
             **({"annotations": ours} if ours else {}),
         },
         "spec": {
-            **{k: spec[k] for k in ("replicas", "updateStrategy") if k in spec},
+            **{k: spec[k] for k in ("replicas", "updateStrategy", "paused") if k in spec},
             "template": {
                 "spec": {
                     "containers": [

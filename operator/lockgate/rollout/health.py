@@ -31,6 +31,14 @@ def _int(value: Any) -> int:
 
 def judge(kind: str, workload: Mapping[str, Any], min_generation: int = 0) -> RolloutHealth:
     """Where the rollout of ``workload`` stands; ``min_generation`` is the generation our patch produced."""
+    judged = _judge(kind, workload, min_generation)
+    if judged.state is RolloutState.PROGRESSING and paused(kind, workload):  # it waits for a resume: say so
+        why = f"the Deployment is paused (spec.paused): its rollout waits until it is resumed ({judged.message})"
+        return _progressing("DeploymentPaused", why)
+    return judged
+
+
+def _judge(kind: str, workload: Mapping[str, Any], min_generation: int) -> RolloutHealth:
     meta = workload.get("metadata", {})
     spec = workload.get("spec", {})
     status = workload.get("status") or {}
@@ -47,6 +55,11 @@ def judge(kind: str, workload: Mapping[str, Any], min_generation: int = 0) -> Ro
     if kind == "DaemonSet":
         return _daemonset(status)
     return RolloutHealth(RolloutState.FAILED, "UnsupportedKind", f"cannot judge rollouts of kind {kind}")
+
+
+def paused(kind: str, workload: Mapping[str, Any]) -> bool:
+    """Whether ``workload`` is a paused Deployment: its controller rolls nothing out until it is resumed."""
+    return kind == "Deployment" and bool((workload.get("spec") or {}).get("paused"))
 
 
 def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHealth:

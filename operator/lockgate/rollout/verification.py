@@ -147,7 +147,7 @@ def spec_problems(
 
     ``before``: the spec as stored; checks unchanged since were admitted then, so an edit of anything
     else passes after the allowed hosts were narrowed (the lifecycle then holds the Promotion before its
-    deploy, ``steps.Action.CHECKS_REFUSED``; a rollout already under way fails those checks unprobed).
+    deploy, ``steps.Action.HOLD``; a rollout already under way fails those checks unprobed).
     """
     checks = (spec.get("verification") or {}).get("http") or []
     if before is not None and ((before.get("verification") or {}).get("http") or []) == checks:
