@@ -185,12 +185,12 @@ class Lockgate:
         result: dict[str, Any] = self.ok("GET", f"{PROMOTIONS}/{name}")
         return result
 
-    def promotions(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.ok("GET", PROMOTIONS)["items"]
+    def promotions(self, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.ok("GET", f"{API}/namespaces/{namespace}/promotions")["items"]
         return items
 
-    def approvals(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.ok("GET", APPROVALS)["items"]
+    def approvals(self, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.ok("GET", f"{API}/namespaces/{namespace}/approvals")["items"]
         return items
 
     def add_workload(self, name: str) -> None:
@@ -203,8 +203,8 @@ class Lockgate:
             message=f"{name} to become available",
         )
 
-    def deployments(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.ok("GET", DEPLOYMENTS)["items"]
+    def deployments(self, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.ok("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
         return items
 
     def image(self, name: str = "web") -> str:
@@ -268,15 +268,15 @@ def lockgate(*, workload_delay: float = 0.1) -> Iterator[Lockgate]:
             gate.stop_operator()
 
 
-def snapshot(gate: Lockgate) -> invariants.Snapshot:
-    """What the invariants read, taken now."""
+def snapshot(gate: Lockgate, namespace: str = NAMESPACE) -> invariants.Snapshot:
+    """What the invariants read, taken now (the Promotions, Approvals and Deployments of ``namespace``)."""
     return invariants.Snapshot(
         requests=list(gate.cluster.requests),
         records=gate.trail.records(),
         durable_at=dict(gate.sink.durable_at),
-        promotions=gate.promotions(),
-        approvals=gate.approvals(),
-        workloads=gate.deployments(),
+        promotions=gate.promotions(namespace),
+        approvals=gate.approvals(namespace),
+        workloads=gate.deployments(namespace),
         seed_image=SEED_IMAGE,
         required=REQUIRED_APPROVALS,
     )

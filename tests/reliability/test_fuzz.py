@@ -225,7 +225,7 @@ def test_generated_objects_are_refused_or_handled(gate: harness.Lockgate, long: 
                 if r.time >= started and r.user == world.OPERATOR_USERNAME and name in r.path + r.user_agent
             ]
             assert len(mine) <= MAX_REQUESTS_PER_OBJECT, f"{len(mine)} operator requests for {name}"
-            snap = harness.snapshot(gate)  # judged while this example's Approvals still exist:
+            snap = harness.snapshot(gate, NAMESPACE)  # judged while this example's Approvals still exist:
             agent = f"promotion={NAMESPACE}/{name} "  # only its own patches (earlier ones' were cleaned up)
             snap.requests = [r for r in snap.requests if r.time >= started and agent in r.user_agent]
             problems = invariants.every_deploy_was_approved(snap) + invariants.one_rollout_per_cycle(snap)
