@@ -49,6 +49,15 @@ class _LiveState(registry.Collector):
         overdue = core.GaugeMetricFamily(
             "lockgate_retro_reviews_overdue", "Emergency changes whose retro review is overdue"
         )
+        paused = core.GaugeMetricFamily(
+            "lockgate_paused_deployments",
+            "Paused Deployments in gated namespaces: deleting or relabelling one's current ReplicaSet makes its "
+            "controller revive an older one (an earlier image)",
+            labels=["namespace"],
+        )
+        counted = getattr(self.source, "paused_in_gated_namespaces", None)  # the view has it; a bare source not
+        for namespace, count in sorted((counted() if callable(counted) else {}).items()):
+            paused.add_metric([namespace], count)
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
         overdue_count = 0
@@ -69,6 +78,7 @@ class _LiveState(registry.Collector):
         yield awaiting
         yield oldest
         yield overdue
+        yield paused
 
 
 class Metrics:

@@ -139,6 +139,7 @@ def test_monitoring_toggles_render_the_alerts_and_the_dashboard() -> None:
         'lockgate_audit_writes_total{result="failure"}',
         "lockgate_retro_reviews_overdue",
         "lockgate_rollbacks_total",
+        "lockgate_paused_deployments",
     ):
         assert metric in exprs
     assert "> 3600" in exprs

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from lockgate.api import gatepolicy
+from lockgate.gates import policies
 from lockgate.lifecycle import packing, statuses, steps
 
 logger = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ class ClusterView:
         self.policy_models: dict[str, gatepolicy.GatePolicy] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.workloads: packing.Packed[WorkloadKey] = packing.Packed(WORKLOAD_DICTIONARY)
+        self.paused_deployments: set[WorkloadKey] = set()  # whose spec.paused is set (a metric counts them)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
@@ -492,7 +494,21 @@ class ClusterView:
         if old is not None and _rv(obj) and _rv(old) > _rv(obj):
             return False
         self.workloads.put(key, slim_workload(obj))
+        if kind == "Deployment" and (obj.get("spec") or {}).get("paused"):
+            self.paused_deployments.add(key)
+        else:
+            self.paused_deployments.discard(key)
         return True
 
     def drop_workload(self, kind: str, key: Key) -> None:
         self.workloads.pop((kind, key[0], key[1]))
+        self.paused_deployments.discard((kind, key[0], key[1]))
+
+    def paused_in_gated_namespaces(self) -> dict[str, int]:
+        """Paused Deployments per gated namespace: deleting or relabelling the current ReplicaSet of one makes
+        its controller scale an older one, an earlier image, back up (the image guard cannot tell)."""
+        counts: dict[str, int] = {}
+        for _, namespace, _ in self.paused_deployments:
+            if policies.matching(self.policy_models.values(), self.namespaces.get(namespace, {})):
+                counts[namespace] = counts.get(namespace, 0) + 1
+        return counts
