@@ -809,7 +809,6 @@ class DevCluster(kmock.KubernetesEmulator):
         old: dict[str, Any] | None,
         user: identity.UserInfo,
         name: str,
-        warnings: list[str],
     ) -> dict[str, Any] | None:
         """Mutating then (after validation by the caller) validating admission; returns the mutated object."""
         if not self._admissible(rtype):
@@ -820,7 +819,6 @@ class DevCluster(kmock.KubernetesEmulator):
         ns = self._namespace_obj(req.namespace) if rtype.namespaced else None
         attrs = self._admission_attrs(rtype, req, operation, obj, old, user, name)
         result = await admission.mutate(configs, attrs, ns)
-        warnings.extend(result.warnings)
         req.warnings.extend(result.warnings)
         if not result.allowed:
             raise _admission_error(result)
@@ -839,7 +837,6 @@ class DevCluster(kmock.KubernetesEmulator):
         old: dict[str, Any] | None,
         user: identity.UserInfo,
         name: str,
-        warnings: list[str],
     ) -> None:
         if not self._admissible(rtype):
             return
@@ -849,7 +846,6 @@ class DevCluster(kmock.KubernetesEmulator):
         ns = self._namespace_obj(req.namespace) if rtype.namespaced else None
         attrs = self._admission_attrs(rtype, req, operation, obj, old, user, name)
         result = await admission.validate(configs, attrs, ns)
-        warnings.extend(result.warnings)
         req.warnings.extend(result.warnings)
         if not result.allowed:
             raise _admission_error(result)
@@ -870,11 +866,10 @@ class DevCluster(kmock.KubernetesEmulator):
         name = obj["metadata"]["name"]
         if self.store.get(self._gr(rtype), namespace, name) is not None:
             raise errors.already_exists(rtype.plural, rtype.group, name)
-        warnings: list[str] = []
-        mutated = await self._admit(rtype, req, "CREATE", obj, None, user, name, warnings)
+        mutated = await self._admit(rtype, req, "CREATE", obj, None, user, name)
         obj = mutated if mutated is not None else obj
         self._validate(rtype, obj, None)
-        await self._validate_admission(rtype, req, "CREATE", obj, None, user, name, warnings)
+        await self._validate_admission(rtype, req, "CREATE", obj, None, user, name)
         if req.dry_run:
             return obj
         stored = self.store.create(self._gr(rtype), namespace, name, obj)
@@ -997,14 +992,13 @@ class DevCluster(kmock.KubernetesEmulator):
                     ],
                 )
         self._default(rtype, new)
-        warnings: list[str] = []
-        mutated = await self._admit(rtype, req, "UPDATE", new, old, user, req.name, warnings)
+        mutated = await self._admit(rtype, req, "UPDATE", new, old, user, req.name)
         new = mutated if mutated is not None else new
         if _spec_part(new, rtype) != _spec_part(old, rtype):
             meta = new["metadata"]
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         self._validate(rtype, new, old)
-        await self._validate_admission(rtype, req, "UPDATE", new, old, user, req.name, warnings)
+        await self._validate_admission(rtype, req, "UPDATE", new, old, user, req.name)
         if req.dry_run:
             return new, False
         if new == old:
@@ -1037,9 +1031,8 @@ class DevCluster(kmock.KubernetesEmulator):
         if preconditions.get("uid") and preconditions["uid"] != old["metadata"].get("uid"):
             raise errors.conflict(rtype.plural, rtype.group, name)
         dry_run = req.dry_run or (isinstance(options, dict) and "All" in (options.get("dryRun") or []))
-        warnings: list[str] = []
         if self._admissible(rtype):
-            await self._validate_admission(rtype, req, "DELETE", None, old, user, name, warnings)
+            await self._validate_admission(rtype, req, "DELETE", None, old, user, name)
         if dry_run:
             return old
         if old["metadata"].get("finalizers"):
