@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from lockgate.admission import stamping
-from lockgate.rollout import plan
+from lockgate.rollout import health, plan
 
 # The provenance annotations the operator's patch carries (``rollout.plan`` writes them).
 ANNOTATION_PROMOTION = plan.ANNOTATION_PROMOTION
@@ -139,6 +139,15 @@ def changed_images(
     return _by_name(_changes(kind, old, new))
 
 
+def made_by_controller(
+    kind: str, username: str, workload_controllers: Collection[str], subresource: str | None = None
+) -> bool:
+    """A derived kind written by a workload controller: made from its owner's template (whose images are
+    guarded), with the owner's annotations. Not a Scale: no controller scales these kinds through one, and an
+    autoscaler may act as kube-controller-manager."""
+    return kind in DERIVED and username in workload_controllers and subresource != "scale"
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     allowed: bool
@@ -170,9 +179,7 @@ def judge(
     changes = _by_name(keyed)
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
-    if kind in DERIVED and user.username in workload_controllers and subresource != "scale":
-        # Made from its owner's template (whose images are guarded), with the owner's annotations. (No
-        # controller scales a ReplicaSet through its Scale; an autoscaler may act as kube-controller-manager.)
+    if made_by_controller(kind, user.username, workload_controllers, subresource):
         return Verdict(True, "WorkloadController", f"{kind} {name} written by {user.username} from its owner")
     forged = provenance_changes(old, new)
     if forged and user.username != operator_identity:
@@ -183,7 +190,7 @@ def judge(
             "only the Lockgate operator sets them",
         )
     if not changes:
-        if kind == "Deployment" and old.get("metadata") and _paused(new) and not _paused(old):
+        if old.get("metadata") and health.paused(kind, new) and not health.paused(kind, old):
             return _pause(namespace, name, old, user, break_glass_groups)
         raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
@@ -300,10 +307,6 @@ def _break_glass(change: str) -> Verdict:
 def _running(kind: str, obj: Mapping[str, Any]) -> str:
     """``name: image, ...`` for what ``obj`` runs."""
     return ", ".join(f"{key.split('/', 1)[1]}: {image}" for key, image in sorted(images(kind, obj).items()))
-
-
-def _paused(obj: Mapping[str, Any]) -> bool:
-    return bool((obj.get("spec") or {}).get("paused"))
 
 
 def _pause(

@@ -273,8 +273,6 @@ def _register_guard(
     fails_open = settings.manage_webhooks and (
         (kind in imageguard.DERIVED and not guarded.subresource) or guarded.subresource == "scale"
     )
-    # A Scale is never written by the controllers that make these kinds (an autoscaler may act as one).
-    controllers_pass = kind in imageguard.DERIVED and guarded.subresource != "scale"
 
     async def guard(
         userinfo: Mapping[str, Any],
@@ -288,8 +286,8 @@ def _register_guard(
         if not new or (not old and not judge_new):
             return
         user = stamping.User.from_userinfo(dict(userinfo))
-        if controllers_pass and user.username in settings.workload_controllers:
-            return  # made from a guarded owner's template (``judge``'s WorkloadController): no view needed
+        if imageguard.made_by_controller(kind, user.username, settings.workload_controllers, guarded.subresource):
+            return  # ``judge``'s WorkloadController, which needs no view
         if not await _view_loaded(primed, fail_open=fails_open):
             logger.warning("view not loaded: %s %s/%s let through (as Ignore)", kind, namespace, name)
             return

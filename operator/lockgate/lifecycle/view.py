@@ -26,6 +26,7 @@ import pydantic
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.lifecycle import packing, statuses, steps
+from lockgate.rollout import health
 
 logger = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ class ClusterView:
         if old is not None and _rv(obj) and _rv(old) > _rv(obj):
             return False
         self.workloads.put(key, slim_workload(obj))
-        if kind == "Deployment" and (obj.get("spec") or {}).get("paused"):
+        if health.paused(kind, obj):
             self.paused_deployments.add(key)
         else:
             self.paused_deployments.discard(key)
