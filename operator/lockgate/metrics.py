@@ -21,10 +21,16 @@ TERMINAL = ("Succeeded", "Failed", "RolledBack", "Rejected", "Superseded")
 ROLLOUT_STARTED = ("Deploying", "Verifying")  # the first status once the gate let a rollout go
 
 
-class PromotionSource(Protocol):
+class LiveSource(Protocol):
+    """What the live gauges are computed from at scrape time (the operator's view of the cluster)."""
+
     def unsettled_promotions(self) -> Iterable[tuple[tuple[str, str], Mapping[str, Any]]]:
         """Promotions whose cycle has not ended for their spec (waiting, rolling out, or with a retro
         review open): a settled one adds nothing to the gauges."""
+        ...
+
+    def paused_in_gated_namespaces(self) -> Mapping[str, int]:
+        """Paused Deployments per gated namespace."""
         ...
 
 
@@ -35,7 +41,7 @@ def _time(value: Any) -> datetime.datetime | None:
 
 
 class _LiveState(registry.Collector):
-    def __init__(self, source: PromotionSource) -> None:
+    def __init__(self, source: LiveSource) -> None:
         self.source = source
 
     def collect(self) -> Iterator[core.Metric]:
@@ -55,8 +61,7 @@ class _LiveState(registry.Collector):
             "controller revive an older one (an earlier image)",
             labels=["namespace"],
         )
-        counted = getattr(self.source, "paused_in_gated_namespaces", None)  # the view has it; a bare source not
-        for namespace, count in sorted((counted() if callable(counted) else {}).items()):
+        for namespace, count in sorted(self.source.paused_in_gated_namespaces().items()):
             paused.add_metric([namespace], count)
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
@@ -84,7 +89,7 @@ class _LiveState(registry.Collector):
 class Metrics:
     """All Lockgate collectors, in their own registry (several operators can share a process)."""
 
-    def __init__(self, source: PromotionSource | None = None) -> None:
+    def __init__(self, source: LiveSource | None = None) -> None:
         self.registry = prometheus_client.CollectorRegistry()
         r = self.registry
         self.gate_latency = prometheus_client.Histogram(

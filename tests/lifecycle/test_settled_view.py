@@ -121,13 +121,16 @@ def test_what_readers_ask_of_a_settled_promotion_does_not_change() -> None:
     spec = {"promotion": "web-2", "decision": "Approve"}
     assert stamping.bind_spec_hash("production", spec, kept) == stamping.bind_spec_hash("production", spec, full)
 
-    def gauges(source: lockgate_metrics.PromotionSource) -> list[bytes]:
+    def gauges(source: lockgate_metrics.LiveSource) -> list[bytes]:
         live = (b"lockgate_promotions_awaiting", b"lockgate_oldest_awaiting", b"lockgate_retro_reviews_overdue")
         return [ln for ln in lockgate_metrics.Metrics(source).exposition().splitlines() if ln.startswith(live)]
 
     class Whole:
         def unsettled_promotions(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
             return [(("production", "web-2"), full)]
+
+        def paused_in_gated_namespaces(self) -> dict[str, int]:
+            return {}
 
     assert gauges(cluster) == gauges(Whole())
 
