@@ -57,8 +57,8 @@ class _LiveState(registry.Collector):
         )
         paused = core.GaugeMetricFamily(
             "lockgate_paused_deployments",
-            "Paused Deployments in gated namespaces: deleting or relabelling one's current ReplicaSet makes its "
-            "controller revive an older one (an earlier image)",
+            "Paused Deployments in gated namespaces: they hold their Promotions, and removing one's current "
+            "ReplicaSet (break-glass only) makes its controller revive an older one (an earlier image)",
             labels=["namespace"],
         )
         for namespace, count in sorted(self.source.paused_in_gated_namespaces().items()):

@@ -198,6 +198,51 @@ def test_pausing_a_deployment_needs_break_glass(guarded: testing.Stack) -> None:
     guarded.kubectl("rollout", "resume", "deployment/web", "-n", "production", context="alice")  # resuming: fine
 
 
+def test_the_replica_set_of_a_paused_deployment_is_deleted_or_relabelled_out_only_by_break_glass(
+    guarded: testing.Stack,
+) -> None:
+    """A Deployment paused before its namespace was gated: if the ReplicaSet it runs went (deleted, or
+    relabelled out of its selector), the deployment controller would scale an older one back up."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "held"},
+        "spec": {"paused": True, "selector": {"matchLabels": {"app": "held"}}, "template": template("held", "h:2")},
+    }
+    as_break_glass_admin = ["--as=root", "--as-group=system:masters", "--as-group=oncall-leads"]
+    made = guarded.kubectl("create", "-n", "production", "-f", "-", *as_break_glass_admin, input=json.dumps(deployment))
+    assert "Warning: Lockgate: break-glass change by root" in made.stderr  # (recorded)
+    current, history = replicaset("held-2", "h:2"), replicaset("held-1", "h:1")
+    history["spec"]["replicas"] = 0
+    for rs in (current, history):
+        rs["metadata"]["labels"] = rs["spec"]["selector"]["matchLabels"] = {"app": "held"}
+        rs["spec"]["template"]["metadata"]["labels"] = {"app": "held"}
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "held", "uid": "u-held", "controller": True}
+        rs["metadata"]["ownerReferences"] = [owner]
+        assert create(guarded, rs, user=DEPLOYMENT_CONTROLLER).returncode == 0
+
+    refused = guarded.kubectl("delete", "rs", "held-2", "-n", "production", context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-replicasets-delete.lockgate.dev" denied the request' in refused.stderr
+    assert "Deployment held is paused, so deleting its ReplicaSet held-2 (which runs it)" in refused.stderr
+    relabel = ["label", "rs", "held-2", "app=quarantined", "--overwrite", "-n", "production"]
+    moved = guarded.kubectl(*relabel, context="alice", check=False)
+    assert moved.returncode != 0 and "relabelling its ReplicaSet held-2" in moved.stderr
+    guarded.kubectl("label", "rs", "held-2", "team=web", "-n", "production", context="alice")  # still selected
+    guarded.kubectl("delete", "rs", "held-1", "-n", "production", context="alice")  # history: runs nothing
+
+    deleted = guarded.kubectl("delete", "rs", "held-2", "-n", "production", context="dan")
+    assert "Warning: Lockgate: break-glass deletion by dan of ReplicaSet held-2 of paused Deployment held" in (
+        deleted.stderr
+    )
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    recorded = [d for d in bypasses if d["promotion"]["name"] == "break-glass-replicaset-held-2"]
+    assert [d["extra"]["images"] for d in recorded] == [{"web": "h:2"}]
+    assert create(guarded, current, user=DEPLOYMENT_CONTROLLER).returncode == 0
+    guarded.kubectl("rollout", "resume", "deployment/held", "-n", "production", context="alice")
+    guarded.kubectl("delete", "rs", "held-2", "-n", "production", context="alice")  # resumed: it makes a new one
+
+
 def test_scaling_up_a_replication_controller_needs_break_glass(guarded: testing.Stack) -> None:
     rc = {
         "apiVersion": "v1",

@@ -295,6 +295,98 @@ def test_pausing_a_deployment_needs_break_glass_and_resuming_does_not() -> None:
     assert verdict("StatefulSet", running, paused, "alice").allowed  # only Deployments pause
 
 
+def _deployment(image: str, *, paused: bool) -> dict[str, Any]:
+    deployment = shaped("Deployment", {"web": image})
+    deployment["spec"].update({"paused": paused, "selector": {"matchLabels": {"app": "web"}}})
+    return deployment
+
+
+def removal(
+    replica_set: dict[str, Any], owner: dict[str, Any] | None, username: str, *groups: str, relabelled: bool = False
+) -> imageguard.Verdict:
+    return imageguard.judge_removal(
+        namespace="production",
+        name="web-5d4f",
+        replica_set=replica_set,
+        owner=owner,
+        user=stamping.User(username, tuple(groups)),
+        namespace_gated=True,
+        break_glass_groups=("oncall-leads",),
+        relabelled=relabelled,
+    )
+
+
+def test_the_replica_set_a_paused_deployment_runs_goes_only_by_break_glass() -> None:
+    """Paused, the deployment controller makes no ReplicaSet from the template: if the one it runs goes, it
+    scales the newest older one (an earlier image) back up, and its own write passes the guard."""
+    paused, running = _deployment("web:2", paused=True), _deployment("web:2", paused=False)
+    refused = removal(_replica_set(3, "web:2"), paused, "alice")
+    assert not refused.allowed and refused.reason == "PausedDeploymentReplicaSet"
+    assert "deleting its ReplicaSet web-5d4f (which runs it)" in refused.message
+    assert "kubectl rollout resume deployment/web -n production" in refused.message
+    template_made = removal(_replica_set(0, "web:2"), paused, "alice", relabelled=True)  # scaled to 0
+    assert not template_made.allowed and "relabelling its ReplicaSet web-5d4f (which its template makes)" in (
+        template_made.message
+    )
+    glass = removal(_replica_set(3, "web:2"), paused, "dan", "oncall-leads")
+    assert glass.allowed and glass.emergency
+    assert "deletion by dan of ReplicaSet web-5d4f of paused Deployment web (runs web: web:2)" in glass.message
+    assert removal(_replica_set(3, "web:2"), running, "alice").reason == "OwnerNotPaused"  # makes a new one
+    assert removal(_replica_set(3, "web:2"), None, "alice").allowed  # its Deployment is gone
+    assert removal(_replica_set(0, "web:1"), paused, "alice").reason == "InactiveReplicaSet"  # history: harmless
+    assert removal(_replica_set(3, "web:2"), paused, "system:kube-controller-manager").allowed  # garbage collector
+    ungated = imageguard.judge_removal(
+        namespace="staging",
+        name="web-5d4f",
+        replica_set=_replica_set(3, "web:2"),
+        owner=paused,
+        user=stamping.User("alice", ()),
+        namespace_gated=False,
+        break_glass_groups=(),
+    )
+    assert ungated.allowed and ungated.reason == "NotGated"
+
+
+def test_a_relabelled_replica_set_leaves_its_deployment_only_when_the_selector_no_longer_matches_it() -> None:
+    owner = _deployment("web:2", paused=True)
+    tiered = [{"key": "tier", "operator": "Exists"}]
+    owner["spec"]["selector"] = {"matchLabels": {"app": "web"}, "matchExpressions": tiered}
+
+    def rs(labels: dict[str, str]) -> dict[str, Any]:
+        replica_set = _replica_set(3, "web:2")
+        replica_set["metadata"]["labels"] = labels
+        return replica_set
+
+    matched = {"app": "web", "tier": "front"}
+    assert imageguard.leaves_selector(owner, rs(matched), rs({"app": "web"}))
+    assert imageguard.leaves_selector(owner, rs(matched), rs({"app": "quarantine", "tier": "front"}))
+    assert not imageguard.leaves_selector(owner, rs(matched), rs({**matched, "team": "payments"}))
+    assert not imageguard.leaves_selector(owner, rs({"app": "other"}), rs({"app": "elsewhere"}))  # was never in it
+    assert imageguard.owning_deployment(rs(matched)) == "web"
+    assert imageguard.owning_deployment(shaped("ReplicaSet", {"web": "web:2"})) is None
+
+
+@given(
+    replicas=st.none() | st.integers(0, 4),
+    image=st.sampled_from(["web:1", "web:2"]),
+    paused=st.booleans(),
+    username=st.sampled_from(["alice", "system:serviceaccount:ci:deployer", OPERATOR, CONTROLLER]),
+    relabelled=st.booleans(),
+)
+def test_nobody_but_the_controllers_or_break_glass_removes_what_a_paused_deployment_would_replace_with_an_older_image(
+    replicas: int | None, image: str, paused: bool, username: str, relabelled: bool
+) -> None:
+    replica_set = _replica_set(0, image)
+    if replicas is None:
+        del replica_set["spec"]["replicas"]  # the default: one
+    else:
+        replica_set["spec"]["replicas"] = replicas
+    got = removal(replica_set, _deployment("web:2", paused=paused), username, relabelled=relabelled)
+    current = replicas != 0 or image == "web:2"  # it runs the Deployment, or its template makes it
+    assert got.allowed == (not paused or not current or username == CONTROLLER)
+    assert not got.emergency
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_image_mounted_as_a_volume_is_an_image_change(kind: str) -> None:
     """ImageVolume (Kubernetes >= 1.33): an OCI image's files mounted into the pod run as code all the same."""

@@ -29,6 +29,7 @@ SERVED = {
     "guard-daemonsets": ("Validating", "daemonsets", ["CREATE", "UPDATE"]),
     "guard-replicasets": ("Validating", "replicasets", ["CREATE", "UPDATE"]),
     "guard-replicasets-scale": ("Validating", "replicasets/scale", ["UPDATE"]),
+    "guard-replicasets-delete": ("Validating", "replicasets", ["DELETE"]),
     "guard-pods": ("Validating", "pods", ["CREATE", "UPDATE"]),
     "guard-pods-ephemeralcontainers": ("Validating", "pods/ephemeralcontainers", ["UPDATE"]),
     "guard-jobs": ("Validating", "jobs", ["CREATE", "UPDATE"]),
@@ -39,7 +40,8 @@ SERVED = {
 # The guards of the kinds Kubernetes' controllers make: the controllers' own requests skip the call.
 DERIVED = ("guard-replicasets", "guard-pods", "guard-jobs")
 SCALES = ("guard-replicasets-scale", "guard-replicationcontrollers-scale")  # called when the replicas rise
-CONDITIONAL = (*DERIVED, *SCALES)  # called only when it matters (matchConditions)
+DELETES = ("guard-replicasets-delete",)  # a person's delete: never the controllers' or the garbage collector's
+CONDITIONAL = (*DERIVED, *SCALES, *DELETES)  # called only when it matters (matchConditions)
 
 
 def _webhooks(objects: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -84,7 +86,7 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     def called(expression: str, username: str) -> bool:
         return bool(cel.evaluate(expression, {"request": {"userInfo": {"username": username}}}))
 
-    for hid in DERIVED:
+    for hid in (*DERIVED, *DELETES):
         condition = _conditions(hooks, hid)["not-a-workload-controller"]
         skipped = ["system:kube-controller-manager", controller]
         others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
@@ -93,6 +95,7 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
     assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
+    assert not any(_conditions(none, hid) for hid in DELETES)  # every delete then: the guard lets them pass
     # No controller scales these kinds through a Scale, but an autoscaler may act as kube-controller-manager.
     assert all(set(_conditions(hooks, hid)) == set(_conditions(none, hid)) == {"raises-replicas"} for hid in SCALES)
 
@@ -231,3 +234,25 @@ def test_with_the_operator_down_controllers_still_make_pods_and_nobody_else_does
         ):
             assert refused.returncode != 0
             assert 'failed calling webhook "guard-pods.lockgate.dev"' in refused.stderr
+
+
+def test_a_replicasets_guard_is_called_when_its_labels_change() -> None:
+    """Relabelled out of its Deployment's selector, a paused Deployment's ReplicaSet is let go, as if deleted:
+    the guard is called for any label change of a ReplicaSet (and judges whether it leaves the selector)."""
+    from lockgate.gates.celimport import cel
+
+    expression = _conditions(_webhooks(rendering.render()), "guard-replicasets")["creates-or-changes-images"]
+    spec = {"replicas": 1, "template": {"spec": {"containers": [{"name": "web", "image": "web:1"}]}}}
+
+    def called(old_labels: dict[str, str] | None, new_labels: dict[str, str] | None) -> bool:
+        def rs(labels: dict[str, str] | None) -> dict[str, Any]:
+            return {"metadata": {"labels": labels} if labels is not None else {}, "spec": spec}
+
+        context = {"request": {"operation": "UPDATE"}, "object": rs(new_labels), "oldObject": rs(old_labels)}
+        return bool(cel.evaluate(expression, context))
+
+    assert called({"app": "web"}, {"app": "web-quarantined"})
+    assert called({"app": "web"}, None)
+    assert called(None, {"app": "web"})
+    assert not called({"app": "web"}, {"app": "web"})
+    assert not called(None, None)

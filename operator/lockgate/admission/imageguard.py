@@ -4,10 +4,11 @@ out (or rolling back), may change a workload's container image. Everything else 
 Every kind that runs containers is guarded (``GUARDED``), and every image it runs: containers, init
 and ephemeral containers, image volumes; and what would run an image no current approval covers without
 changing one: raising a ReplicaSet's or ReplicationController's replicas (a Deployment's older
-ReplicaSet holds an earlier image), and pausing a Deployment (its controller then scales an older
-ReplicaSet back up when the current one goes). The Promotion's target kinds (``PROMOTABLE``) change only
-through the operator; the kinds Kubernetes' controllers make from a guarded owner's template
-(``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
+ReplicaSet holds an earlier image), pausing a Deployment (its controller then scales an older
+ReplicaSet back up when the current one goes), and, for a Deployment already paused, deleting its current
+ReplicaSet or relabelling it out of the selector (``judge_removal``). The Promotion's target kinds
+(``PROMOTABLE``) change only through the operator; the kinds Kubernetes' controllers make from a guarded
+owner's template (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
 controllers (``workload_controllers``); the images of CronJobs and ReplicationControllers, which no
 Promotion rolls out, and debug containers added to a Pod change only by break-glass.
 
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from lockgate.admission import stamping
+from lockgate.api import gatepolicy
+from lockgate.gates import policies
 from lockgate.rollout import health, plan
 
 # The provenance annotations the operator's patch carries (``rollout.plan`` writes them).
@@ -40,10 +43,20 @@ class GuardedKind:
     group: str
     plural: str
     subresource: str | None = None
+    deletes: bool = False
+    """Judges deletions (only), not creates and updates."""
 
     @property
     def webhook_id(self) -> str:
-        return f"guard-{self.plural}" + (f"-{self.subresource}" if self.subresource else "")
+        return (
+            f"guard-{self.plural}"
+            + (f"-{self.subresource}" if self.subresource else "")
+            + ("-delete" if self.deletes else "")
+        )
+
+    @property
+    def operations(self) -> list[Literal["CREATE", "UPDATE", "DELETE"]]:
+        return ["DELETE"] if self.deletes else ["UPDATE"] if self.subresource else ["CREATE", "UPDATE"]
 
 
 GUARDED = (
@@ -52,6 +65,7 @@ GUARDED = (
     GuardedKind("DaemonSet", "apps", "daemonsets"),
     GuardedKind("ReplicaSet", "apps", "replicasets"),
     GuardedKind("ReplicaSet", "apps", "replicasets", "scale"),  # kubectl scale, autoscalers
+    GuardedKind("ReplicaSet", "apps", "replicasets", deletes=True),  # the one a paused Deployment runs
     GuardedKind("Pod", "", "pods"),
     GuardedKind("Pod", "", "pods", "ephemeralcontainers"),  # kubectl debug
     GuardedKind("Job", "batch", "jobs"),
@@ -324,6 +338,73 @@ def _pause(
         "scale an older ReplicaSet (an earlier image, which no current approval covers) back up if the current "
         "one went. Change it through a Promotion (a failed rollout rolls back on its own), or have a break-glass "
         "group member pause it (recorded as an emergency change needing retro review)",
+    )
+
+
+def owning_deployment(replica_set: Mapping[str, Any]) -> str | None:
+    """The name of the Deployment that controls ``replica_set``, if one does."""
+    for ref in (replica_set.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Deployment" and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
+def leaves_selector(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a label change takes a ReplicaSet out of its Deployment's selector (the controller then lets it go)."""
+    selector = gatepolicy.LabelSelector.model_validate((owner.get("spec") or {}).get("selector") or {})
+
+    def labels(obj: Mapping[str, Any]) -> dict[str, str]:
+        return dict((obj.get("metadata") or {}).get("labels") or {})
+
+    return policies.selects(selector, labels(old)) and not policies.selects(selector, labels(new))
+
+
+def judge_removal(
+    *,
+    namespace: str,
+    name: str,
+    replica_set: Mapping[str, Any],
+    owner: Mapping[str, Any] | None,
+    user: stamping.User,
+    namespace_gated: bool,
+    break_glass_groups: Sequence[str],
+    workload_controllers: Collection[str] = KUBE_CONTROLLERS,
+    relabelled: bool = False,
+) -> Verdict:
+    """May ``replica_set`` leave its Deployment ``owner`` (deleted, or ``relabelled`` out of its selector)?
+
+    While a Deployment is paused its controller makes no ReplicaSet from the template: if the ReplicaSet that
+    runs it (or the one its template makes) goes, the controller scales the newest older one, an earlier
+    image, back up, and its own write passes. A Deployment paused before its namespace was gated (pausing
+    one in a gated namespace needs break-glass) is the case this closes. Any other ReplicaSet may go.
+    """
+    if not namespace_gated:
+        return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
+    if user.username in workload_controllers:  # the garbage collector; the deployment controller letting go
+        return Verdict(True, "WorkloadController", f"ReplicaSet {name} removed by {user.username}")
+    if owner is None or not health.paused("Deployment", owner):
+        return Verdict(True, "OwnerNotPaused", f"the Deployment of ReplicaSet {name} makes one from its template")
+    deployment = str((owner.get("metadata") or {}).get("name"))
+    spec = replica_set.get("spec") or {}
+    runs = spec.get("replicas") != 0  # absent: 1
+    templated = images("ReplicaSet", replica_set) == images("Deployment", owner)
+    if not runs and not templated:
+        return Verdict(True, "InactiveReplicaSet", f"ReplicaSet {name} runs nothing and is not the template's")
+    how = "relabelling" if relabelled else "deleting"
+    if set(user.groups) & set(break_glass_groups):
+        what = "relabelling" if relabelled else "deletion"
+        return _break_glass(
+            f"{what} by {user.username} of ReplicaSet {name} of paused Deployment {deployment} "
+            f"(runs {_running('ReplicaSet', replica_set)})"
+        )
+    which = "which runs it" if runs else "which its template makes"
+    return Verdict(
+        False,
+        "PausedDeploymentReplicaSet",
+        f"namespace {namespace} is gated by Lockgate: Deployment {deployment} is paused, so {how} its ReplicaSet "
+        f"{name} ({which}) would make its controller scale an older ReplicaSet (an earlier image, which no current "
+        f"approval covers) back up. Resume it first (kubectl rollout resume deployment/{deployment} -n {namespace}), "
+        "or have a break-glass group member do it (recorded as an emergency change needing retro review)",
     )
 
 

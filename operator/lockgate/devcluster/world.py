@@ -146,7 +146,8 @@ def rbac_objects() -> list[dict[str, Any]]:
                     ],
                     "verbs": _EDIT,
                 },
-                {"apiGroups": ["apps"], "resources": ["replicasets", "replicasets/scale"], "verbs": _EDIT},
+                {"apiGroups": ["apps"], "resources": ["replicasets/scale"], "verbs": _EDIT},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": [*_EDIT, "delete", "deletecollection"]},
                 {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": _EDIT},
             ],
         ),
@@ -236,7 +237,7 @@ def rbac_objects() -> list[dict[str, Any]]:
             "system:controller:workload-controllers",
             [
                 {"apiGroups": [""], "resources": ["pods"], "verbs": _EDIT},
-                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _EDIT},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": [*_EDIT, "delete"]},  # history limit
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _EDIT},
             ],
         ),

@@ -274,25 +274,37 @@ def _register_guard(
         (kind in imageguard.DERIVED and not guarded.subresource) or guarded.subresource == "scale"
     )
 
-    async def guard(
-        userinfo: Mapping[str, Any],
-        namespace: str | None,
-        name: str | None,
-        old: Mapping[str, Any] | None,
-        new: Mapping[str, Any] | None,
-        dryrun: bool,
-        warnings: list[str],
-    ) -> None:
-        if not new or (not old and not judge_new):
-            return
-        user = stamping.User.from_userinfo(dict(userinfo))
-        if imageguard.made_by_controller(kind, user.username, settings.workload_controllers, guarded.subresource):
-            return  # ``judge``'s WorkloadController, which needs no view
-        if not await _view_loaded(primed, fail_open=fails_open):
-            logger.warning("view not loaded: %s %s/%s let through (as Ignore)", kind, namespace, name)
-            return
-        old = old or {}  # a new workload: every container image is new
-        ns = namespace or str(new.get("metadata", {}).get("namespace"))
+    def gated(namespace: str) -> bool:
+        return bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(namespace, {})))
+
+    async def removal(
+        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None
+    ) -> imageguard.Verdict | None:
+        """A ReplicaSet leaving its Deployment: deleted (``new`` None), or relabelled out of its selector;
+        judged against the Deployment as the API has it now (None: nothing to judge)."""
+        owner_name = imageguard.owning_deployment(old)
+        labels = (old.get("metadata") or {}).get("labels"), ((new or {}).get("metadata") or {}).get("labels")
+        if owner_name is None or (new is not None and labels[0] == labels[1]) or not gated(ns):
+            return None
+        owner = await objects.get_workload(api, "Deployment", ns, owner_name)
+        if new is not None and (owner is None or not imageguard.leaves_selector(owner, old, new)):
+            return None
+        return imageguard.judge_removal(
+            namespace=ns,
+            name=name,
+            replica_set=old,
+            owner=owner,
+            user=user,
+            namespace_gated=gated(ns),
+            break_glass_groups=settings.break_glass_groups,
+            workload_controllers=settings.workload_controllers,
+            relabelled=new is not None,
+        )
+
+    async def change(
+        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> imageguard.Verdict:
+        """A create or an update: its images, replicas, pause and provenance."""
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
         promo_ns, _, promo_name = ref.partition("/")
         mine = user.username == settings.identity and promo_ns == ns and bool(promo_name)
@@ -302,11 +314,11 @@ def _register_guard(
             return imageguard.judge(
                 kind=kind,
                 namespace=ns,
-                name=str(name or new.get("metadata", {}).get("name") or new.get("metadata", {}).get("generateName")),
+                name=name,
                 old=dict(old),
                 new=dict(new),
                 user=user,
-                namespace_gated=bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(ns, {}))),
+                namespace_gated=gated(ns),
                 operator_identity=settings.identity,
                 break_glass_groups=settings.break_glass_groups,
                 promotion=promotion,
@@ -319,12 +331,45 @@ def _register_guard(
         verdict = judge(cluster.promotions.get((promo_ns, promo_name)) if mine else None)
         if not verdict.allowed and mine:
             verdict = judge(await api.get_or_none(objects.promotion_path(promo_ns, promo_name)))
+        return verdict
+
+    async def guard(
+        userinfo: Mapping[str, Any],
+        namespace: str | None,
+        name: str | None,
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        dryrun: bool,
+        warnings: list[str],
+    ) -> None:
+        if (not new and not guarded.deletes) or (guarded.deletes and not old) or (not old and not judge_new):
+            return
+        user = stamping.User.from_userinfo(dict(userinfo))
+        if imageguard.made_by_controller(kind, user.username, settings.workload_controllers, guarded.subresource):
+            return  # ``judge``'s WorkloadController, which needs no view
+        if not await _view_loaded(primed, fail_open=fails_open):
+            logger.warning("view not loaded: %s %s/%s let through (as Ignore)", kind, namespace, name)
+            return
+        judged = dict(new or old or {})  # what a break-glass record describes
+        meta = judged.get("metadata") or {}
+        ns = namespace or str(meta.get("namespace"))
+        named = str(name or meta.get("name") or meta.get("generateName"))
+        if guarded.deletes:
+            assert old is not None
+            verdict = await removal(user, ns, named, old, None)
+            if verdict is None:
+                return
+        else:
+            assert new is not None
+            verdict = await change(user, ns, named, old or {}, new)  # old empty: a new workload, every image new
+        if verdict.allowed and kind == "ReplicaSet" and old and new:
+            verdict = await removal(user, ns, named, old, new) or verdict
         if not verdict.allowed:
-            logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, name, user.username, verdict.message)
+            logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, named, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)
         if verdict.emergency and on_break_glass is not None and not dryrun:
             try:
-                await on_break_glass(kind, dict(new), user, verdict)
+                await on_break_glass(kind, judged, user, verdict)
             except Exception as exc:  # fail closed: no unrecorded break-glass change
                 raise kopf.AdmissionError(
                     f"break-glass change refused: it could not be recorded in the audit trail ({exc}); retry later",
@@ -338,7 +383,7 @@ def _register_guard(
         "v1",
         guarded.plural,
         subresource=guarded.subresource,
-        operations=["UPDATE"] if guarded.subresource else ["CREATE", "UPDATE"],
+        operations=guarded.operations,
         registry=registry,
         id=guarded.webhook_id,
         persistent=PERSISTENT,
