@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,13 @@ def test_checks_admitted_before_their_host_was_disallowed_hold_the_deploy_and_sa
     assert "Not deployed" in message and "LOCKGATE_VERIFICATION_HOSTS" in message
     assert lockgate.image() == "registry.example/web:1.0"
     assert not [r for r in lockgate.trail().records() if r.event in ("approved", "deploying")]
+
+    def hold_event() -> dict[str, Any] | None:  # posted in the background, with the condition's reason
+        listed = json.loads(lockgate.kubectl("get", "events", "-n", "production", "-o", "json").stdout)["items"]
+        about = [e for e in listed if e["involvedObject"]["name"] == "web-2" and "-> Pending" in e["message"]]
+        return about[-1] if about else None
+
+    assert lockgate.wait_for(hold_event, message="the hold's Event")["reason"] == "VerificationTargetNotAllowed"
 
 
 def test_a_paused_target_holds_the_deploy_and_a_resume_lets_it_go(lockgate: testing.Stack) -> None:

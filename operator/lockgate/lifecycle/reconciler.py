@@ -932,7 +932,8 @@ class Reconciler:
                 events.post(
                     self.api,
                     updated,
-                    reason=step.reason if new_phase != "Pending" else "Pending",
+                    # A hold, or a missing target, says why; a plain wait for the policies says Pending.
+                    reason="Pending" if new_phase == "Pending" and step.action is steps.Action.WAIT else step.reason,
                     message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
                     type_="Warning" if warning else "Normal",
                 )
