@@ -293,6 +293,10 @@ def test_pausing_a_deployment_needs_break_glass_and_resuming_does_not() -> None:
     assert verdict("Deployment", paused, running, "alice").allowed  # resuming makes the template's ReplicaSet
     assert verdict("Deployment", paused, paused, "alice").allowed  # already paused: nothing new
     assert verdict("StatefulSet", running, paused, "alice").allowed  # only Deployments pause
+    changed_and_paused = shaped("Deployment", {"web": "web:3"})
+    changed_and_paused["spec"]["paused"] = True
+    both = verdict("Deployment", running, changed_and_paused, "dan", "oncall-leads")
+    assert both.emergency and "(web: web:2 -> web:3) and pause of Deployment web" in both.message  # on the record
 
 
 def _deployment(image: str, *, paused: bool) -> dict[str, Any]:

@@ -203,8 +203,9 @@ def judge(
             f"annotations {', '.join(forged)} on {kind} {name} record which approved Promotion deployed its image; "
             "only the Lockgate operator sets them",
         )
+    pausing = bool(old.get("metadata")) and health.paused(kind, new) and not health.paused(kind, old)
     if not changes:
-        if old.get("metadata") and health.paused(kind, new) and not health.paused(kind, old):
+        if pausing:
             return _pause(namespace, name, old, user, break_glass_groups)
         raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
@@ -223,8 +224,10 @@ def judge(
             f"the operator may change images in {namespace} only for a Promotion that is deploying or rolling back "
             f"({described})",
         )
-    if set(user.groups) & set(break_glass_groups):
-        return _break_glass(f"change by {user.username} ({described})")
+    if set(user.groups) & set(break_glass_groups):  # the record names all it does: a pause in the same request too
+        return _break_glass(
+            f"change by {user.username} ({described}){' and pause of Deployment ' + name if pausing else ''}"
+        )
     break_glass = "have a break-glass group member make it (recorded as an emergency change needing retro review)"
     if not old.get("metadata"):
         how = (
