@@ -33,6 +33,10 @@ class LiveSource(Protocol):
         """Paused Deployments per gated namespace."""
         ...
 
+    def unguarded_namespaces(self) -> Mapping[str, list[str]]:
+        """Gated namespace -> the image guard's webhooks the API server would not call there."""
+        ...
+
 
 def _time(value: Any) -> datetime.datetime | None:
     if not value:
@@ -63,6 +67,14 @@ class _LiveState(registry.Collector):
         )
         for namespace, count in sorted(self.source.paused_in_gated_namespaces().items()):
             paused.add_metric([namespace], count)
+        unguarded = core.GaugeMetricFamily(
+            "lockgate_unguarded_webhooks",
+            "Image guard webhooks the API server would not call in a gated namespace (its webhook configuration "
+            "leaves the namespace out): an image change there would pass unjudged",
+            labels=["namespace"],
+        )
+        for namespace, gaps in sorted(self.source.unguarded_namespaces().items()):
+            unguarded.add_metric([namespace], len(gaps))
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
         overdue_count = 0
@@ -84,6 +96,7 @@ class _LiveState(registry.Collector):
         yield oldest
         yield overdue
         yield paused
+        yield unguarded
 
 
 class Metrics:

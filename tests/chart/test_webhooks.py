@@ -10,8 +10,9 @@ import shutil
 from typing import Any
 
 import pytest
+import yaml
 
-from lockgate.handlers import admission
+from lockgate.handlers import admission, testing
 from tests.chart import installed, rendering, scenario
 from tests.lifecycle import manifests
 
@@ -256,3 +257,83 @@ def test_a_replicasets_guard_is_called_when_its_labels_change() -> None:
     assert called(None, {"app": "web"})
     assert not called({"app": "web"}, {"app": "web"})
     assert not called(None, None)
+
+
+def _guarded(s: testing.Stack, policy: str, status: str) -> dict[str, Any] | None:
+    """The GatePolicy once its ImageGuardCalled condition has ``status``."""
+    got = s.get("gatepolicy", policy, namespace="")
+    found = [c for c in got.get("status", {}).get("conditions") or [] if c["type"] == "ImageGuardCalled"]
+    return got if found and found[0]["status"] == status else None
+
+
+def test_a_gated_namespace_the_guards_selector_leaves_out_is_reported_on_its_gate_policy() -> None:
+    """A GatePolicy may gate a namespace by labels of its own (``team: payments``) that the chart's guard selector
+    (``lockgate.dev/environment`` exists) does not select: Promotions there are gated, but ``kubectl set image``
+    would pass unjudged. The policy says so (ImageGuardCalled=False, naming the namespace and the fix) until the
+    namespace is labelled, and then the guard refuses the direct change."""
+    payments_policy = {
+        "apiVersion": "lockgate.dev/v1alpha1",
+        "kind": "GatePolicy",
+        "metadata": {"name": "payments"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"team": "payments"}},
+            "approvals": {"rules": [{"name": "leads", "groups": ["engineering-leads"], "count": 1}]},
+        },
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "pay"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "pay"}},
+            "template": {
+                "metadata": {"labels": {"app": "pay"}},
+                "spec": {"containers": [{"name": "pay", "image": "registry.example/pay:1"}]},
+            },
+        },
+    }
+
+    with installed.installed() as s:
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "payments", "labels": {"team": "payments"}},
+        }
+        s.kubectl("create", "-f", "-", input=json.dumps(namespace))
+        s.kubectl("create", "-n", "payments", "-f", "-", input=json.dumps(deployment))
+        s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+        s.apply(json.dumps(payments_policy))
+        reported = s.wait_for(lambda: _guarded(s, "payments", "False"), message="payments reported unguarded")
+        assert reported["status"]["unguardedNamespaces"] == ["payments"]
+        said = next(c for c in reported["status"]["conditions"] if c["type"] == "ImageGuardCalled")
+        assert said["reason"] == "GuardNotCalled"
+        assert "not called in gated namespace(s) payments" in said["message"]
+        assert "guard-deployments.lockgate.dev: its namespaceSelector does not select this namespace" in said["message"]
+        assert s.wait_for(lambda: _guarded(s, "production", "True"), message="production guarded")
+        set_image = ("set", "image", "deployment/pay", "pay=registry.example/pay:evil", "-n", "payments")
+        assert s.kubectl(*set_image, check=False).returncode == 0  # the gap it reports is real
+
+        s.kubectl("label", "namespace", "payments", "lockgate.dev/environment=payments")
+        cleared = s.wait_for(lambda: _guarded(s, "payments", "True"), message="payments guarded")
+        assert cleared["status"]["unguardedNamespaces"] == []
+        refused = s.kubectl(*set_image[:3], "pay=registry.example/pay:worse", "-n", "payments", check=False)
+        assert refused.returncode != 0
+        assert 'admission webhook "guard-deployments.lockgate.dev" denied the request' in refused.stderr
+        assert scenario.refused(s) == []
+
+
+def test_a_missing_guard_configuration_is_reported_from_the_start_until_it_is_applied() -> None:
+    """Installed without its ValidatingWebhookConfiguration (a GitOps tool that skipped it, a deleted one),
+    nothing calls the guard: a watch says nothing of an object that does not exist, so the operator reads
+    it at the start and reports every gated namespace; applying it clears the report."""
+    objects = rendering.render(installed.chart_values())
+    config = rendering.one(objects, "ValidatingWebhookConfiguration")
+    with installed.installed([o for o in objects if o is not config]) as s:
+        s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+        missing = s.wait_for(lambda: _guarded(s, "production", "False"), message="production reported unguarded")
+        said = next(c for c in missing["status"]["conditions"] if c["type"] == "ImageGuardCalled")
+        assert "guard-deployments.lockgate.dev: missing from the configuration" in said["message"]
+        s.apply(yaml.safe_dump(config))
+        guarded = s.wait_for(lambda: _guarded(s, "production", "True"), message="production guarded")
+        assert guarded["status"]["unguardedNamespaces"] == []
+        assert scenario.refused(s) == []

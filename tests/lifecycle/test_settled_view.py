@@ -132,6 +132,9 @@ def test_what_readers_ask_of_a_settled_promotion_does_not_change() -> None:
         def paused_in_gated_namespaces(self) -> dict[str, int]:
             return {}
 
+        def unguarded_namespaces(self) -> dict[str, list[str]]:
+            return {}
+
     assert gauges(cluster) == gauges(Whole())
 
 

@@ -1,4 +1,5 @@
-"""The paused-Deployment gauge: where the image guard cannot tell an older image's revival from a controller's work."""
+"""The paused-Deployment gauge: where a Deployment holds its Promotions, and removing its current ReplicaSet (break-
+glass only) would revive an older image."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from tests.conftest import REPO
 
 
 def test_paused_deployments_in_gated_namespaces_are_counted_until_resumed() -> None:
-    """Paused, a Deployment's controller revives an older ReplicaSet once the current one goes, which the image
-    guard cannot tell from its own work: the gauge (and its alert) shows where that is possible."""
+    """Paused, a Deployment's controller revives an older ReplicaSet once the current one goes (only break-glass
+    may delete or relabel it): the gauge (and its alert) shows where that is possible."""
     cluster = view.ClusterView()
     cluster.put_policy(yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text()))
     for name, labels in (("production", {"lockgate.dev/environment": "production"}), ("staging", {})):

@@ -190,10 +190,14 @@ class GatePolicyStatus(meta.Model):
     """Why the policy is invalid (CEL that does not compile, bad time zone, ...)."""
     observed_generation: int | None = None
     """metadata.generation the status describes."""
+    unguarded_namespaces: list[str] = pydantic.Field(default_factory=list)
+    """Namespaces this policy gates where the API server would not call the image guard (its webhook
+    configuration leaves them out): an image change there would pass unjudged. The ImageGuardCalled
+    condition says why and what to do."""
     conditions: list[meta.Condition] = pydantic.Field(
         default_factory=list, json_schema_extra=meta.CONDITIONS_LIST
     )
-    """Ready (True when the policy is valid)."""
+    """ImageGuardCalled (True when the image guard is called in every namespace this policy gates)."""
 
 
 class GatePolicy(meta.Resource):

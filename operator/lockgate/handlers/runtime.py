@@ -25,7 +25,7 @@ from lockgate import settings as lockgate_settings
 from lockgate.handlers import admission, watching
 from lockgate.kube import access, config, leadership, rbacwatch, stampkeys
 from lockgate.kube import client as kclient
-from lockgate.lifecycle import auditing, gating, reconciler, view
+from lockgate.lifecycle import auditing, gating, policystatus, reconciler, view
 
 logger = logging.getLogger("lockgate")
 
@@ -155,6 +155,7 @@ async def run_operator(
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
     gate = gating.Gate(cluster, approvers, key, metrics=metrics)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics, verification_hosts=settings.verification_hosts)
+    policy_statuses = policystatus.PolicyStatuses(api, cluster)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -181,7 +182,14 @@ async def run_operator(
         metrics.emergency.inc()
         await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
 
-    watching.register(registry, cluster, engine, on_approval_deleted=approval_deleted)
+    watching.register(
+        registry,
+        cluster,
+        engine,
+        policy_statuses,
+        on_approval_deleted=approval_deleted,
+        guard_served=settings.webhook_port >= 0,
+    )
     kopf_settings = _kopf_settings(settings)
     reviews = admission.register(
         registry,
@@ -198,6 +206,7 @@ async def run_operator(
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
     )
     engine.start()
+    policy_statuses.start(read_configuration=settings.webhook_port >= 0 and not settings.manage_webhooks)
     rbac = rbacwatch.RbacWatch(api, approvers, engine.touch_waiting_soon)
     rbac_task = asyncio.create_task(rbac.run(), name="lockgate-rbac-watch")
     leader_task = None
@@ -242,6 +251,7 @@ async def run_operator(
         if leader_task is not None:
             leader_task.cancel()
         await engine.stop()
+        await policy_statuses.stop()
         await api.close()
         if metrics_server is not None:
             metrics_server.close()

@@ -9,6 +9,8 @@ from typing import Any
 
 import kopf
 
+from lockgate.admission import coverage
+from lockgate.lifecycle import policystatus
 from lockgate.lifecycle import reconciler as lifecycle_reconciler
 from lockgate.lifecycle import steps as lifecycle_steps
 from lockgate.lifecycle import view as lifecycle_view
@@ -21,9 +23,13 @@ def register(
     registry: kopf.OperatorRegistry,
     cluster: lifecycle_view.ClusterView,
     reconciler: lifecycle_reconciler.Reconciler,
+    policy_statuses: policystatus.PolicyStatuses,
     on_approval_deleted: Any = None,
+    *,
+    guard_served: bool = True,
 ) -> None:
-    """Attach the watch handlers for every kind the gate depends on to ``registry``."""
+    """Attach the watch handlers for every kind the gate depends on to ``registry``; with ``guard_served``,
+    also the watch of the guard's webhook configuration (where the image guard is called)."""
 
     @kopf.on.event(GROUP, "promotions", registry=registry)
     async def promotion_event(type: str, body: kopf.Body, **_: Any) -> None:
@@ -65,7 +71,8 @@ def register(
             cluster.drop_policy(str(body["metadata"]["name"]))
         else:
             cluster.put_policy(dict(body))
-            await reconciler.publish_policy(dict(body))
+            await policy_statuses.publish(dict(body))
+        policy_statuses.changed()  # the namespaces it gates (and so where the guard must be called) may differ
         reconciler.touch_all()
 
     @kopf.on.event("v1", "namespaces", registry=registry)
@@ -78,6 +85,20 @@ def register(
             cluster.put_namespace(dict(body))
         if old != cluster.namespaces.get(name):
             reconciler.touch_all([name])
+            policy_statuses.changed()
+
+    if guard_served:
+
+        @kopf.on.event(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            registry=registry,
+            when=lambda name, **_: name == coverage.CONFIGURATION,
+        )
+        async def guard_configuration_event(type: str, body: kopf.Body, **_: Any) -> None:
+            cluster.put_guard_configuration(None if type == "DELETED" else dict(body))
+            policy_statuses.changed()
 
     for plural, kind in WORKLOAD_KINDS.items():
         _register_workload(registry, cluster, reconciler, plural, kind)

@@ -301,17 +301,6 @@ class Reconciler:
                 logger.error("promotion %s deleted mid-rollout; audit unavailable: %s", view.key_of(obj), exc)
                 await asyncio.sleep(2)
 
-    async def publish_policy(self, obj: Mapping[str, Any]) -> None:
-        """A GatePolicy's status: required approvals (printer column) and problems, written when they differ."""
-        wanted = statuses.policy_status(obj)
-        have = obj.get("status") or {}
-        if any(have.get(k) != v for k, v in wanted.items()):
-            try:
-                await objects.patch_policy_status(self.api, str(obj["metadata"]["name"]), wanted)
-            except kclient.ApiError as exc:
-                if exc.status != 404:
-                    raise
-
     # -- one pass ------------------------------------------------------------------------------
     async def reconcile(self, key: view.Key) -> None:
         await self.primed.wait()

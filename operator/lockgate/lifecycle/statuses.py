@@ -404,6 +404,14 @@ def policy_status(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def policy_conditions(
+    obj: Mapping[str, Any], now: datetime.datetime, updates: list[tuple[str, str, str, str]]
+) -> list[dict[str, Any]]:
+    """A GatePolicy's conditions with ``updates`` (type, status, reason, message) set; a condition whose status
+    does not change keeps its lastTransitionTime."""
+    return _conditions(obj, now, updates)
+
+
 def recorded(obj: Mapping[str, Any], new_status: dict[str, Any], now: datetime.datetime, event: str) -> dict[str, Any]:
     """``new_status`` with AuditRecorded=True: the ``event`` record is durable (clears an earlier outage)."""
     status = dict(new_status)

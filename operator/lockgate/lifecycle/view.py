@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
+from lockgate.admission import coverage
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.lifecycle import packing, statuses, steps
@@ -360,6 +361,9 @@ class ClusterView:
         self.namespaces: dict[str, dict[str, str]] = {}
         self.workloads: packing.Packed[WorkloadKey] = packing.Packed(WORKLOAD_DICTIONARY)
         self.paused_deployments: set[WorkloadKey] = set()  # whose spec.paused is set (a metric counts them)
+        self.guard_configuration: dict[str, Any] | None = None  # ValidatingWebhookConfiguration lockgate.dev
+        self.guard_configuration_seen = False  # its watch has answered (None above then means: it does not exist)
+        self._unguarded: dict[str, list[str]] | None = None  # cached gated_but_not_guarded; None: to recompute
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
@@ -472,6 +476,7 @@ class ClusterView:
     def put_policy(self, obj: dict[str, Any]) -> None:
         name = str(obj["metadata"]["name"])
         self.policies[name] = obj
+        self._unguarded = None
         try:
             self.policy_models[name] = gatepolicy.GatePolicy.from_k8s(obj)
         except pydantic.ValidationError as exc:  # admission refuses these; keep the last good one
@@ -480,13 +485,35 @@ class ClusterView:
     def drop_policy(self, name: str) -> None:
         self.policies.pop(name, None)
         self.policy_models.pop(name, None)
+        self._unguarded = None
 
     def put_namespace(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata", {})
-        self.namespaces[sys.intern(str(meta["name"]))] = compact(dict(meta.get("labels") or {}))
+        name, labels = sys.intern(str(meta["name"])), compact(dict(meta.get("labels") or {}))
+        if self.namespaces.get(name) != labels:
+            self._unguarded = None
+        self.namespaces[name] = labels
 
     def drop_namespace(self, name: str) -> None:
-        self.namespaces.pop(name, None)
+        if self.namespaces.pop(name, None) is not None:
+            self._unguarded = None
+
+    def put_guard_configuration(self, obj: Mapping[str, Any] | None) -> None:
+        """The guard's ValidatingWebhookConfiguration as the API has it (None: deleted)."""
+        self.guard_configuration = dict(obj) if obj is not None else None
+        self.guard_configuration_seen = True
+        self._unguarded = None
+
+    def unguarded_namespaces(self) -> dict[str, list[str]]:
+        """Gated namespace -> the guard webhooks the API server would not call there (``webhook: why``); empty
+        until the configuration's watch has answered."""
+        if not self.guard_configuration_seen:
+            return {}
+        if self._unguarded is None:
+            self._unguarded = coverage.gated_but_not_guarded(
+                self.guard_configuration, self.namespaces, self.policy_models.values()
+            )
+        return self._unguarded
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
         namespace, name = key_of(obj)
@@ -506,8 +533,9 @@ class ClusterView:
         self.paused_deployments.discard((kind, key[0], key[1]))
 
     def paused_in_gated_namespaces(self) -> dict[str, int]:
-        """Paused Deployments per gated namespace: deleting or relabelling the current ReplicaSet of one makes
-        its controller scale an older one, an earlier image, back up (the image guard cannot tell)."""
+        """Paused Deployments per gated namespace: they hold their Promotions, and if the current ReplicaSet of
+        one went (deleting or relabelling it needs break-glass), its controller would scale an older one, an
+        earlier image, back up."""
         counts: dict[str, int] = {}
         for _, namespace, _ in self.paused_deployments:
             if policies.matching(self.policy_models.values(), self.namespaces.get(namespace, {})):

@@ -1,0 +1,145 @@
+"""Publishing GatePolicy statuses: required approvals, problems, and whether the image guard is called in
+every namespace the policy gates (``ImageGuardCalled``), written only when they differ.
+
+A policy's own events publish it at once; a change of the namespaces' labels or of the guard's webhook
+configuration republishes every policy, at most once a second (a restart's listing of many namespaces is
+one pass, not one per namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lockgate.admission import coverage
+from lockgate.gates import policies
+from lockgate.kube import client as kclient
+from lockgate.kube import objects
+from lockgate.lifecycle import statuses, view
+
+logger = logging.getLogger(__name__)
+#: The shortest time between two republications of every policy.
+REPUBLISH_EVERY = 1.0
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class PolicyStatuses:
+    def __init__(
+        self,
+        api: kclient.Client,
+        cluster: view.ClusterView,
+        *,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+        every: float = REPUBLISH_EVERY,
+    ) -> None:
+        self.api = api
+        self.view = cluster
+        self.clock = clock
+        self.every = every
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._said: frozenset[str] = frozenset()  # the unguarded namespaces last logged
+
+    def start(self, *, read_configuration: bool = False) -> None:
+        """Start republishing; ``read_configuration``: read the guard's webhook configuration once first, so a
+        missing one is reported (a watch says nothing of an object that does not exist). Not where Kopf
+        manages it: Kopf creates it moments after the start."""
+        self._task = asyncio.get_running_loop().create_task(self._republish(read_configuration))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def changed(self) -> None:
+        """Namespaces' labels or the guard's configuration changed: republish every policy soon."""
+        self._changed.set()
+
+    def wanted(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The status ``obj`` should have; with the guard's coverage once its configuration is known."""
+        wanted = statuses.policy_status(obj)
+        if not self.view.guard_configuration_seen:
+            return wanted
+        model = self.view.policy_models.get(str(obj["metadata"]["name"]))
+        unguarded = self.view.unguarded_namespaces()
+        mine = {
+            ns: gaps
+            for ns, gaps in unguarded.items()
+            if model is not None and policies.selects(model.spec.namespace_selector, self.view.namespaces.get(ns, {}))
+        }
+        condition = ("ImageGuardCalled", "False", "GuardNotCalled") if mine else ("ImageGuardCalled", "True", "Called")
+        wanted["unguardedNamespaces"] = sorted(mine)
+        wanted["conditions"] = statuses.policy_conditions(obj, self.clock(), [(*condition, coverage.message(mine))])
+        return wanted
+
+    async def publish(self, obj: Mapping[str, Any]) -> None:
+        """Write ``obj``'s status when it differs from what it should be."""
+        wanted = self.wanted(obj)
+        have = obj.get("status") or {}
+        if all(have.get(k) == v for k, v in wanted.items() if k != "conditions") and _same_conditions(
+            have.get("conditions"), wanted.get("conditions")
+        ):
+            return
+        try:
+            await objects.patch_policy_status(self.api, str(obj["metadata"]["name"]), wanted)
+        except kclient.ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _read_configuration(self) -> None:
+        path = kclient.resource_path(
+            "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", name=coverage.CONFIGURATION
+        )
+        delay = 1.0
+        while not self.view.guard_configuration_seen:
+            try:
+                found = await self.api.get_or_none(path)
+            except Exception as exc:  # the API's answer: logged, and asked again
+                logger.warning("reading ValidatingWebhookConfiguration %s: %s; retrying", coverage.CONFIGURATION, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if not self.view.guard_configuration_seen:  # a watch event that came first is newer
+                self.view.put_guard_configuration(found)
+                self.changed()
+
+    async def _republish(self, read_configuration: bool) -> None:
+        if read_configuration:
+            await self._read_configuration()
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            self._log_coverage()
+            for obj in list(self.view.policies.values()):
+                try:
+                    await self.publish(obj)
+                except Exception as exc:  # the API's answer, say: logged, and tried again on the next pass
+                    logger.warning("GatePolicy %s status not written: %s; retrying", obj["metadata"]["name"], exc)
+                    self._changed.set()
+            await asyncio.sleep(self.every)
+
+    def _log_coverage(self) -> None:
+        unguarded = self.view.unguarded_namespaces()
+        if frozenset(unguarded) != self._said:
+            if unguarded:
+                logger.error("%s", coverage.message(unguarded))
+            elif self._said:
+                logger.info("the image guard is called in every gated namespace again")
+            self._said = frozenset(unguarded)
+
+
+def _same_conditions(have: Any, wanted: Any) -> bool:
+    """Equal but for lastTransitionTime (kept when the status does not change)."""
+
+    def strip(conditions: Any) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]
+
+    return strip(have) == strip(wanted)

@@ -1,0 +1,114 @@
+"""Where the image guard is not called (pure): a gated namespace that the guard's webhook configuration leaves
+out, judged on the configuration the chart renders."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lockgate.admission import coverage, imageguard
+from lockgate.api import gatepolicy
+from tests.chart import rendering
+
+GUARD_HOOKS = sorted(f"{g.webhook_id}.lockgate.dev" for g in imageguard.GUARDED)
+
+
+def chart_configuration(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    return rendering.one(rendering.render(values), "ValidatingWebhookConfiguration")
+
+
+CHART = chart_configuration()
+
+
+def policy(selector: dict[str, Any]) -> gatepolicy.GatePolicy:
+    return gatepolicy.GatePolicy.from_k8s(
+        {
+            "apiVersion": "lockgate.dev/v1alpha1",
+            "kind": "GatePolicy",
+            "metadata": {"name": "payments"},
+            "spec": {
+                "namespaceSelector": selector,
+                "approvals": {"rules": [{"name": "leads", "groups": ["leads"], "count": 1}]},
+            },
+        }
+    )
+
+
+def test_a_namespace_the_charts_guard_selector_leaves_out_is_reported_with_every_guard_webhook() -> None:
+    """The chart calls the guard where ``lockgate.dev/environment`` exists; a policy selecting ``team: payments``
+    gates a namespace without it, where ``kubectl set image`` would pass unjudged."""
+    namespaces = {"production": {"lockgate.dev/environment": "production"}, "payments": {"team": "payments"}}
+    found = coverage.gated_but_not_guarded(CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})])
+    assert list(found) == ["payments"]
+    assert sorted(gap.split(":")[0] for gap in found["payments"]) == GUARD_HOOKS
+    assert all(gap.endswith("its namespaceSelector does not select this namespace") for gap in found["payments"])
+    said = coverage.message(found)
+    assert "not called in gated namespace(s) payments" in said and "kubectl set image" in said
+    assert "lockgate.dev/environment=<env>" in said and "webhook.guardNamespaceSelector" in said
+    labelled = {**namespaces, "payments": {"team": "payments", "lockgate.dev/environment": "payments"}}
+    assert coverage.gated_but_not_guarded(CHART, labelled, [policy({"matchLabels": {"team": "payments"}})]) == {}
+
+
+def test_only_gated_namespaces_count() -> None:
+    namespaces = {"kube-system": {}, "staging": {"team": "web"}}
+    assert coverage.gated_but_not_guarded(CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})]) == {}
+    assert set(coverage.not_called(CHART, namespaces)) == {"kube-system", "staging"}  # ungated: by design
+
+
+def test_a_missing_configuration_or_webhook_leaves_every_gated_namespace_unguarded() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    missing = coverage.not_called(None, gated)
+    assert [gap.split(": ", 1)[1] for gap in missing["production"]] == ["missing from the configuration"] * len(
+        GUARD_HOOKS
+    )
+    without_deployments = copy.deepcopy(CHART)
+    without_deployments["webhooks"] = [h for h in CHART["webhooks"] if h["name"] != "guard-deployments.lockgate.dev"]
+    assert coverage.not_called(without_deployments, gated) == {
+        "production": ["guard-deployments.lockgate.dev: missing from the configuration"]
+    }
+
+
+def test_rules_that_skip_an_operation_or_an_object_selector_are_gaps() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    edited = copy.deepcopy(CHART)
+    for hook in edited["webhooks"]:
+        if hook["name"] == "guard-statefulsets.lockgate.dev":
+            hook["rules"][0]["operations"] = ["CREATE"]  # an image change is an UPDATE
+        if hook["name"] == "guard-pods.lockgate.dev":
+            hook["objectSelector"] = {"matchLabels": {"lockgate.dev/guarded": "true"}}
+    assert coverage.not_called(edited, gated) == {
+        "production": [
+            "guard-statefulsets.lockgate.dev: its rules do not name statefulsets CREATE/UPDATE",
+            "guard-pods.lockgate.dev: it has an objectSelector, so objects without those labels skip it",
+        ]
+    }
+    wildcard = copy.deepcopy(CHART)
+    for hook in wildcard["webhooks"]:
+        hook["rules"] = [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}]
+        hook["objectSelector"] = {}  # empty: every object
+    assert coverage.not_called(wildcard, gated) == {}
+
+
+def test_a_configuration_kopf_manages_has_no_selector_and_so_covers_every_namespace() -> None:
+    unselected = copy.deepcopy(CHART)
+    for hook in unselected["webhooks"]:
+        hook.pop("namespaceSelector", None)
+        hook["objectSelector"] = None  # as Kopf writes it
+    assert coverage.not_called(unselected, {"anything": {}, "payments": {"team": "payments"}}) == {}
+
+
+def test_a_selector_may_name_the_namespace_by_the_label_the_api_server_sets() -> None:
+    by_name = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["payments"]}]}
+    config = chart_configuration({"webhook": {"guardNamespaceSelector": by_name}})
+    assert coverage.not_called(config, {"payments": {}, "billing": {}}).keys() == {"billing"}
+
+
+@given(
+    labels=st.dictionaries(st.sampled_from(["lockgate.dev/environment", "team", "tier"]), st.sampled_from(["a", "b"]))
+)
+def test_the_chart_default_calls_the_guard_exactly_where_the_environment_label_exists(labels: dict[str, str]) -> None:
+    found = coverage.not_called(CHART, {"ns": labels})
+    assert ("ns" in found) == ("lockgate.dev/environment" not in labels)
