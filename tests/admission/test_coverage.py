@@ -112,3 +112,19 @@ def test_a_selector_may_name_the_namespace_by_the_label_the_api_server_sets() ->
 def test_the_chart_default_calls_the_guard_exactly_where_the_environment_label_exists(labels: dict[str, str]) -> None:
     found = coverage.not_called(CHART, {"ns": labels})
     assert ("ns" in found) == ("lockgate.dev/environment" not in labels)
+
+
+def test_the_selector_the_values_file_suggests_calls_the_guard_everywhere_but_the_system_namespaces() -> None:
+    """values.yaml: ``kubernetes.io/metadata.name NotIn [kube-system, <release namespace>]`` replaces the default
+    list, so a GatePolicy may gate namespaces by any label and the guard is still called there."""
+    values = (rendering.CHART / "values.yaml").read_text()
+    assert "operator: NotIn, values: [kube-system, <this release's namespace>]" in values
+    suggested = {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "lockgate-system"]}
+        ]
+    }
+    config = chart_configuration({"webhook": {"guardNamespaceSelector": suggested}})
+    namespaces = {"payments": {"team": "payments"}, "kube-system": {}, "lockgate-system": {}}
+    assert set(coverage.not_called(config, namespaces)) == {"kube-system", "lockgate-system"}
+    assert coverage.gated_but_not_guarded(config, namespaces, [policy({"matchLabels": {"team": "payments"}})]) == {}
