@@ -61,6 +61,7 @@ def test_only_gated_namespaces_count() -> None:
 def test_a_missing_configuration_or_webhook_leaves_every_gated_namespace_unguarded() -> None:
     gated = {"production": {"lockgate.dev/environment": "production"}}
     missing = coverage.not_called(None, gated)
+    assert "Re-apply the chart" in coverage.message(missing) and "Label the namespace" not in coverage.message(missing)
     assert [gap.split(": ", 1)[1] for gap in missing["production"]] == ["missing from the configuration"] * len(
         GUARD_HOOKS
     )
@@ -79,12 +80,21 @@ def test_rules_that_skip_an_operation_or_an_object_selector_are_gaps() -> None:
             hook["rules"][0]["operations"] = ["CREATE"]  # an image change is an UPDATE
         if hook["name"] == "guard-pods.lockgate.dev":
             hook["objectSelector"] = {"matchLabels": {"lockgate.dev/guarded": "true"}}
-    assert coverage.not_called(edited, gated) == {
+    found = coverage.not_called(edited, gated)
+    assert found == {
         "production": [
             "guard-statefulsets.lockgate.dev: its rules do not name statefulsets CREATE/UPDATE",
             "guard-pods.lockgate.dev: it has an objectSelector, so objects without those labels skip it",
         ]
     }
+    assert "Restore the webhook's rules" in coverage.message(found) and "Remove the webhook's objectSelector" in (
+        coverage.message(found)
+    )
+    split = copy.deepcopy(CHART)
+    for hook in split["webhooks"]:  # the same operations over two rules
+        rule = hook["rules"][0]
+        hook["rules"] = [{**rule, "operations": [op]} for op in rule["operations"]]
+    assert coverage.not_called(split, gated) == {}
     wildcard = copy.deepcopy(CHART)
     for hook in wildcard["webhooks"]:
         hook["rules"] = [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}]

@@ -227,8 +227,18 @@ def test_the_replica_set_of_a_paused_deployment_is_deleted_or_relabelled_out_onl
     assert "Deployment held is paused, so deleting its ReplicaSet held-2 (which runs it)" in refused.stderr
     relabel = ["label", "rs", "held-2", "app=quarantined", "--overwrite", "-n", "production"]
     moved = guarded.kubectl(*relabel, context="alice", check=False)
-    assert moved.returncode != 0 and "relabelling its ReplicaSet held-2" in moved.stderr
+    assert moved.returncode != 0 and "relabelling or re-owning its ReplicaSet held-2" in moved.stderr
+    decoy = {"apiVersion": "v1", "kind": "ConfigMap", "name": "decoy", "uid": "u-decoy", "controller": True}
+    re_own = json.dumps({"metadata": {"ownerReferences": [decoy]}})
+    re_own_patch = ["patch", "rs", "held-2", "-n", "production", "--type=merge", "-p", re_own]  # the list replaced
+    re_owned = guarded.kubectl(*re_own_patch, context="alice", check=False)
+    assert re_owned.returncode != 0 and "relabelling or re-owning its ReplicaSet held-2" in re_owned.stderr
     guarded.kubectl("label", "rs", "held-2", "team=web", "-n", "production", context="alice")  # still selected
+    set_env = ["set", "env", "deployment/held", "DEBUG=1", "-n", "production"]
+    edited = guarded.kubectl(*set_env, context="alice", check=False)  # no ReplicaSet would be current
+    assert edited.returncode != 0 and "Deployment held is paused, and while it is, a change to its pod template" in (
+        edited.stderr
+    )
     guarded.kubectl("delete", "rs", "held-1", "-n", "production", context="alice")  # history: runs nothing
 
     deleted = guarded.kubectl("delete", "rs", "held-2", "-n", "production", context="dan")

@@ -306,7 +306,7 @@ def _deployment(image: str, *, paused: bool) -> dict[str, Any]:
 
 
 def removal(
-    replica_set: dict[str, Any], owner: dict[str, Any] | None, username: str, *groups: str, relabelled: bool = False
+    replica_set: dict[str, Any], owner: dict[str, Any] | None, username: str, *groups: str, detached: bool = False
 ) -> imageguard.Verdict:
     return imageguard.judge_removal(
         namespace="production",
@@ -316,7 +316,7 @@ def removal(
         user=stamping.User(username, tuple(groups)),
         namespace_gated=True,
         break_glass_groups=("oncall-leads",),
-        relabelled=relabelled,
+        detached=detached,
     )
 
 
@@ -328,10 +328,9 @@ def test_the_replica_set_a_paused_deployment_runs_goes_only_by_break_glass() -> 
     assert not refused.allowed and refused.reason == "PausedDeploymentReplicaSet"
     assert "deleting its ReplicaSet web-5d4f (which runs it)" in refused.message
     assert "kubectl rollout resume deployment/web -n production" in refused.message
-    template_made = removal(_replica_set(0, "web:2"), paused, "alice", relabelled=True)  # scaled to 0
-    assert not template_made.allowed and "relabelling its ReplicaSet web-5d4f (which its template makes)" in (
-        template_made.message
-    )
+    template_made = removal(_replica_set(0, "web:2"), paused, "alice", detached=True)  # scaled to 0
+    assert not template_made.allowed
+    assert "relabelling or re-owning its ReplicaSet web-5d4f (which its template makes)" in template_made.message
     glass = removal(_replica_set(3, "web:2"), paused, "dan", "oncall-leads")
     assert glass.allowed and glass.emergency
     assert "deletion by dan of ReplicaSet web-5d4f of paused Deployment web (runs web: web:2)" in glass.message
@@ -351,7 +350,7 @@ def test_the_replica_set_a_paused_deployment_runs_goes_only_by_break_glass() -> 
     assert ungated.allowed and ungated.reason == "NotGated"
 
 
-def test_a_relabelled_replica_set_leaves_its_deployment_only_when_the_selector_no_longer_matches_it() -> None:
+def test_a_replica_set_leaves_its_deployment_when_relabelled_out_of_its_selector_or_re_owned() -> None:
     owner = _deployment("web:2", paused=True)
     tiered = [{"key": "tier", "operator": "Exists"}]
     owner["spec"]["selector"] = {"matchLabels": {"app": "web"}, "matchExpressions": tiered}
@@ -362,12 +361,54 @@ def test_a_relabelled_replica_set_leaves_its_deployment_only_when_the_selector_n
         return replica_set
 
     matched = {"app": "web", "tier": "front"}
-    assert imageguard.leaves_selector(owner, rs(matched), rs({"app": "web"}))
-    assert imageguard.leaves_selector(owner, rs(matched), rs({"app": "quarantine", "tier": "front"}))
-    assert not imageguard.leaves_selector(owner, rs(matched), rs({**matched, "team": "payments"}))
-    assert not imageguard.leaves_selector(owner, rs({"app": "other"}), rs({"app": "elsewhere"}))  # was never in it
+    assert imageguard.leaves_owner(owner, rs(matched), rs({"app": "web"}))
+    assert imageguard.leaves_owner(owner, rs(matched), rs({"app": "quarantine", "tier": "front"}))
+    assert not imageguard.leaves_owner(owner, rs(matched), rs({**matched, "team": "payments"}))
+    assert not imageguard.leaves_owner(owner, rs({"app": "other"}), rs({"app": "elsewhere"}))  # was never in it
     assert imageguard.owning_deployment(rs(matched)) == "web"
     assert imageguard.owning_deployment(shaped("ReplicaSet", {"web": "web:2"})) is None
+    # The deployment controller ignores a ReplicaSet another controller owns: re-owning it takes it away too.
+    decoy = rs(matched)
+    decoy["metadata"]["ownerReferences"] = [{"kind": "ConfigMap", "name": "decoy", "controller": True}]
+    assert imageguard.leaves_owner(owner, rs(matched), decoy)
+    orphaned = rs(matched)
+    orphaned["metadata"]["ownerReferences"] = []
+    assert imageguard.leaves_owner(owner, rs(matched), orphaned)
+
+
+def test_a_paused_deployments_pod_template_changes_only_by_break_glass() -> None:
+    """Paused, a changed template (an env var, say) leaves no ReplicaSet current; scaled to 0 and back, the
+    controller then brings back the newest ReplicaSet by creation, after a rollback the image rolled back from."""
+    paused = shaped("Deployment", {"web": "web:2"})
+    paused["spec"]["paused"] = True
+    edited = shaped("Deployment", {"web": "web:2"})
+    edited["spec"]["paused"] = True
+    edited["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DEBUG", "value": "1"}]
+    refused = verdict("Deployment", paused, edited, "alice")
+    assert not refused.allowed and refused.reason == "PausedTemplateChange"
+    assert "kubectl rollout resume deployment/web -n production" in refused.message
+    glass = verdict("Deployment", paused, edited, "dan", "oncall-leads")
+    assert glass.emergency and "pod template change by dan of paused Deployment web" in glass.message
+    scaled = shaped("Deployment", {"web": "web:2"})
+    scaled["spec"].update({"paused": True, "replicas": 0})
+    assert verdict("Deployment", paused, scaled, "alice").allowed  # the template's ReplicaSet comes back
+    running = shaped("Deployment", {"web": "web:2"})
+    unpaused_edit = shaped("Deployment", {"web": "web:2"})
+    unpaused_edit["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DEBUG", "value": "1"}]
+    assert verdict("Deployment", running, unpaused_edit, "alice").allowed  # it makes a ReplicaSet of it
+
+
+def test_two_verdicts_on_one_request_refuse_if_either_does_and_record_every_emergency() -> None:
+    allowed = imageguard.Verdict(True, "NoImageChange", "no container image changes")
+    first = imageguard.Verdict(True, "BreakGlass", "break-glass change by dan (web: a -> b)", emergency=True)
+    second = imageguard.Verdict(True, "BreakGlass", "break-glass relabelling or re-owning by dan", emergency=True)
+    refused = imageguard.Verdict(False, "PausedDeploymentReplicaSet", "no")
+    assert imageguard.combined(first, allowed) == first  # an ordinary allow never hides the emergency
+    assert imageguard.combined(allowed, second) == second
+    assert imageguard.combined(first, refused) == refused
+    assert imageguard.combined(first, None) == first
+    both = imageguard.combined(first, second)
+    assert both.emergency and both.message == f"{first.message}; {second.message}"
 
 
 @given(
@@ -375,17 +416,17 @@ def test_a_relabelled_replica_set_leaves_its_deployment_only_when_the_selector_n
     image=st.sampled_from(["web:1", "web:2"]),
     paused=st.booleans(),
     username=st.sampled_from(["alice", "system:serviceaccount:ci:deployer", OPERATOR, CONTROLLER]),
-    relabelled=st.booleans(),
+    detached=st.booleans(),
 )
 def test_nobody_but_the_controllers_or_break_glass_removes_what_a_paused_deployment_would_replace_with_an_older_image(
-    replicas: int | None, image: str, paused: bool, username: str, relabelled: bool
+    replicas: int | None, image: str, paused: bool, username: str, detached: bool
 ) -> None:
     replica_set = _replica_set(0, image)
     if replicas is None:
         del replica_set["spec"]["replicas"]  # the default: one
     else:
         replica_set["spec"]["replicas"] = replicas
-    got = removal(replica_set, _deployment("web:2", paused=paused), username, relabelled=relabelled)
+    got = removal(replica_set, _deployment("web:2", paused=paused), username, detached=detached)
     current = replicas != 0 or image == "web:2"  # it runs the Deployment, or its template makes it
     assert got.allowed == (not paused or not current or username == CONTROLLER)
     assert not got.emergency

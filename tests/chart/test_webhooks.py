@@ -237,9 +237,9 @@ def test_with_the_operator_down_controllers_still_make_pods_and_nobody_else_does
             assert 'failed calling webhook "guard-pods.lockgate.dev"' in refused.stderr
 
 
-def test_a_replicasets_guard_is_called_when_its_labels_change() -> None:
-    """Relabelled out of its Deployment's selector, a paused Deployment's ReplicaSet is let go, as if deleted:
-    the guard is called for any label change of a ReplicaSet (and judges whether it leaves the selector)."""
+def test_a_replicasets_guard_is_called_when_its_labels_or_owners_change() -> None:
+    """Relabelled out of its Deployment's selector, or re-owned, a paused Deployment's ReplicaSet is let go, as if
+    deleted: the guard is called for any label or owner change of a ReplicaSet (and judges whether it leaves)."""
     from lockgate.gates.celimport import cel
 
     expression = _conditions(_webhooks(rendering.render()), "guard-replicasets")["creates-or-changes-images"]
@@ -257,6 +257,19 @@ def test_a_replicasets_guard_is_called_when_its_labels_change() -> None:
     assert called(None, {"app": "web"})
     assert not called({"app": "web"}, {"app": "web"})
     assert not called(None, None)
+
+    def re_owned(old_owners: list[dict[str, Any]] | None, new_owners: list[dict[str, Any]] | None) -> bool:
+        def rs(owners: list[dict[str, Any]] | None) -> dict[str, Any]:
+            meta = {"labels": {"app": "web"}, **({"ownerReferences": owners} if owners is not None else {})}
+            return {"metadata": meta, "spec": spec}
+
+        context = {"request": {"operation": "UPDATE"}, "object": rs(new_owners), "oldObject": rs(old_owners)}
+        return bool(cel.evaluate(expression, context))
+
+    deployment = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u1", "controller": True}]
+    decoy = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "decoy", "uid": "u2", "controller": True}]
+    assert re_owned(deployment, decoy) and re_owned(deployment, None) and re_owned(deployment, [])
+    assert not re_owned(deployment, deployment) and not re_owned(None, None)
 
 
 def _guarded(s: testing.Stack, policy: str, status: str) -> dict[str, Any] | None:

@@ -29,16 +29,14 @@ def _hook_name(guarded: imageguard.GuardedKind) -> str:
 
 
 def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind) -> bool:
-    """Whether some rule names the guarded resource and every operation its guard judges."""
+    """Whether the rules, together, name the guarded resource with every operation its guard judges."""
     resource = guarded.plural + (f"/{guarded.subresource}" if guarded.subresource else "")
+    operations: set[str] = set()
     for rule in rules:
         groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        operations = set(rule.get("operations") or [])
-        if not ({"*", guarded.group} & set(groups)) or not ({"*", resource} & set(resources)):
-            continue
-        if "*" in operations or set(guarded.operations) <= operations:
-            return True
-    return False
+        if {"*", guarded.group} & set(groups) and {"*", resource} & set(resources):
+            operations |= set(rule.get("operations") or [])
+    return "*" in operations or set(guarded.operations) <= operations
 
 
 def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) -> str | None:
@@ -102,9 +100,26 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
     more = f" (and {len(namespaces) - limit} more)" if len(namespaces) > limit else ""
     first = namespaces[shown[0]]
     why = "; ".join(first[:3]) + (f"; and {len(first) - 3} more webhooks" if len(first) > 3 else "")
+    gaps = " ".join(gap for found in namespaces.values() for gap in found)
+    advice = [text for cause, text in _ADVICE if cause in gaps]
     return (
         f"the image guard is not called in gated namespace(s) {', '.join(shown)}{more}, so a direct image change "
-        f"there (kubectl set image, apply) would pass unjudged: {shown[0]}: {why}. Label the namespace so the "
-        "guard's namespaceSelector selects it (the chart's default: lockgate.dev/environment=<env>), or widen "
-        "the chart's webhook.guardNamespaceSelector to select every namespace a GatePolicy gates"
+        f"there (kubectl set image, apply) would pass unjudged: {shown[0]}: {why}. {'; '.join(advice)}"
     )
+
+
+#: What to do, by what ``not_called`` found (in this order).
+_ADVICE = (
+    (
+        "missing from the configuration",
+        f"Re-apply the chart (its ValidatingWebhookConfiguration {CONFIGURATION} lacks the webhook)",
+    ),
+    ("its rules do not name", "Restore the webhook's rules as the chart renders them"),
+    ("objectSelector", "Remove the webhook's objectSelector"),
+    (
+        "namespaceSelector",
+        "Label the namespace so the guard's namespaceSelector selects it (the chart's default: "
+        "lockgate.dev/environment=<env>), or widen the chart's webhook.guardNamespaceSelector to select every "
+        "namespace a GatePolicy gates",
+    ),
+)

@@ -6,7 +6,7 @@ and ephemeral containers, image volumes; and what would run an image no current 
 changing one: raising a ReplicaSet's or ReplicationController's replicas (a Deployment's older
 ReplicaSet holds an earlier image), pausing a Deployment (its controller then scales an older
 ReplicaSet back up when the current one goes), and, for a Deployment already paused, deleting its current
-ReplicaSet or relabelling it out of the selector (``judge_removal``). The Promotion's target kinds
+ReplicaSet, relabelling it out of the selector or changing its owner (``judge_removal``). The Promotion's target kinds
 (``PROMOTABLE``) change only through the operator; the kinds Kubernetes' controllers make from a guarded
 owner's template (``DERIVED``: a Deployment's ReplicaSets, their Pods, a CronJob's Jobs) change only through those
 controllers (``workload_controllers``); the images of CronJobs and ReplicationControllers, which no
@@ -90,6 +90,7 @@ KUBE_CONTROLLERS = (
     "system:serviceaccount:kube-system:cronjob-controller",
     "system:serviceaccount:kube-system:replication-controller",
     "system:serviceaccount:kube-system:generic-garbage-collector",  # owner references and finalizers
+    "system:serviceaccount:kube-system:namespace-controller",  # deletes everything in a deleted namespace
     "system:kube-controller-manager",
 )
 _CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
@@ -207,6 +208,8 @@ def judge(
     if not changes:
         if pausing:
             return _pause(namespace, name, old, user, break_glass_groups)
+        if _paused_template_change(kind, old, new):
+            return _paused_template(namespace, name, old, user, break_glass_groups)
         raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
             return Verdict(True, "NoImageChange", "no container image changes")
@@ -352,14 +355,17 @@ def owning_deployment(replica_set: Mapping[str, Any]) -> str | None:
     return None
 
 
-def leaves_selector(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether a label change takes a ReplicaSet out of its Deployment's selector (the controller then lets it go)."""
+def leaves_owner(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether an update takes a ReplicaSet from its Deployment: its labels leave the Deployment's selector, or
+    its controller owner reference stops naming the Deployment (the controller then lets it go, or ignores it)."""
     selector = gatepolicy.LabelSelector.model_validate((owner.get("spec") or {}).get("selector") or {})
 
     def labels(obj: Mapping[str, Any]) -> dict[str, str]:
         return dict((obj.get("metadata") or {}).get("labels") or {})
 
-    return policies.selects(selector, labels(old)) and not policies.selects(selector, labels(new))
+    owned = owning_deployment(old) == (owner.get("metadata") or {}).get("name")
+    disowned = owned and owning_deployment(new) != owning_deployment(old)
+    return disowned or (policies.selects(selector, labels(old)) and not policies.selects(selector, labels(new)))
 
 
 def judge_removal(
@@ -372,9 +378,10 @@ def judge_removal(
     namespace_gated: bool,
     break_glass_groups: Sequence[str],
     workload_controllers: Collection[str] = KUBE_CONTROLLERS,
-    relabelled: bool = False,
+    detached: bool = False,
 ) -> Verdict:
-    """May ``replica_set`` leave its Deployment ``owner`` (deleted, or ``relabelled`` out of its selector)?
+    """May ``replica_set`` leave its Deployment ``owner`` (deleted, or ``detached``: relabelled out of its selector,
+    or its owner reference changed)?
 
     While a Deployment is paused its controller makes no ReplicaSet from the template: if the ReplicaSet that
     runs it (or the one its template makes) goes, the controller scales the newest older one, an earlier
@@ -393,9 +400,9 @@ def judge_removal(
     templated = images("ReplicaSet", replica_set) == images("Deployment", owner)
     if not runs and not templated:
         return Verdict(True, "InactiveReplicaSet", f"ReplicaSet {name} runs nothing and is not the template's")
-    how = "relabelling" if relabelled else "deleting"
+    how = "relabelling or re-owning" if detached else "deleting"
     if set(user.groups) & set(break_glass_groups):
-        what = "relabelling" if relabelled else "deletion"
+        what = "relabelling or re-owning" if detached else "deletion"
         return _break_glass(
             f"{what} by {user.username} of ReplicaSet {name} of paused Deployment {deployment} "
             f"(runs {_running('ReplicaSet', replica_set)})"
@@ -409,6 +416,46 @@ def judge_removal(
         f"approval covers) back up. Resume it first (kubectl rollout resume deployment/{deployment} -n {namespace}), "
         "or have a break-glass group member do it (recorded as an emergency change needing retro review)",
     )
+
+
+def _paused_template_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A change to the pod template of a Deployment that stays paused (its images are judged elsewhere)."""
+    if not old.get("metadata") or not health.paused(kind, old) or not health.paused(kind, new):
+        return False
+    return (old.get("spec") or {}).get("template") != (new.get("spec") or {}).get("template")
+
+
+def _paused_template(
+    namespace: str, name: str, old: Mapping[str, Any], user: stamping.User, break_glass_groups: Sequence[str]
+) -> Verdict:
+    """Paused, a Deployment's controller makes no ReplicaSet from a changed template: none is current any more,
+    and once the running one is scaled to 0 (the Deployment scaled down and up) the controller scales the
+    newest ReplicaSet by creation back up, which after a rollback holds the image rolled back from."""
+    if set(user.groups) & set(break_glass_groups):
+        return _break_glass(
+            f"pod template change by {user.username} of paused Deployment {name} (runs {_running('Deployment', old)})"
+        )
+    return Verdict(
+        False,
+        "PausedTemplateChange",
+        f"namespace {namespace} is gated by Lockgate: Deployment {name} is paused, and while it is, a change to its "
+        "pod template leaves no ReplicaSet current, so scaling it would bring back the newest older one (an earlier "
+        f"image, which no current approval covers). Resume it first (kubectl rollout resume deployment/{name} -n "
+        f"{namespace}), or have a break-glass group member make the change (recorded as an emergency change needing "
+        "retro review)",
+    )
+
+
+def combined(first: Verdict, second: Verdict | None) -> Verdict:
+    """Both verdicts on one request: refused if either refuses (the first refusal); an emergency if either is,
+    with every emergency named, so the record describes all the request does."""
+    if second is None or not first.allowed:
+        return first
+    if not second.allowed:
+        return second
+    if first.emergency and second.emergency:
+        return dataclasses.replace(first, message=f"{first.message}; {second.message}")
+    return second if second.emergency else first
 
 
 def provenance_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

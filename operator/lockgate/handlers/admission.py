@@ -280,14 +280,15 @@ def _register_guard(
     async def removal(
         user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None
     ) -> imageguard.Verdict | None:
-        """A ReplicaSet leaving its Deployment: deleted (``new`` None), or relabelled out of its selector;
-        judged against the Deployment as the API has it now (None: nothing to judge)."""
+        """A ReplicaSet leaving its Deployment: deleted (``new`` None), or relabelled out of its selector or
+        re-owned; judged against the Deployment as the API has it now (None: nothing to judge)."""
         owner_name = imageguard.owning_deployment(old)
-        labels = (old.get("metadata") or {}).get("labels"), ((new or {}).get("metadata") or {}).get("labels")
-        if owner_name is None or (new is not None and labels[0] == labels[1]) or not gated(ns):
+        before, after = old.get("metadata") or {}, (new or {}).get("metadata") or {}
+        same = all(before.get(k) == after.get(k) for k in ("labels", "ownerReferences"))
+        if owner_name is None or (new is not None and same) or not gated(ns):
             return None
         owner = await objects.get_workload(api, "Deployment", ns, owner_name)
-        if new is not None and (owner is None or not imageguard.leaves_selector(owner, old, new)):
+        if new is not None and (owner is None or not imageguard.leaves_owner(owner, old, new)):
             return None
         return imageguard.judge_removal(
             namespace=ns,
@@ -298,7 +299,7 @@ def _register_guard(
             namespace_gated=gated(ns),
             break_glass_groups=settings.break_glass_groups,
             workload_controllers=settings.workload_controllers,
-            relabelled=new is not None,
+            detached=new is not None,
         )
 
     async def change(
@@ -362,8 +363,8 @@ def _register_guard(
         else:
             assert new is not None
             verdict = await change(user, ns, named, old or {}, new)  # old empty: a new workload, every image new
-        if verdict.allowed and kind == "ReplicaSet" and old and new:
-            verdict = await removal(user, ns, named, old, new) or verdict
+        if verdict.allowed and kind == "ReplicaSet" and old and new:  # one record names all the request does
+            verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new))
         if not verdict.allowed:
             logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, named, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)

@@ -155,7 +155,7 @@ async def run_operator(
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
     gate = gating.Gate(cluster, approvers, key, metrics=metrics)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics, verification_hosts=settings.verification_hosts)
-    policy_statuses = policystatus.PolicyStatuses(api, cluster)
+    policy_statuses = policystatus.PolicyStatuses(api, cluster, primed=engine.primed)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)

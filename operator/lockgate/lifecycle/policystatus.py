@@ -38,26 +38,35 @@ class PolicyStatuses:
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
         every: float = REPUBLISH_EVERY,
+        primed: asyncio.Event | None = None,
     ) -> None:
+        """``primed``: set once the view holds every GatePolicy and Namespace; until then the guard's coverage
+        is not judged (a namespace not listed yet would look guarded)."""
         self.api = api
         self.view = cluster
         self.clock = clock
         self.every = every
+        self.primed = primed or asyncio.Event()
+        if primed is None:
+            self.primed.set()
         self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._said: frozenset[str] = frozenset()  # the unguarded namespaces last logged
 
     def start(self, *, read_configuration: bool = False) -> None:
         """Start republishing; ``read_configuration``: read the guard's webhook configuration once first, so a
         missing one is reported (a watch says nothing of an object that does not exist). Not where Kopf
         manages it: Kopf creates it moments after the start."""
-        self._task = asyncio.get_running_loop().create_task(self._republish(read_configuration))
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._republish())]
+        if read_configuration:
+            self._tasks.append(loop.create_task(self._read_configuration()))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     def changed(self) -> None:
         """Namespaces' labels or the guard's configuration changed: republish every policy soon."""
@@ -66,7 +75,7 @@ class PolicyStatuses:
     def wanted(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The status ``obj`` should have; with the guard's coverage once its configuration is known."""
         wanted = statuses.policy_status(obj)
-        if not self.view.guard_configuration_seen:
+        if not self.view.guard_configuration_seen or not self.primed.is_set():
             return wanted
         model = self.view.policy_models.get(str(obj["metadata"]["name"]))
         unguarded = self.view.unguarded_namespaces()
@@ -84,9 +93,8 @@ class PolicyStatuses:
         """Write ``obj``'s status when it differs from what it should be."""
         wanted = self.wanted(obj)
         have = obj.get("status") or {}
-        if all(have.get(k) == v for k, v in wanted.items() if k != "conditions") and _same_conditions(
-            have.get("conditions"), wanted.get("conditions")
-        ):
+        same = all(have.get(k) == v for k, v in wanted.items() if k != "conditions")
+        if same and ("conditions" not in wanted or _same_conditions(have.get("conditions"), wanted["conditions"])):
             return
         try:
             await objects.patch_policy_status(self.api, str(obj["metadata"]["name"]), wanted)
@@ -111,20 +119,28 @@ class PolicyStatuses:
                 self.view.put_guard_configuration(found)
                 self.changed()
 
-    async def _republish(self, read_configuration: bool) -> None:
-        if read_configuration:
-            await self._read_configuration()
+    async def _republish(self) -> None:
+        await self.primed.wait()
+        delay = self.every
         while True:
             await self._changed.wait()
             self._changed.clear()
-            self._log_coverage()
-            for obj in list(self.view.policies.values()):
-                try:
-                    await self.publish(obj)
-                except Exception as exc:  # the API's answer, say: logged, and tried again on the next pass
-                    logger.warning("GatePolicy %s status not written: %s; retrying", obj["metadata"]["name"], exc)
-                    self._changed.set()
-            await asyncio.sleep(self.every)
+            failed = False
+            try:
+                self._log_coverage()
+                for obj in list(self.view.policies.values()):
+                    try:
+                        await self.publish(obj)
+                    except Exception as exc:  # the API's answer, say: logged, and tried again, less often
+                        logger.warning("GatePolicy %s status not written: %s; retrying", obj["metadata"]["name"], exc)
+                        failed = True
+            except Exception:  # never a silent stop: logged, and tried again
+                logger.exception("publishing GatePolicy statuses failed; retrying")
+                failed = True
+            if failed:
+                self._changed.set()
+            delay = min(delay * 2, 60.0) if failed else self.every
+            await asyncio.sleep(delay)
 
     def _log_coverage(self) -> None:
         unguarded = self.view.unguarded_namespaces()

@@ -101,6 +101,12 @@ def _generation(obj: Mapping[str, Any]) -> int:
     return int(obj.get("metadata", {}).get("generation") or 0)
 
 
+def _event_reason(step: steps.Step, phase: str) -> str:
+    """A Pending Event says Pending, unless held or missing its target: then why (as its Ready condition)."""
+    held = step.action in (steps.Action.HOLD, steps.Action.TARGET_MISSING)
+    return "Pending" if phase == "Pending" and not held else step.reason
+
+
 class Reconciler:
     """Owns the keyed queue and performs lifecycle steps for Promotions in the view."""
 
@@ -921,8 +927,7 @@ class Reconciler:
                 events.post(
                     self.api,
                     updated,
-                    # A hold, or a missing target, says why; a plain wait for the policies says Pending.
-                    reason="Pending" if new_phase == "Pending" and step.action is steps.Action.WAIT else step.reason,
+                    reason=_event_reason(step, str(new_phase or "")),
                     message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
                     type_="Warning" if warning else "Normal",
                 )

@@ -1,0 +1,82 @@
+"""GatePolicy statuses (``lifecycle/policystatus.py``): the guard's coverage only once the view is whole, each
+change written once, and an API that refuses the write tried again less and less often."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import yaml
+
+from lockgate.kube import client as kclient
+from lockgate.lifecycle import policystatus, view
+from tests.chart import rendering
+from tests.conftest import REPO
+
+POLICY = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())
+
+
+class RecordingApi:
+    """Stands in for the API client: records status patches, answers them as the API would, or refuses."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.refuse = refuse
+
+    async def patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.patches.append(body["status"])
+        if self.refuse:
+            raise kclient.ApiError(403, "Forbidden", f"{path} is forbidden")
+        return {}
+
+
+def _cluster() -> view.ClusterView:
+    cluster = view.ClusterView()
+    cluster.put_policy(copy.deepcopy(POLICY))
+    cluster.put_namespace({"metadata": {"name": "production", "labels": {"lockgate.dev/environment": "production"}}})
+    config = rendering.one(rendering.render(), "ValidatingWebhookConfiguration")
+    for hook in config["webhooks"]:  # the guard's selector wants another label: production is not guarded
+        if hook["name"].startswith("guard-"):
+            hook["namespaceSelector"] = {"matchLabels": {"guarded": "yes"}}
+    cluster.put_guard_configuration(config)
+    return cluster
+
+
+def test_coverage_is_judged_only_once_the_view_is_whole_and_each_change_is_written_once() -> None:
+    async def scenario() -> None:
+        api, primed = RecordingApi(), asyncio.Event()
+        statuses = policystatus.PolicyStatuses(api, _cluster(), primed=primed)  # type: ignore[arg-type]
+        await statuses.publish(POLICY)
+        assert "conditions" not in api.patches[-1]  # namespaces may still be arriving: no claim either way
+        primed.set()
+        await statuses.publish(POLICY)
+        written = api.patches[-1]
+        assert written["unguardedNamespaces"] == ["production"]
+        condition = written["conditions"][0]
+        assert (condition["type"], condition["status"], condition["reason"]) == (
+            "ImageGuardCalled",
+            "False",
+            "GuardNotCalled",
+        )
+        count = len(api.patches)
+        await statuses.publish({**POLICY, "status": written})  # as the watch brings it back: nothing to write
+        assert len(api.patches) == count
+        await statuses.publish({**POLICY, "status": {**written, "conditions": []}})
+        assert len(api.patches) == count + 1
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_write_is_retried_less_and_less_often() -> None:
+    async def scenario() -> None:
+        api = RecordingApi(refuse=True)
+        cluster = _cluster()
+        statuses = policystatus.PolicyStatuses(api, cluster, every=0.01)  # type: ignore[arg-type]
+        statuses.start()
+        statuses.changed()
+        await asyncio.sleep(0.5)  # 0.02 + 0.04 + 0.08 + 0.16 + 0.32: about five tries, not fifty
+        await statuses.stop()
+        assert 3 <= len(api.patches) <= 7
+
+    asyncio.run(scenario())
