@@ -99,7 +99,20 @@ def test_rules_that_skip_an_operation_or_an_object_selector_are_gaps() -> None:
     for hook in wildcard["webhooks"]:
         hook["rules"] = [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}]
         hook["objectSelector"] = {}  # empty: every object
+    assert set(coverage.not_called(wildcard, gated)["production"]) == {  # "*" names no subresource
+        "guard-replicasets-scale.lockgate.dev: its rules do not name replicasets/scale UPDATE",
+        "guard-pods-ephemeralcontainers.lockgate.dev: its rules do not name pods/ephemeralcontainers UPDATE",
+        "guard-replicationcontrollers-scale.lockgate.dev: its rules do not name replicationcontrollers/scale UPDATE",
+    }
+    for hook in wildcard["webhooks"]:
+        hook["rules"][0]["resources"] = ["*/*"]  # every resource and subresource
     assert coverage.not_called(wildcard, gated) == {}
+    for hook in wildcard["webhooks"]:
+        hook["rules"][0]["resources"] = ["deployments/*"]  # subresources of Deployments only
+    assert (
+        "guard-deployments.lockgate.dev: its rules do not name deployments CREATE/UPDATE"
+        in (coverage.not_called(wildcard, gated)["production"])
+    )
 
 
 def test_a_configuration_kopf_manages_has_no_selector_and_so_covers_every_namespace() -> None:

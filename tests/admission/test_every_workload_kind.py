@@ -217,7 +217,8 @@ def test_the_replica_set_of_a_paused_deployment_is_deleted_or_relabelled_out_onl
     for rs in (current, history):
         rs["metadata"]["labels"] = rs["spec"]["selector"]["matchLabels"] = {"app": "held"}
         rs["spec"]["template"]["metadata"]["labels"] = {"app": "held"}
-        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "held", "uid": "u-held", "controller": True}
+        uid = guarded.get("deployment", "held")["metadata"]["uid"]  # the controller claims its ReplicaSets by uid
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "held", "uid": uid, "controller": True}
         rs["metadata"]["ownerReferences"] = [owner]
         assert create(guarded, rs, user=DEPLOYMENT_CONTROLLER).returncode == 0
 
@@ -234,6 +235,8 @@ def test_the_replica_set_of_a_paused_deployment_is_deleted_or_relabelled_out_onl
     re_owned = guarded.kubectl(*re_own_patch, context="alice", check=False)
     assert re_owned.returncode != 0 and "relabelling or re-owning its ReplicaSet held-2" in re_owned.stderr
     guarded.kubectl("label", "rs", "held-2", "team=web", "-n", "production", context="alice")  # still selected
+    rs_env = guarded.kubectl("set", "env", "rs/held-2", "DEBUG=1", "-n", "production", context="alice", check=False)
+    assert rs_env.returncode != 0 and "the pod template of ReplicaSet held-2 is its Deployment's" in rs_env.stderr
     set_env = ["set", "env", "deployment/held", "DEBUG=1", "-n", "production"]
     edited = guarded.kubectl(*set_env, context="alice", check=False)  # no ReplicaSet would be current
     assert edited.returncode != 0 and "Deployment held is paused, and while it is, a change to its pod template" in (

@@ -373,7 +373,27 @@ def test_a_replica_set_leaves_its_deployment_when_relabelled_out_of_its_selector
     assert imageguard.leaves_owner(owner, rs(matched), decoy)
     orphaned = rs(matched)
     orphaned["metadata"]["ownerReferences"] = []
-    assert imageguard.leaves_owner(owner, rs(matched), orphaned)
+    assert imageguard.leaves_owner(owner, rs(matched), orphaned)  # then re-owned unjudged: refused at once
+    owner["metadata"]["uid"] = "u-web"
+    claimed = rs(matched)
+    claimed["metadata"]["ownerReferences"][0]["uid"] = "u-web"
+    other_uid = rs(matched)
+    other_uid["metadata"]["ownerReferences"][0]["uid"] = "u-gone"  # the controller claims by uid too
+    assert imageguard.leaves_owner(owner, claimed, other_uid)
+    assert not imageguard.leaves_owner(owner, claimed, rs(matched) | {"metadata": claimed["metadata"]})
+
+
+def test_a_replica_sets_pod_template_changes_only_through_its_controller_or_break_glass() -> None:
+    """Edited by hand (an env var, an annotation), the Deployment finds no current ReplicaSet: paused, a scale then
+    brings back the newest older one."""
+    edited = _replica_set(3, "web:2")
+    edited["spec"]["template"]["metadata"] = {"annotations": {"touched": "yes"}}
+    refused = verdict("ReplicaSet", _replica_set(3, "web:2"), edited, "alice")
+    assert not refused.allowed and refused.reason == "ReplicaSetTemplateChange"
+    assert verdict("ReplicaSet", _replica_set(3, "web:2"), edited, CONTROLLER).allowed
+    glass = verdict("ReplicaSet", _replica_set(3, "web:2"), edited, "dan", "oncall-leads")
+    assert glass.emergency and "pod template change by dan of ReplicaSet web" in glass.message
+    assert verdict("ReplicaSet", _replica_set(3, "web:2"), _replica_set(1, "web:2"), "alice").allowed  # scale down
 
 
 def test_a_paused_deployments_pod_template_changes_only_by_break_glass() -> None:

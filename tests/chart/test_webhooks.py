@@ -270,6 +270,9 @@ def test_a_replicasets_guard_is_called_when_its_labels_or_owners_change() -> Non
     decoy = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "decoy", "uid": "u2", "controller": True}]
     assert re_owned(deployment, decoy) and re_owned(deployment, None) and re_owned(deployment, [])
     assert not re_owned(deployment, deployment) and not re_owned(None, None)
+    annotated = {**spec, "template": {**spec["template"], "metadata": {"annotations": {"touched": "yes"}}}}
+    edited = {"request": {"operation": "UPDATE"}, "object": {"metadata": {}, "spec": annotated}}
+    assert cel.evaluate(expression, {**edited, "oldObject": {"metadata": {}, "spec": spec}})  # its template
 
 
 def _guarded(s: testing.Stack, policy: str, status: str) -> dict[str, Any] | None:

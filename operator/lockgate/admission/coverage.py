@@ -28,13 +28,23 @@ def _hook_name(guarded: imageguard.GuardedKind) -> str:
     return f"{guarded.webhook_id}.{CONFIGURATION}"
 
 
+def _names(entry: str, guarded: imageguard.GuardedKind) -> bool:
+    """Whether a rule's ``resources`` entry names the guarded resource, as the API server matches it: ``*`` is
+    every resource but no subresource, ``*/*`` every subresource too, ``pods/*`` or ``*/scale`` some."""
+    resource, _, sub = entry.partition("/")
+    if resource not in ("*", guarded.plural):
+        return False
+    if guarded.subresource:
+        return sub in ("*", guarded.subresource)
+    return not sub or entry == "*/*"
+
+
 def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind) -> bool:
     """Whether the rules, together, name the guarded resource with every operation its guard judges."""
-    resource = guarded.plural + (f"/{guarded.subresource}" if guarded.subresource else "")
     operations: set[str] = set()
     for rule in rules:
         groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        if {"*", guarded.group} & set(groups) and {"*", resource} & set(resources):
+        if {"*", guarded.group} & set(groups) and any(_names(str(r), guarded) for r in resources):
             operations |= set(rule.get("operations") or [])
     return "*" in operations or set(guarded.operations) <= operations
 
@@ -44,7 +54,8 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) 
     if hook is None:
         return "missing from the configuration"
     if not _covers(hook.get("rules") or [], guarded):
-        return f"its rules do not name {guarded.plural} {'/'.join(guarded.operations)}"
+        resource = guarded.plural + (f"/{guarded.subresource}" if guarded.subresource else "")
+        return f"its rules do not name {resource} {'/'.join(guarded.operations)}"
     objects = hook.get("objectSelector") or {}  # Kopf writes null; empty selects every object
     if objects.get("matchLabels") or objects.get("matchExpressions"):
         return "it has an objectSelector, so objects without those labels skip it"
@@ -112,7 +123,8 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
 _ADVICE = (
     (
         "missing from the configuration",
-        f"Re-apply the chart (its ValidatingWebhookConfiguration {CONFIGURATION} lacks the webhook)",
+        f"Re-apply the chart (its ValidatingWebhookConfiguration {CONFIGURATION} lacks the webhook), or restart "
+        "the operator where it manages its webhooks (webhook.operatorManaged)",
     ),
     ("its rules do not name", "Restore the webhook's rules as the chart renders them"),
     ("objectSelector", "Remove the webhook's objectSelector"),

@@ -210,6 +210,8 @@ def judge(
             return _pause(namespace, name, old, user, break_glass_groups)
         if _paused_template_change(kind, old, new):
             return _paused_template(namespace, name, old, user, break_glass_groups)
+        if kind == "ReplicaSet" and old.get("metadata") and _template(old) != _template(new):
+            return _replica_set_template(namespace, name, old, user, break_glass_groups)
         raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
             return Verdict(True, "NoImageChange", "no container image changes")
@@ -324,6 +326,15 @@ def _break_glass(change: str) -> Verdict:
     return Verdict(True, "BreakGlass", message, emergency=True)
 
 
+def _break_glass_only(
+    user: stamping.User, break_glass_groups: Sequence[str], change: str, reason: str, refusal: str
+) -> Verdict:
+    """Break-glass may (recorded as ``change``); anyone else is refused with ``reason`` and ``refusal``."""
+    if set(user.groups) & set(break_glass_groups):
+        return _break_glass(change)
+    return Verdict(False, reason, refusal)
+
+
 def _running(kind: str, obj: Mapping[str, Any]) -> str:
     """``name: image, ...`` for what ``obj`` runs."""
     return ", ".join(f"{key.split('/', 1)[1]}: {image}" for key, image in sorted(images(kind, obj).items()))
@@ -335,10 +346,10 @@ def _pause(
     """Pausing a Deployment: while it is paused, its controller makes no ReplicaSet from the template, and
     if the current one goes (deleted, or relabelled out), it scales the newest older one, an earlier
     image, back up. Only break-glass pauses one in a gated namespace (recorded with its images)."""
-    if set(user.groups) & set(break_glass_groups):
-        return _break_glass(f"pause by {user.username} of Deployment {name} (runs {_running('Deployment', old)})")
-    return Verdict(
-        False,
+    return _break_glass_only(
+        user,
+        break_glass_groups,
+        f"pause by {user.username} of Deployment {name} (runs {_running('Deployment', old)})",
         "PauseNeedsBreakGlass",
         f"namespace {namespace} is gated by Lockgate: while Deployment {name} is paused, its controller would "
         "scale an older ReplicaSet (an earlier image, which no current approval covers) back up if the current "
@@ -355,6 +366,14 @@ def owning_deployment(replica_set: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _controller_ref(obj: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """(kind, name, uid) of ``obj``'s controller owner reference; (None, None, None) without one."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("kind"), ref.get("name"), ref.get("uid")
+    return None, None, None
+
+
 def leaves_owner(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether an update takes a ReplicaSet from its Deployment: its labels leave the Deployment's selector, or
     its controller owner reference stops naming the Deployment (the controller then lets it go, or ignores it)."""
@@ -363,8 +382,9 @@ def leaves_owner(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[
     def labels(obj: Mapping[str, Any]) -> dict[str, str]:
         return dict((obj.get("metadata") or {}).get("labels") or {})
 
-    owned = owning_deployment(old) == (owner.get("metadata") or {}).get("name")
-    disowned = owned and owning_deployment(new) != owning_deployment(old)
+    meta = owner.get("metadata") or {}
+    owned = _controller_ref(old) == ("Deployment", meta.get("name"), meta.get("uid") or _controller_ref(old)[2])
+    disowned = owned and _controller_ref(new) != _controller_ref(old)  # the controller claims by uid, too
     return disowned or (policies.selects(selector, labels(old)) and not policies.selects(selector, labels(new)))
 
 
@@ -418,11 +438,33 @@ def judge_removal(
     )
 
 
+def _template(obj: Mapping[str, Any]) -> Any:
+    return (obj.get("spec") or {}).get("template")
+
+
 def _paused_template_change(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """A change to the pod template of a Deployment that stays paused (its images are judged elsewhere)."""
     if not old.get("metadata") or not health.paused(kind, old) or not health.paused(kind, new):
         return False
-    return (old.get("spec") or {}).get("template") != (new.get("spec") or {}).get("template")
+    return bool(_template(old) != _template(new))
+
+
+def _replica_set_template(
+    namespace: str, name: str, old: Mapping[str, Any], user: stamping.User, break_glass_groups: Sequence[str]
+) -> Verdict:
+    """A ReplicaSet's pod template is its Deployment's, written by the controller: once it differs, the Deployment
+    has no current ReplicaSet, and (paused) scaling it brings back the newest older one, an earlier image."""
+    return _break_glass_only(
+        user,
+        break_glass_groups,
+        f"pod template change by {user.username} of ReplicaSet {name} (runs {_running('ReplicaSet', old)})",
+        "ReplicaSetTemplateChange",
+        f"namespace {namespace} is gated by Lockgate: the pod template of ReplicaSet {name} is its Deployment's, "
+        "written by the deployment controller; changed by hand, the Deployment has no current ReplicaSet, and "
+        "scaling it (paused) brings back an older one (an earlier image). Change the Deployment through a "
+        "Promotion, or have a break-glass group member make it (recorded as an emergency change needing retro "
+        "review)",
+    )
 
 
 def _paused_template(
@@ -431,12 +473,10 @@ def _paused_template(
     """Paused, a Deployment's controller makes no ReplicaSet from a changed template: none is current any more,
     and once the running one is scaled to 0 (the Deployment scaled down and up) the controller scales the
     newest ReplicaSet by creation back up, which after a rollback holds the image rolled back from."""
-    if set(user.groups) & set(break_glass_groups):
-        return _break_glass(
-            f"pod template change by {user.username} of paused Deployment {name} (runs {_running('Deployment', old)})"
-        )
-    return Verdict(
-        False,
+    return _break_glass_only(
+        user,
+        break_glass_groups,
+        f"pod template change by {user.username} of paused Deployment {name} (runs {_running('Deployment', old)})",
         "PausedTemplateChange",
         f"namespace {namespace} is gated by Lockgate: Deployment {name} is paused, and while it is, a change to its "
         "pod template leaves no ReplicaSet current, so scaling it would bring back the newest older one (an earlier "

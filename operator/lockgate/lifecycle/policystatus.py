@@ -65,7 +65,7 @@ class PolicyStatuses:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # each stops, whatever ended the others
                 await task
 
     def changed(self) -> None:
