@@ -420,15 +420,19 @@ def test_a_paused_deployments_pod_template_changes_only_by_break_glass() -> None
 
 def test_two_verdicts_on_one_request_refuse_if_either_does_and_record_every_emergency() -> None:
     allowed = imageguard.Verdict(True, "NoImageChange", "no container image changes")
-    first = imageguard.Verdict(True, "BreakGlass", "break-glass change by dan (web: a -> b)", emergency=True)
-    second = imageguard.Verdict(True, "BreakGlass", "break-glass relabelling or re-owning by dan", emergency=True)
+    first = verdict("ReplicaSet", _replica_set(3, "web:1"), _replica_set(3, "web:2"), "dan", "oncall-leads")
+    second = removal(_replica_set(3, "web:2"), _deployment("web:2", paused=True), "dan", "oncall-leads", detached=True)
     refused = imageguard.Verdict(False, "PausedDeploymentReplicaSet", "no")
     assert imageguard.combined(first, allowed) == first  # an ordinary allow never hides the emergency
     assert imageguard.combined(allowed, second) == second
     assert imageguard.combined(first, refused) == refused
     assert imageguard.combined(first, None) == first
+    assert first.emergency and second.emergency
     both = imageguard.combined(first, second)
-    assert both.emergency and both.message == f"{first.message}; {second.message}"
+    assert both.emergency and both.message == (
+        "break-glass change by dan (web: web:1 -> web:2); relabelling or re-owning by dan of ReplicaSet web-5d4f of "
+        "paused Deployment web (runs web: web:2): recorded as an emergency change needing retro review"
+    )
 
 
 @given(

@@ -320,9 +320,12 @@ def _scale_up(
     )
 
 
+_RECORDED = ": recorded as an emergency change needing retro review"
+
+
 def _break_glass(change: str) -> Verdict:
     """Allowed, and recorded as an emergency (``emergency-bypass``) that needs a retro review."""
-    message = f"break-glass {change}: recorded as an emergency change needing retro review"
+    message = f"break-glass {change}{_RECORDED}"
     return Verdict(True, "BreakGlass", message, emergency=True)
 
 
@@ -493,8 +496,9 @@ def combined(first: Verdict, second: Verdict | None) -> Verdict:
         return first
     if not second.allowed:
         return second
-    if first.emergency and second.emergency:
-        return dataclasses.replace(first, message=f"{first.message}; {second.message}")
+    if first.emergency and second.emergency:  # one "recorded as ..." for the whole request
+        said = first.message.removesuffix(_RECORDED)
+        return dataclasses.replace(first, message=f"{said}; {second.message.removeprefix('break-glass ')}")
     return second if second.emergency else first
 
 
