@@ -274,9 +274,6 @@ def _register_guard(
         (kind in imageguard.DERIVED and not guarded.subresource) or guarded.subresource == "scale"
     )
 
-    def gated(namespace: str) -> bool:
-        return bool(policies.matching(cluster.policy_models.values(), cluster.namespaces.get(namespace, {})))
-
     async def removal(
         user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None
     ) -> imageguard.Verdict | None:
@@ -285,8 +282,8 @@ def _register_guard(
         owner_name = imageguard.owning_deployment(old)
         before, after = old.get("metadata") or {}, (new or {}).get("metadata") or {}
         same = all(before.get(k) == after.get(k) for k in ("labels", "ownerReferences"))
-        if owner_name is None or (new is not None and same) or not gated(ns):
-            return None
+        if owner_name is None or (new is not None and same) or not cluster.gated(ns):
+            return None  # judge_removal's NotGated, without reading the owner
         owner = await objects.get_workload(api, "Deployment", ns, owner_name)
         if new is not None and (owner is None or not imageguard.leaves_owner(owner, old, new)):
             return None
@@ -296,7 +293,7 @@ def _register_guard(
             replica_set=old,
             owner=owner,
             user=user,
-            namespace_gated=gated(ns),
+            namespace_gated=True,  # checked above
             break_glass_groups=settings.break_glass_groups,
             workload_controllers=settings.workload_controllers,
             detached=new is not None,
@@ -319,7 +316,7 @@ def _register_guard(
                 old=dict(old),
                 new=dict(new),
                 user=user,
-                namespace_gated=gated(ns),
+                namespace_gated=cluster.gated(ns),
                 operator_identity=settings.identity,
                 break_glass_groups=settings.break_glass_groups,
                 promotion=promotion,

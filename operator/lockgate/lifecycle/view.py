@@ -532,12 +532,16 @@ class ClusterView:
         self.workloads.pop((kind, key[0], key[1]))
         self.paused_deployments.discard((kind, key[0], key[1]))
 
+    def gated(self, namespace: str) -> bool:
+        """Whether some GatePolicy selects ``namespace``."""
+        return bool(policies.matching(self.policy_models.values(), self.namespaces.get(namespace, {})))
+
     def paused_in_gated_namespaces(self) -> dict[str, int]:
         """Paused Deployments per gated namespace: they hold their Promotions, and if the current ReplicaSet of
         one went (deleting or relabelling it needs break-glass), its controller would scale an older one, an
         earlier image, back up."""
         counts: dict[str, int] = {}
         for _, namespace, _ in self.paused_deployments:
-            if policies.matching(self.policy_models.values(), self.namespaces.get(namespace, {})):
+            if self.gated(namespace):
                 counts[namespace] = counts.get(namespace, 0) + 1
         return counts
