@@ -252,6 +252,16 @@ def test_the_replica_set_of_a_paused_deployment_is_deleted_or_relabelled_out_onl
     recorded = [d for d in bypasses if d["promotion"]["name"] == "break-glass-replicaset-held-2"]
     assert [d["extra"]["images"] for d in recorded] == [{"web": "h:2"}]
     assert create(guarded, current, user=DEPLOYMENT_CONTROLLER).returncode == 0
+    # One break-glass request that changes its image and relabels it out: both on the kubectl warning and the record.
+    containers = [{"name": "web", "image": "h:3"}]
+    both = {"metadata": {"labels": {"app": "quarantined"}}, "spec": {"template": {"spec": {"containers": containers}}}}
+    patched = guarded.kubectl(
+        "patch", "rs", "held-2", "-n", "production", "--type=merge", "-p", json.dumps(both), context="dan"
+    )
+    said = "break-glass change by dan (web: h:2 -> h:3); relabelling or re-owning by dan of ReplicaSet held-2"
+    assert f"Warning: Lockgate: {said}" in patched.stderr
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    assert [d["change"]["description"] for d in bypasses if said in d["change"]["description"]]
     guarded.kubectl("rollout", "resume", "deployment/held", "-n", "production", context="alice")
     guarded.kubectl("delete", "rs", "held-2", "-n", "production", context="alice")  # resumed: it makes a new one
 
