@@ -206,7 +206,8 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
     replicas: tuple[int | None, int | None],
 ) -> None:
     """The guard's invariant, for every kind: an image nobody approved never passes for anyone else, and
-    neither does a ReplicaSet's rise in replicas (it runs the images that ReplicaSet holds)."""
+    neither does a ReplicaSet's rise in replicas (it runs the images that ReplicaSet holds) nor a hand edit of
+    a ReplicaSet's pod template (its Deployment then has no current ReplicaSet), even one dropping a container."""
     old = {} if new_object else shaped(kind, before)
     new = shaped(kind, after)
     for obj, count in zip((old, new), replicas, strict=True):
@@ -215,7 +216,10 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
     got = verdict(kind, old, new, username)
     count = {k: (c if c is not None else 1) for k, c in zip(("old", "new"), replicas, strict=True)}
     raised = kind in imageguard.SCALED and not new_object and count["new"] > count["old"]
-    if imageguard.changed_images(kind, old, new) or raised:
+    edited = kind == "ReplicaSet" and not new_object and old["spec"]["template"] != new["spec"]["template"]
+    if edited and not imageguard.changed_images(kind, old, new) and username != CONTROLLER:
+        assert not got.allowed and got.reason == "ReplicaSetTemplateChange"
+    elif imageguard.changed_images(kind, old, new) or raised:
         may = (username == CONTROLLER and kind in imageguard.DERIVED) or (
             username == OPERATOR and kind in imageguard.PROMOTABLE and got.reason == "PromotionRollout"
         )
