@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 from collections.abc import Iterator
 
+import hypothesis
 import pytest
 
 from lockgate.handlers import testing
@@ -15,6 +17,18 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False, help="run the long reliability trials")
+
+
+# ``make test`` (and so CI) explores the same examples on every run: a property that fails there fails on every
+# machine, and a run that passed proves the same thing again. ``--long`` explores new examples each time (print_blob
+# gives the failing one's reproduction); HYPOTHESIS_PROFILE=explore does that at ``make test`` size.
+hypothesis.settings.register_profile("deterministic", derandomize=True, print_blob=True)
+hypothesis.settings.register_profile("explore", derandomize=False, print_blob=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    explore = config.getoption("--long") or os.environ.get("HYPOTHESIS_PROFILE") == "explore"
+    hypothesis.settings.load_profile("explore" if explore else "deterministic")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
