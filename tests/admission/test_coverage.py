@@ -151,3 +151,71 @@ def test_the_selector_the_values_file_suggests_calls_the_guard_everywhere_but_th
     namespaces = {"payments": {"team": "payments"}, "kube-system": {}, "lockgate-system": {}}
     assert set(coverage.not_called(config, namespaces)) == {"kube-system", "lockgate-system"}
     assert coverage.gated_but_not_guarded(config, namespaces, [policy({"matchLabels": {"team": "payments"}})]) == {}
+
+
+def _with_condition(hook_name: str, condition: dict[str, str], *, replace: bool = False) -> dict[str, Any]:
+    edited = copy.deepcopy(CHART)
+    for hook in edited["webhooks"]:
+        if hook["name"] == hook_name:
+            hook["matchConditions"] = [condition] if replace else [*hook.get("matchConditions", []), condition]
+    return edited
+
+
+def test_the_charts_match_conditions_call_the_guard_for_every_persons_change_it_judges() -> None:
+    """The chart's conditions skip the workload controllers and changes with no image in them; a person's
+    create, image change, scale-up, debug container and ReplicaSet delete all reach the guard."""
+    assert any(hook.get("matchConditions") for hook in CHART["webhooks"])
+    assert coverage.not_called(CHART, {"production": {"lockgate.dev/environment": "production"}}) == {}
+    tried = [what for guarded in imageguard.GUARDED for what, *_ in coverage.probes(guarded, "production")]
+    assert {
+        "a person's Deployment image change",
+        "a person's ReplicaSet scale-up",
+        "a person's Pod debug container",
+    } <= (set(tried)) and "a person's ReplicaSet delete" in tried
+
+
+def test_an_edited_match_condition_that_skips_a_persons_image_change_is_a_gap() -> None:
+    """A condition is the quietest way to switch the guard off: the webhook stays registered, its rules and
+    selectors unchanged, and the API server never calls it."""
+    gated = {"production": {"lockgate.dev/environment": "production"}, "payments": {"lockgate.dev/environment": "x"}}
+    never = _with_condition("guard-deployments.lockgate.dev", {"name": "off", "expression": "false"})
+    assert coverage.not_called(never, gated)["production"] == [
+        "guard-deployments.lockgate.dev: its matchCondition off skips a person's Deployment create"
+    ]
+    said = coverage.message(coverage.not_called(never, gated))
+    assert "Restore the webhook's matchConditions as the chart renders them" in said
+    updates_only = _with_condition(
+        "guard-jobs.lockgate.dev", {"name": "create-only", "expression": "request.operation == 'CREATE'"}
+    )
+    assert coverage.not_called(updates_only, gated)["payments"] == [
+        "guard-jobs.lockgate.dev: its matchCondition create-only skips a person's Job image change"
+    ]
+    one_namespace = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "not-payments", "expression": "request.namespace != 'payments'"}
+    )
+    assert coverage.not_called(one_namespace, gated) == {
+        "payments": ["guard-pods.lockgate.dev: its matchCondition not-payments skips a person's Pod create"]
+    }
+    by_user = _with_condition(
+        "guard-replicasets-delete.lockgate.dev",
+        {"name": "robots", "expression": "request.userInfo.username.startsWith('system:')"},
+        replace=True,
+    )
+    assert coverage.not_called(by_user, {"production": {"lockgate.dev/environment": "production"}}) == {
+        "production": [
+            "guard-replicasets-delete.lockgate.dev: its matchCondition robots skips a person's ReplicaSet delete"
+        ]
+    }
+
+
+def test_a_match_condition_lockgate_cannot_evaluate_is_reported_not_trusted() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    opaque = _with_condition(
+        "guard-daemonsets.lockgate.dev",
+        {"name": "authz", "expression": "authorizer.requestResource.check('x').allowed()"},
+    )
+    [gap] = coverage.not_called(opaque, gated)["production"]
+    assert gap.startswith("guard-daemonsets.lockgate.dev: its matchCondition authz cannot be checked by Lockgate (")
+    assert gap.endswith("so may skip a person's DaemonSet create")
+    harmless = _with_condition("guard-daemonsets.lockgate.dev", {"name": "any", "expression": "true"})
+    assert coverage.not_called(harmless, gated) == {}
