@@ -354,6 +354,20 @@ def test_the_replica_set_a_paused_deployment_runs_goes_only_by_break_glass() -> 
     assert ungated.allowed and ungated.reason == "NotGated"
 
 
+def test_the_namespace_controller_may_delete_a_replica_set_and_nothing_more() -> None:
+    """Emptying a deleted namespace, it deletes everything (nothing can start there any more); it makes and
+    changes no workload, so anything else it asks for is judged like anyone's."""
+    paused, emptier = _deployment("web:2", paused=True), imageguard.NAMESPACE_CONTROLLER
+    deleted = removal(_replica_set(3, "web:2"), paused, emptier)
+    assert deleted.allowed and deleted.reason == "NamespaceDeletion" and not deleted.emergency
+    assert not removal(_replica_set(3, "web:2"), paused, emptier, detached=True).allowed  # relabels: no
+    assert emptier not in imageguard.KUBE_CONTROLLERS
+    for kind in ("ReplicaSet", "Pod", "Job"):
+        assert verdict(kind, {}, shaped(kind, {"web": "web:9"}), emptier).reason == "NewWorkloadInGatedNamespace"
+    edited = verdict("ReplicaSet", _replica_set(3, "web:2"), _replica_set(3, "web:9"), emptier)
+    assert not edited.allowed
+
+
 def test_a_replica_set_leaves_its_deployment_when_relabelled_out_of_its_selector_or_re_owned() -> None:
     owner = _deployment("web:2", paused=True)
     tiered = [{"key": "tier", "operator": "Exists"}]

@@ -92,11 +92,16 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
         skipped = ["system:kube-controller-manager", controller]
         others = ["alice", "system:serviceaccount:ci:deployer", controller + "x"]
         assert [called(condition, user) for user in skipped + others] == [False] * 2 + [True] * 3
+        # Emptying a deleted namespace, the namespace controller deletes; it makes and changes nothing.
+        assert called(condition, "system:serviceaccount:kube-system:namespace-controller") == (hid not in DELETES)
     env = rendering.env(rendering.one(rendering.render(), "Deployment"))
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
     assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
-    assert not any(_conditions(none, hid) for hid in DELETES)  # every delete then: the guard lets them pass
+    for hid in DELETES:  # every other delete then: the guard lets them pass
+        [condition] = _conditions(none, hid).values()
+        assert not called(condition, "system:serviceaccount:kube-system:namespace-controller")
+        assert called(condition, "system:kube-controller-manager")
     # No controller scales these kinds through a Scale, but an autoscaler may act as kube-controller-manager.
     assert all(set(_conditions(hooks, hid)) == set(_conditions(none, hid)) == {"raises-replicas"} for hid in SCALES)
 

@@ -90,9 +90,11 @@ KUBE_CONTROLLERS = (
     "system:serviceaccount:kube-system:cronjob-controller",
     "system:serviceaccount:kube-system:replication-controller",
     "system:serviceaccount:kube-system:generic-garbage-collector",  # owner references and finalizers
-    "system:serviceaccount:kube-system:namespace-controller",  # deletes everything in a deleted namespace
     "system:kube-controller-manager",
 )
+#: Deletes everything in a deleted namespace: it may delete a ReplicaSet unjudged (nothing can start in a
+#: terminating namespace), and nothing else: it writes no workload.
+NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 _CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
@@ -415,6 +417,8 @@ def judge_removal(
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
     if user.username in workload_controllers:  # the garbage collector; the deployment controller letting go
         return Verdict(True, "WorkloadController", f"ReplicaSet {name} removed by {user.username}")
+    if user.username == NAMESPACE_CONTROLLER and not detached:
+        return Verdict(True, "NamespaceDeletion", f"ReplicaSet {name} deleted with namespace {namespace}")
     if owner is None or not health.paused("Deployment", owner):
         return Verdict(True, "OwnerNotPaused", f"the Deployment of ReplicaSet {name} makes one from its template")
     deployment = str((owner.get("metadata") or {}).get("name"))
