@@ -165,3 +165,30 @@ def test_a_paused_target_holds_the_deploy_and_a_resume_lets_it_go(lockgate: test
     lockgate.kubectl("rollout", "resume", "deployment/web", "-n", "production")
     lockgate.wait_phase("web-2", "Succeeded", timeout=30)
     assert lockgate.image() != "registry.example/web:1.0"
+
+
+def test_a_pending_promotion_that_becomes_held_posts_an_event_saying_why(lockgate: testing.Stack) -> None:
+    """Pending for a failing policy rule, then held (its target deleted): the phase stays Pending, but the hold
+    is news, so ``kubectl describe`` shows an Event with the hold's reason, not only the status."""
+    failing = manifests.promotion().replace("critical: 0", "critical: 2")
+    lockgate.apply(failing, context="alice")
+    lockgate.wait_for(
+        lambda: "no-critical-vulnerabilities" in str((p := lockgate.get("promo", "web-2"))["status"]) and p,
+        message="web-2 pending on its policy rule",
+    )
+    assert lockgate.get("promo", "web-2")["status"]["phase"] == "Pending"
+    lockgate.kubectl("delete", "deployment/web", "-n", "production")
+    lockgate.wait_for(
+        lambda: "TargetNotFound" in str((p := lockgate.get("promo", "web-2"))["status"]) and p,
+        message="web-2 held for its missing target",
+    )
+
+    def events() -> list[dict[str, Any]]:
+        listed = json.loads(lockgate.kubectl("get", "events", "-n", "production", "-o", "json").stdout)["items"]
+        return [e for e in listed if e["involvedObject"]["name"] == "web-2"]
+
+    held = lockgate.wait_for(
+        lambda: [e for e in events() if e["reason"] == "TargetNotFound"], message="the hold's Event"
+    )
+    assert held[0]["message"].startswith("Pending, held: ") and "fix spec.target" in held[0]["message"]
+    assert lockgate.get("promo", "web-2")["status"]["phase"] == "Pending"

@@ -101,10 +101,25 @@ def _generation(obj: Mapping[str, Any]) -> int:
     return int(obj.get("metadata", {}).get("generation") or 0)
 
 
+def _held(step: steps.Step) -> bool:
+    return step.action in (steps.Action.HOLD, steps.Action.TARGET_MISSING)
+
+
 def _event_reason(step: steps.Step, phase: str) -> str:
     """A Pending Event says Pending, unless held or missing its target: then why (as its Ready condition)."""
-    held = step.action in (steps.Action.HOLD, steps.Action.TARGET_MISSING)
-    return "Pending" if phase == "Pending" and not held else step.reason
+    return "Pending" if phase == "Pending" and not _held(step) else step.reason
+
+
+def _ready_reason(status: Mapping[str, Any]) -> str | None:
+    return next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+
+
+def _event_due(old: Mapping[str, Any], new: Mapping[str, Any], step: steps.Step) -> bool:
+    """An Event when the phase changes, and when a hold starts or changes its reason without one (a Promotion
+    waiting Pending, then held Pending): ``kubectl describe`` shows why it is not deployed, not only its status."""
+    if old.get("phase") != new.get("phase"):
+        return True
+    return _held(step) and _ready_reason(old) != _ready_reason(new)
 
 
 class Reconciler:
@@ -895,7 +910,7 @@ class Reconciler:
         *,
         warning: bool = False,
     ) -> None:
-        """Write status only when it differs; post an Event when the phase changes."""
+        """Write status only when it differs; post an Event when the phase changes or a hold starts."""
         old = obj.get("status") or {}
         patch = statuses.diff(old, new_status)
         if not patch:
@@ -922,13 +937,18 @@ class Reconciler:
                     self.queue.touch(other)
             if self.metrics is not None:
                 self.metrics.transition(updated, str(old_phase or ""), new_status)
+        if _event_due(old, new_status, step):
             # Events are best-effort: posted in the background, never in the way of the next step.
             task = asyncio.create_task(
                 events.post(
                     self.api,
                     updated,
                     reason=_event_reason(step, str(new_phase or "")),
-                    message=f"{old_phase or 'New'} -> {new_phase}: {step.message}"[:1024],
+                    message=(
+                        f"{old_phase or 'New'} -> {new_phase}: {step.message}"
+                        if old_phase != new_phase
+                        else f"{new_phase}, held: {step.message}"
+                    )[:1024],
                     type_="Warning" if warning else "Normal",
                 )
             )
