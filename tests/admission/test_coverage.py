@@ -219,3 +219,24 @@ def test_a_match_condition_lockgate_cannot_evaluate_is_reported_not_trusted() ->
     assert gap.endswith("so may skip a person's DaemonSet create")
     harmless = _with_condition("guard-daemonsets.lockgate.dev", {"name": "any", "expression": "true"})
     assert coverage.not_called(harmless, gated) == {}
+
+
+def test_a_rule_for_cluster_scoped_objects_or_another_exact_version_names_no_workload() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    edited = copy.deepcopy(CHART)
+    for hook in edited["webhooks"]:
+        if hook["name"] == "guard-daemonsets.lockgate.dev":
+            hook["rules"][0]["scope"] = "Cluster"  # a DaemonSet is namespaced
+        if hook["name"] == "guard-cronjobs.lockgate.dev":
+            hook["rules"][0]["apiVersions"] = ["v1beta1"]
+            hook["matchPolicy"] = "Exact"  # batch/v1 requests are not converted to v1beta1 and sent
+    assert coverage.not_called(edited, gated) == {
+        "production": [
+            "guard-daemonsets.lockgate.dev: its rules do not name daemonsets CREATE/UPDATE",
+            "guard-cronjobs.lockgate.dev: its rules do not name cronjobs CREATE/UPDATE",
+        ]
+    }
+    for hook in edited["webhooks"]:
+        hook["matchPolicy"] = "Equivalent"  # the default: every version of the resource is sent
+        hook["rules"][0]["scope"] = "*"
+    assert coverage.not_called(edited, gated) == {}

@@ -44,11 +44,17 @@ def _names(entry: str, guarded: imageguard.GuardedKind) -> bool:
     return not sub or entry == "*/*"
 
 
-def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind) -> bool:
-    """Whether the rules, together, name the guarded resource with every operation its guard judges."""
+def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind, exact: bool = False) -> bool:
+    """Whether the rules, together, name the guarded resource with every operation its guard judges.
+
+    A rule of ``scope: Cluster`` names no namespaced object. With ``matchPolicy: Exact`` a rule must name the
+    version requests use (v1); with ``Equivalent`` (the default) any version of the resource is sent, converted.
+    """
     operations: set[str] = set()
     for rule in rules:
         groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
+        if rule.get("scope") == "Cluster" or (exact and not {"*", "v1"} & set(rule.get("apiVersions") or [])):
+            continue
         if {"*", guarded.group} & set(groups) and any(_names(str(r), guarded) for r in resources):
             operations |= set(rule.get("operations") or [])
     return "*" in operations or set(guarded.operations) <= operations
@@ -141,7 +147,7 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) 
     """Why ``hook`` is never called for ``guarded`` in any namespace, or None."""
     if hook is None:
         return "missing from the configuration"
-    if not _covers(hook.get("rules") or [], guarded):
+    if not _covers(hook.get("rules") or [], guarded, exact=hook.get("matchPolicy") == "Exact"):
         resource = guarded.plural + (f"/{guarded.subresource}" if guarded.subresource else "")
         return f"its rules do not name {resource} {'/'.join(guarded.operations)}"
     objects = hook.get("objectSelector") or {}  # Kopf writes null; empty selects every object
