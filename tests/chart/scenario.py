@@ -71,7 +71,7 @@ def web_service(s: testing.Stack) -> Iterator[tuple[str, list[str]]]:
 
 def lifecycle(s: testing.Stack, timeout: float = 20.0, *, lease: str | None = "lockgate-leader") -> None:
     """Leadership, policy, request, two approvals, deploy, verify (an HTTP check through a Service),
-    events: every call the operator makes."""
+    events, a CronJob run by hand: every call the operator makes."""
     if lease:
 
         def held() -> bool:
@@ -79,9 +79,39 @@ def lifecycle(s: testing.Stack, timeout: float = 20.0, *, lease: str | None = "l
             return got.returncode == 0 and bool(json.loads(got.stdout)["spec"].get("holderIdentity"))
 
         _wait(s, held, timeout, "the operator to hold the leader Lease")
+    s.kubectl("create", "-n", "production", "-f", "-", input=json.dumps(NIGHTLY))  # before production is gated
     s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
     with web_service(s) as (url, hosts):
         _lifecycle(s, timeout, url, hosts)
+    _cronjob_run(s)
+
+
+NIGHTLY = {
+    "apiVersion": "batch/v1",
+    "kind": "CronJob",
+    "metadata": {"name": "nightly"},
+    "spec": {
+        "schedule": "@daily",
+        "jobTemplate": {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "report", "image": "registry.example/report:1"}],
+                    }
+                }
+            }
+        },
+    },
+}
+
+
+def _cronjob_run(s: testing.Stack) -> None:
+    """``kubectl create job --from=cronjob/nightly`` in gated production: the guard reads the CronJob to see that
+    the Job runs its template as it is (sent as JSON: the embedded API does not decode kubectl's protobuf)."""
+    run = ["create", "job", "nightly-now", "--from=cronjob/nightly", "-n", "production", "--dry-run=client", "-o=json"]
+    made = s.kubectl("create", "-n", "production", "-f", "-", input=s.kubectl(*run).stdout, check=False)
+    assert made.returncode == 0, f"the CronJob's manual run was refused: {made.stderr}"
 
 
 def _lifecycle(s: testing.Stack, timeout: float, url: str, hosts: list[str]) -> None:

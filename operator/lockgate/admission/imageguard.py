@@ -187,10 +187,12 @@ def judge(
     promotion: Mapping[str, Any] | None,
     workload_controllers: Collection[str] = KUBE_CONTROLLERS,
     subresource: str | None = None,
+    cronjob: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names.
 
-    ``subresource`` ``scale``: ``old`` and ``new`` are the object's Scale (replicas only).
+    ``subresource`` ``scale``: ``old`` and ``new`` are the object's Scale (replicas only). ``cronjob``: for a new
+    Job, the CronJob its controller reference names (``launching_cronjob``), as the API has it now.
     """
     keyed = _changes(kind, old, new)
     changes = _by_name(keyed)
@@ -205,6 +207,12 @@ def judge(
             "ProvenanceProtected",
             f"annotations {', '.join(forged)} on {kind} {name} record which approved Promotion deployed its image; "
             "only the Lockgate operator sets them",
+        )
+    if kind == "Job" and not old.get("metadata") and cronjob is not None and runs_cronjob(new, cronjob):
+        return Verdict(
+            True,
+            "CronJobRun",
+            f"Job {name} runs CronJob {_name(cronjob)}'s pod template as it is (kubectl create job --from=cronjob)",
         )
     pausing = bool(old.get("metadata")) and health.paused(kind, new) and not health.paused(kind, old)
     if not changes:
@@ -241,6 +249,11 @@ def judge(
             "Create it in an ungated namespace and promote it"
             if kind in PROMOTABLE
             else "Run it from a Deployment, StatefulSet or DaemonSet that a Promotion rolls out"
+            + (
+                ", or run a CronJob's job template as it is (kubectl create job --from=cronjob/NAME)"
+                if kind == "Job"
+                else ""
+            )
         )
         return Verdict(
             False,
@@ -369,6 +382,36 @@ def owning_deployment(replica_set: Mapping[str, Any]) -> str | None:
         if ref.get("kind") == "Deployment" and ref.get("controller"):
             return str(ref.get("name"))
     return None
+
+
+def launching_cronjob(job: Mapping[str, Any]) -> str | None:
+    """The name of the CronJob a new Job's controller reference names (``kubectl create job --from=cronjob``
+    sets it), if it names one."""
+    kind, name, _ = _controller_ref(job)
+    return str(name) if kind == "CronJob" and name else None
+
+
+def runs_cronjob(job: Mapping[str, Any], cronjob: Mapping[str, Any]) -> bool:
+    """Whether a new Job is a run of ``cronjob`` as it is: its controller reference names that CronJob (by name
+    and uid) and its pod spec is the CronJob's job template's, to the last field. Such a Job runs nothing the
+    CronJob's schedule would not (its images were judged when the CronJob was made or changed); a Job with
+    another command, image or volume is a new workload."""
+    _, _, uid = _controller_ref(job)
+    meta = cronjob.get("metadata") or {}
+    owned = launching_cronjob(job) == meta.get("name") and bool(uid) and uid == meta.get("uid")
+    ran = _pruned(pod_spec("Job", job))
+    return owned and bool(ran) and ran == _pruned(pod_spec("CronJob", cronjob))
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` without empty maps, lists and nulls, at any depth: the same pod spec whether a client sent
+    ``resources: {}`` (kubectl does) or left it out (the API server's own encoding writes both the same)."""
+    if isinstance(value, Mapping):
+        kept = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def _controller_ref(obj: Mapping[str, Any]) -> tuple[Any, Any, Any]:

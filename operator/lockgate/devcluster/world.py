@@ -173,6 +173,7 @@ def rbac_objects() -> list[dict[str, Any]]:
                 },
                 {"apiGroups": [""], "resources": ["namespaces"], "verbs": _READ},
                 {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]},  # HTTP checks' Services
+                {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get"]},  # kubectl create job --from
                 {
                     "apiGroups": ["coordination.k8s.io"],
                     "resources": ["leases"],

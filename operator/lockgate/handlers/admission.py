@@ -299,6 +299,15 @@ def _register_guard(
             detached=new is not None,
         )
 
+    async def launching(ns: str, job: str, cronjob: str) -> dict[str, Any] | None:
+        """The CronJob a new Job names as its controller, as the API has it (None: gone, or unreadable; the Job
+        is then judged as a new one, refused with the usual message)."""
+        try:
+            return await objects.get_cronjob(api, ns, cronjob)
+        except kclient.ApiError as exc:
+            logger.warning("CronJob %s/%s of new Job %s unreadable (%s): judged as a new Job", ns, cronjob, job, exc)
+            return None
+
     async def change(
         user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> imageguard.Verdict:
@@ -307,6 +316,9 @@ def _register_guard(
         promo_ns, _, promo_name = ref.partition("/")
         mine = user.username == settings.identity and promo_ns == ns and bool(promo_name)
         mine = mine and kind in imageguard.PROMOTABLE  # the operator's rollout, its Promotion to check
+
+        launched = imageguard.launching_cronjob(new) if kind == "Job" and not old and cluster.gated(ns) else None
+        cronjob = await launching(ns, name, launched) if launched else None  # kubectl create job --from=cronjob
 
         def judge(promotion: Any) -> imageguard.Verdict:
             return imageguard.judge(
@@ -322,6 +334,7 @@ def _register_guard(
                 promotion=promotion,
                 workload_controllers=settings.workload_controllers,
                 subresource=guarded.subresource,
+                cronjob=cronjob,
             )
 
         # The acting replica's own view has the status it just wrote; any other replica (or a stale

@@ -48,6 +48,10 @@ async def get_workload(api: kclient.Client, kind: str, namespace: str, name: str
     return await api.get_or_none(workload_path(kind, namespace, name))
 
 
+async def get_cronjob(api: kclient.Client, namespace: str, name: str) -> dict[str, Any] | None:
+    return await api.get_or_none(kclient.resource_path("batch", "v1", "cronjobs", namespace, name))
+
+
 async def set_image(
     api: kclient.Client, change: plan.ImageChange, *, resource_version: str | None = None
 ) -> dict[str, Any]:
