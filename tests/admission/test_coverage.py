@@ -208,28 +208,79 @@ def test_an_edited_match_condition_that_skips_a_persons_image_change_is_a_gap() 
     }
 
 
-def test_a_match_condition_lockgate_cannot_evaluate_is_reported_not_trusted() -> None:
+def test_a_match_condition_lockgate_cannot_evaluate_is_reported_apart_not_as_a_gap() -> None:
+    """Kubernetes' CEL has functions Lockgate's lacks (``authorizer``, some string and quantity libraries): such a
+    condition is unverified, not a gap (with ``failurePolicy: Fail`` the API server refuses on an error)."""
     gated = {"production": {"lockgate.dev/environment": "production"}}
     opaque = _with_condition(
         "guard-daemonsets.lockgate.dev",
         {"name": "authz", "expression": "authorizer.requestResource.check('x').allowed()"},
     )
-    [gap] = coverage.not_called(opaque, gated)["production"]
-    assert gap.startswith("guard-daemonsets.lockgate.dev: its matchCondition authz cannot be checked by Lockgate (")
-    assert gap.endswith("so may skip a person's DaemonSet create")
-    harmless = _with_condition("guard-daemonsets.lockgate.dev", {"name": "any", "expression": "true"})
-    assert coverage.not_called(harmless, gated) == {}
+    assert coverage.not_called(opaque, gated) == {}
+    [unverified] = coverage.unverifiable(opaque)
+    assert unverified.startswith("guard-daemonsets.lockgate.dev: its matchCondition authz cannot be evaluated by")
+    assert coverage.unverifiable(CHART) == []
+    for harmless in ("true", "!request.dryRun", "request.kind.kind == 'DaemonSet'", "request.options.kind != ''"):
+        fine = _with_condition("guard-daemonsets.lockgate.dev", {"name": "any", "expression": harmless})
+        assert coverage.not_called(fine, gated) == {} and coverage.unverifiable(fine) == [], harmless
 
 
-def test_a_rule_for_cluster_scoped_objects_or_another_exact_version_names_no_workload() -> None:
+def test_conditions_are_probed_as_every_kind_of_requester_and_change() -> None:
+    """A condition may skip a class of requester (CI ServiceAccounts, cluster admins, break-glass) or a kind of
+    change the guard judges besides an image (a pause, a ReplicaSet's replicas or labels): each is a gap."""
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    cases = [
+        (
+            "guard-deployments.lockgate.dev",
+            "!request.userInfo.username.startsWith('system:serviceaccount:')",
+            "a ServiceAccount's Deployment create",
+        ),
+        ("guard-pods.lockgate.dev", "!('system:masters' in request.userInfo.groups)", "a cluster admin's Pod create"),
+        (
+            "guard-deployments.lockgate.dev",
+            "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template",
+            "a person's Deployment lockgate.dev annotation change",
+        ),
+        (
+            "guard-statefulsets.lockgate.dev",
+            "!has(object.metadata.annotations)",
+            "a person's StatefulSet lockgate.dev annotation change",
+        ),
+    ]
+    for hook, expression, skipped in cases:
+        edited = _with_condition(hook, {"name": "custom", "expression": expression})
+        assert coverage.not_called(edited, gated) == {
+            "production": [f"{hook}: its matchCondition custom skips {skipped}"]
+        }
+    pod_form = copy.deepcopy(CHART)  # the ReplicaSet's condition cut down to the Pod/Job one: images only
+    conditions = {h["name"]: h.get("matchConditions") for h in CHART["webhooks"]}
+    for hook in pod_form["webhooks"]:
+        if hook["name"] == "guard-replicasets.lockgate.dev":
+            hook["matchConditions"] = copy.deepcopy(conditions["guard-jobs.lockgate.dev"])
+    [gap] = coverage.not_called(pod_form, gated)["production"]
+    assert gap.startswith(
+        "guard-replicasets.lockgate.dev: its matchCondition creates-or-changes-images skips a person's"
+    )
+    glass = _with_condition(
+        "guard-cronjobs.lockgate.dev", {"name": "oncall", "expression": "!('oncall-leads' in request.userInfo.groups)"}
+    )
+    assert coverage.not_called(glass, gated) == {}  # without break-glass groups, nobody is in it
+    assert coverage.not_called(glass, gated, ["oncall-leads"]) == {
+        "production": [
+            "guard-cronjobs.lockgate.dev: its matchCondition oncall skips a break-glass member's CronJob create"
+        ]
+    }
+
+
+def test_a_rule_for_cluster_scoped_objects_or_a_version_not_served_names_no_workload() -> None:
     gated = {"production": {"lockgate.dev/environment": "production"}}
     edited = copy.deepcopy(CHART)
     for hook in edited["webhooks"]:
         if hook["name"] == "guard-daemonsets.lockgate.dev":
             hook["rules"][0]["scope"] = "Cluster"  # a DaemonSet is namespaced
-        if hook["name"] == "guard-cronjobs.lockgate.dev":
-            hook["rules"][0]["apiVersions"] = ["v1beta1"]
-            hook["matchPolicy"] = "Exact"  # batch/v1 requests are not converted to v1beta1 and sent
+        if hook["name"] == "guard-cronjobs.lockgate.dev":  # batch/v1beta1 is no longer served: never called,
+            hook["rules"][0]["apiVersions"] = ["v1beta1"]  # whatever the matchPolicy
+            hook["matchPolicy"] = "Equivalent"
     assert coverage.not_called(edited, gated) == {
         "production": [
             "guard-daemonsets.lockgate.dev: its rules do not name daemonsets CREATE/UPDATE",
@@ -237,6 +288,6 @@ def test_a_rule_for_cluster_scoped_objects_or_another_exact_version_names_no_wor
         ]
     }
     for hook in edited["webhooks"]:
-        hook["matchPolicy"] = "Equivalent"  # the default: every version of the resource is sent
         hook["rules"][0]["scope"] = "*"
+        hook["rules"][0]["apiVersions"] = ["v1beta1", "*"]
     assert coverage.not_called(edited, gated) == {}

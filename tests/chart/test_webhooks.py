@@ -98,10 +98,12 @@ def test_the_workload_controllers_and_nobody_else_skip_the_guard_of_the_kinds_th
     assert controller in env["LOCKGATE_WORKLOAD_CONTROLLERS"]  # the guard allows the same identities
     none = _webhooks(rendering.render({"operator": {"workloadControllers": []}}))
     assert all(set(_conditions(none, hid)) == {"creates-or-changes-images"} for hid in DERIVED)
-    for hid in DELETES:  # every other delete then: the guard lets them pass
-        [condition] = _conditions(none, hid).values()
-        assert not called(condition, "system:serviceaccount:kube-system:namespace-controller")
-        assert called(condition, "system:kube-controller-manager")
+    unset = _webhooks(rendering.render({"operator": {"workloadControllers": None}}))  # null renders as empty
+    for hooks_without in (none, unset):
+        for hid in DELETES:  # every other delete then: the guard lets them pass
+            [condition] = _conditions(hooks_without, hid).values()
+            assert not called(condition, "system:serviceaccount:kube-system:namespace-controller")
+            assert called(condition, "system:kube-controller-manager")
     # No controller scales these kinds through a Scale, but an autoscaler may act as kube-controller-manager.
     assert all(set(_conditions(hooks, hid)) == set(_conditions(none, hid)) == {"raises-replicas"} for hid in SCALES)
 

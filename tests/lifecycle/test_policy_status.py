@@ -80,3 +80,34 @@ def test_a_refused_write_is_retried_less_and_less_often() -> None:
         assert 3 <= len(api.patches) <= 7
 
     asyncio.run(scenario())
+
+
+def test_conditions_lockgate_cannot_evaluate_make_the_guard_call_unknown_not_false() -> None:
+    """A guard webhook condition in Kubernetes-only CEL (``authorizer``): whether the guard is called cannot be
+    told, so the policy says Unknown and what to check, and no namespace is listed as unguarded."""
+
+    async def scenario() -> None:
+        api = RecordingApi()
+        cluster = view.ClusterView()
+        cluster.put_policy(copy.deepcopy(POLICY))
+        labels = {"lockgate.dev/environment": "production"}
+        cluster.put_namespace({"metadata": {"name": "production", "labels": labels}})
+        config = rendering.one(rendering.render(), "ValidatingWebhookConfiguration")
+        for hook in config["webhooks"]:
+            if hook["name"] == "guard-statefulsets.lockgate.dev":
+                hook["matchConditions"] = [
+                    {"name": "authz", "expression": "authorizer.path('/x').check('get').allowed()"}
+                ]
+        cluster.put_guard_configuration(config)
+        await policystatus.PolicyStatuses(api, cluster).publish(POLICY)  # type: ignore[arg-type]
+        written = api.patches[-1]
+        assert written["unguardedNamespaces"] == []
+        condition = written["conditions"][0]
+        assert (condition["status"], condition["reason"]) == ("Unknown", "GuardConditionsUnverified")
+        assert "guard-statefulsets.lockgate.dev: its matchCondition authz cannot be evaluated" in condition["message"]
+        assert "Restore the webhooks' matchConditions as the chart renders them" in condition["message"]
+        cluster.put_guard_configuration(rendering.one(rendering.render(), "ValidatingWebhookConfiguration"))
+        await policystatus.PolicyStatuses(api, cluster).publish({**POLICY, "status": written})  # type: ignore[arg-type]
+        assert api.patches[-1]["conditions"][0]["status"] == "True"
+
+    asyncio.run(scenario())

@@ -12,10 +12,14 @@ the namespaces in, the gaps out). Conditions are judged by running them on the r
 
 from __future__ import annotations
 
+import collections
+import copy
+import dataclasses
 import functools
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lockgate.admission import imageguard
@@ -44,31 +48,47 @@ def _names(entry: str, guarded: imageguard.GuardedKind) -> bool:
     return not sub or entry == "*/*"
 
 
-def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind, exact: bool = False) -> bool:
+def _covers(rules: Iterable[Mapping[str, Any]], guarded: imageguard.GuardedKind) -> bool:
     """Whether the rules, together, name the guarded resource with every operation its guard judges.
 
-    A rule of ``scope: Cluster`` names no namespaced object. With ``matchPolicy: Exact`` a rule must name the
-    version requests use (v1); with ``Equivalent`` (the default) any version of the resource is sent, converted.
+    A rule of ``scope: Cluster`` names no namespaced object. A rule must name v1 (or ``*``): every guarded
+    resource is served only at v1 on the Kubernetes versions the chart supports, and ``matchPolicy: Equivalent``
+    converts a request only to a version the API server serves, so a rule for ``v1beta1`` is never called.
     """
     operations: set[str] = set()
     for rule in rules:
         groups, resources = rule.get("apiGroups") or [], rule.get("resources") or []
-        if rule.get("scope") == "Cluster" or (exact and not {"*", "v1"} & set(rule.get("apiVersions") or [])):
+        if rule.get("scope") == "Cluster" or not {"*", "v1"} & set(rule.get("apiVersions") or []):
             continue
         if {"*", guarded.group} & set(groups) and any(_names(str(r), guarded) for r in resources):
             operations |= set(rule.get("operations") or [])
     return "*" in operations or set(guarded.operations) <= operations
 
 
-#: Who makes every probe request: a person, neither a workload controller nor the operator.
-PROBE_USER = "lockgate:coverage-probe"
+#: Who makes the probe requests: none is a workload controller or the operator; each kind of requester a
+#: condition might be written to skip (the break-glass groups are added when the operator has them).
+_REQUESTERS = (
+    ("a person", "lockgate:coverage-probe", ("system:authenticated",)),
+    (
+        "a ServiceAccount",
+        "system:serviceaccount:{namespace}:deployer",
+        ("system:serviceaccounts", "system:authenticated"),
+    ),
+    ("a cluster admin", "lockgate:coverage-admin", ("system:masters", "system:authenticated")),
+)
+#: The namespace of the probes for conditions that read none.
+PROBE_NAMESPACE = "lockgate-probe"
 
 
 def _workload(guarded: imageguard.GuardedKind, namespace: str, image: str, replicas: int = 1) -> dict[str, Any]:
-    """An object of the guarded kind running ``image`` (a Scale when the webhook is for ``scale``)."""
-    metadata = {"name": "probe", "namespace": namespace, "labels": {"app": "probe"}}
+    """An object of the guarded kind running ``image`` (a Scale when the webhook is for ``scale``), controlled
+    by an owner of the kind that makes it."""
+    metadata: dict[str, Any] = {"name": "probe", "namespace": namespace, "uid": "probe", "labels": {"app": "probe"}}
     if guarded.subresource == "scale":
         return {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": metadata, "spec": {"replicas": replicas}}
+    if guarded.kind in imageguard.DERIVED:
+        owner = {"ReplicaSet": "Deployment", "Pod": "ReplicaSet", "Job": "CronJob"}[guarded.kind]
+        metadata["ownerReferences"] = [{"kind": owner, "name": "probe", "uid": "owner", "controller": True}]
     pod = {"containers": [{"name": "app", "image": image}]}
     spec: dict[str, Any] = pod
     if guarded.kind != "Pod":
@@ -79,38 +99,125 @@ def _workload(guarded: imageguard.GuardedKind, namespace: str, image: str, repli
     return {"apiVersion": version, "kind": guarded.kind, "metadata": metadata, "spec": spec}
 
 
-def probes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, str, Any, Any]]:
-    """The requests the guard must be called for: (what, operation, object, oldObject), each one a person's."""
-    what, running = f"a person's {guarded.kind}", _workload(guarded, namespace, "app:1")
+def _edited(obj: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    edited = copy.deepcopy(obj)
+    change(edited)
+    return edited
+
+
+def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, str, Any, Any]]:
+    """Every kind of request the guard judges for ``guarded``: (what, operation, object, oldObject)."""
+    running = _workload(guarded, namespace, "app:1")
     if guarded.deletes:
-        return [(f"{what} delete", "DELETE", None, running)]
+        return [("delete", "DELETE", None, running)]
     if guarded.subresource == "scale":
-        scaled = _workload(guarded, namespace, "", 2)
-        return [(f"{what} scale-up", "UPDATE", scaled, _workload(guarded, namespace, "", 1))]
+        return [("scale-up", "UPDATE", _workload(guarded, namespace, "", 2), _workload(guarded, namespace, "", 1))]
     if guarded.subresource == "ephemeralcontainers":
-        debugged = _workload(guarded, namespace, "app:1")
-        debugged["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "debug:1"}]
-        return [(f"{what} debug container", "UPDATE", debugged, running)]
-    return [
-        (f"{what} create", "CREATE", running, None),
-        (f"{what} image change", "UPDATE", _workload(guarded, namespace, "app:2"), running),
+        debug = {"name": "debugger", "image": "debug:1"}
+        return [
+            (
+                "debug container",
+                "UPDATE",
+                _edited(running, lambda o: o["spec"].update(ephemeralContainers=[debug])),
+                running,
+            )
+        ]
+
+    def annotate(o: dict[str, Any]) -> None:
+        o["metadata"]["annotations"] = {imageguard.ANNOTATION_PROMOTION: f"{namespace}/probe"}
+
+    found = [
+        ("create", "CREATE", running, None),
+        ("image change", "UPDATE", _workload(guarded, namespace, "app:2"), running),
+        ("lockgate.dev annotation change", "UPDATE", _edited(running, annotate), running),
     ]
+    if guarded.kind == "Deployment":
+        paused = _edited(running, lambda o: o["spec"].update(paused=True))
+        env = _edited(paused, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))
+        found += [("pause", "UPDATE", paused, running), ("pod template change while paused", "UPDATE", env, paused)]
+    if guarded.kind in imageguard.SCALED:
+        found.append(("replicas rise", "UPDATE", _edited(running, lambda o: o["spec"].update(replicas=3)), running))
+    if guarded.kind == "ReplicaSet":
+        env = _edited(running, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))
+        relabelled = _edited(running, lambda o: o["metadata"].update(labels={"app": "other"}))
+        reowned = _edited(running, lambda o: o["metadata"]["ownerReferences"][0].update(uid="other"))
+        found += [
+            ("pod template edit", "UPDATE", env, running),
+            ("relabelling", "UPDATE", relabelled, running),
+            ("owner change", "UPDATE", reowned, running),
+        ]
+    return found
 
 
-def _skipped(conditions: list[Mapping[str, Any]], guarded: imageguard.GuardedKind, namespace: str) -> str | None:
-    """Why the hook's ``matchConditions`` would keep a probe from it, or None: the API server calls a webhook
-    only when every condition is true."""
+def _request(
+    guarded: imageguard.GuardedKind, namespace: str, operation: str, user: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An AdmissionRequest as the API server fills it in (``object``/``oldObject`` go beside it)."""
     resource = {"group": guarded.group, "version": "v1", "resource": guarded.plural}
-    for what, operation, new, old in probes(guarded, namespace):
-        request = {
-            "operation": operation,
-            "namespace": namespace,
-            "name": "probe",
-            "resource": resource,
-            "subResource": guarded.subresource or "",
-            "userInfo": {"username": PROBE_USER, "groups": ["system:authenticated"]},
-        }
-        context = cel.Context({"request": request, "object": new, "oldObject": old})
+    if guarded.subresource == "scale":
+        kind = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    else:
+        kind = {"group": guarded.group, "version": "v1", "kind": guarded.kind}
+    options = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}[operation]
+    return {
+        "uid": "lockgate-coverage-probe",
+        "kind": kind,
+        "resource": resource,
+        "subResource": guarded.subresource or "",
+        "requestKind": kind,
+        "requestResource": resource,
+        "requestSubResource": guarded.subresource or "",
+        "name": "probe",
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": dict(user),
+        "dryRun": False,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": options},
+    }
+
+
+def probes(
+    guarded: imageguard.GuardedKind, namespace: str, break_glass_groups: Iterable[str] = (), *, first: bool = False
+) -> list[tuple[str, dict[str, Any]]]:
+    """The requests the guard must be called for: (what, the CEL variables ``request``, ``object``,
+    ``oldObject``), every kind of change (``first``: only the first, a create say) by every kind of requester."""
+    requesters: list[tuple[str, str, tuple[str, ...]]] = [
+        (who, name.format(namespace=namespace), groups) for who, name, groups in _REQUESTERS
+    ]
+    glass = tuple(break_glass_groups)
+    if glass:
+        requesters.append(("a break-glass member", "lockgate:coverage-break-glass", (*glass, "system:authenticated")))
+    found = []
+    for what, operation, new, old in changes(guarded, namespace)[: 1 if first else None]:
+        for who, username, groups in requesters:
+            user = {"username": username, "uid": "probe", "groups": list(groups)}
+            variables = {"request": _request(guarded, namespace, operation, user), "object": new, "oldObject": old}
+            found.append((f"{who}'s {guarded.kind} {what}", variables))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Conditions:
+    """What a webhook's ``matchConditions`` do with the probes: the first one skipped, or why they cannot be
+    judged here (a Kubernetes-only CEL function or variable, ``authorizer`` say)."""
+
+    skips: str | None = None
+    unverifiable: str | None = None
+
+
+def _judge_conditions(
+    conditions: list[Mapping[str, Any]],
+    guarded: imageguard.GuardedKind,
+    namespace: str,
+    glass: tuple[str, ...],
+    *,
+    first: bool = False,
+) -> Conditions:
+    """The API server calls a webhook only when every condition is true; an error fails the request
+    (``failurePolicy: Fail``) or skips the webhook (``Ignore``)."""
+    unverifiable = None
+    for what, variables in probes(guarded, namespace, glass, first=first):
+        context = cel.Context(variables)
         for condition in conditions:
             name, compiled = condition.get("name"), celrules.compile_expression(str(condition.get("expression")))
             try:
@@ -118,36 +225,74 @@ def _skipped(conditions: list[Mapping[str, Any]], guarded: imageguard.GuardedKin
                     raise ValueError(compiled.error)
                 called = compiled.program.execute(context) is True
             except Exception as exc:  # the binding's errors: a Kubernetes-only function, a type error
-                return f"its matchCondition {name} cannot be checked by Lockgate ({str(exc)[:80]}), so may skip {what}"
+                unverifiable = (
+                    unverifiable or f"its matchCondition {name} cannot be evaluated by Lockgate ({str(exc)[:80]})"
+                )
+                continue
             if not called:
-                return f"its matchCondition {name} skips {what}"
-    return None
+                return Conditions(skips=f"its matchCondition {name} skips {what}")
+    return Conditions(unverifiable=unverifiable)
 
 
 #: A condition that reads a namespace field (``request.namespace``, ``object.metadata.namespace``, ``x["namespace"]``)
-#: is judged per namespace; the rest once (the chart's name ``namespace-controller`` in a string reads none).
+#: is also judged per namespace (a creation by each requester); every condition is judged on every probe once, in
+#: PROBE_NAMESPACE (the chart's name ``namespace-controller`` in a string reads no namespace).
 _READS_NAMESPACE = re.compile(r"\.\s*namespace\b|\[\s*\\?[\"']namespace\\?[\"']\s*\]")
 
 
-@functools.lru_cache(maxsize=4096)
-def _conditions_gap(conditions: str, guarded: imageguard.GuardedKind, namespace: str) -> str | None:
-    return _skipped(json.loads(conditions), guarded, namespace)
+@functools.lru_cache(maxsize=256)
+def _judged_once(text: str, guarded: imageguard.GuardedKind, glass: tuple[str, ...]) -> Conditions:
+    return _judge_conditions(json.loads(text), guarded, PROBE_NAMESPACE, glass)
 
 
-def _condition_gap(hook: Mapping[str, Any], guarded: imageguard.GuardedKind, namespace: str) -> str | None:
-    """``_skipped`` for a hook's conditions, once per text (and namespace, when the conditions name one)."""
-    conditions = hook.get("matchConditions") or []
-    if not conditions:
-        return None
+@dataclasses.dataclass
+class _Hook:
+    """A guard webhook the API server would call somewhere: its selector and how to judge its conditions."""
+
+    name: str
+    guarded: imageguard.GuardedKind
+    selector: gatepolicy.LabelSelector | None
+    conditions: list[Mapping[str, Any]]
+    glass: tuple[str, ...]
+    everywhere: Conditions  # the verdict of every probe in one namespace (PROBE_NAMESPACE)
+    by_namespace: dict[str, str | None] | None  # conditions that read the namespace: the verdict in each
+
+    def skips(self, namespace: str) -> str | None:
+        if self.everywhere.skips or self.by_namespace is None:
+            return self.everywhere.skips
+        if namespace not in self.by_namespace:  # a creation by each requester, per namespace (cached)
+            judged = _judge_conditions(self.conditions, self.guarded, namespace, self.glass, first=True)
+            self.by_namespace[namespace] = judged.skips
+        return self.by_namespace[namespace]
+
+
+#: Per-namespace verdicts of conditions that read the namespace, by (conditions, kind, break-glass groups); kept
+#: across recomputations, so a new namespace costs its own probes only. A few configurations at most.
+_BY_NAMESPACE: collections.OrderedDict[tuple[str, imageguard.GuardedKind, tuple[str, ...]], dict[str, str | None]]
+_BY_NAMESPACE = collections.OrderedDict()
+
+
+def _hook(name: str, hook: Mapping[str, Any], guarded: imageguard.GuardedKind, glass: tuple[str, ...]) -> _Hook:
+    selector = hook.get("namespaceSelector")
+    conditions = list(hook.get("matchConditions") or [])
     text = json.dumps(conditions, sort_keys=True)
-    return _conditions_gap(text, guarded, namespace if _READS_NAMESPACE.search(text) else "")
+    by_namespace = None
+    if conditions and _READS_NAMESPACE.search(text):
+        key = (hashlib.sha256(text.encode()).hexdigest(), guarded, glass)
+        by_namespace = _BY_NAMESPACE.setdefault(key, {})
+        _BY_NAMESPACE.move_to_end(key)
+        while len(_BY_NAMESPACE) > 64:
+            _BY_NAMESPACE.popitem(last=False)
+    everywhere = _judged_once(text, guarded, glass) if conditions else Conditions()
+    model = gatepolicy.LabelSelector.model_validate(selector) if selector else None
+    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace)
 
 
 def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) -> str | None:
     """Why ``hook`` is never called for ``guarded`` in any namespace, or None."""
     if hook is None:
         return "missing from the configuration"
-    if not _covers(hook.get("rules") or [], guarded, exact=hook.get("matchPolicy") == "Exact"):
+    if not _covers(hook.get("rules") or [], guarded):
         resource = guarded.plural + (f"/{guarded.subresource}" if guarded.subresource else "")
         return f"its rules do not name {resource} {'/'.join(guarded.operations)}"
     objects = hook.get("objectSelector") or {}  # Kopf writes null; empty selects every object
@@ -156,35 +301,57 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) 
     return None
 
 
-def not_called(config: Mapping[str, Any] | None, namespaces: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
-    """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there.
-
-    ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev`` (None: it does not exist); only the
-    namespaces with a gap are returned.
-    """
+def _hooks(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str]) -> tuple[list[str], list[_Hook]]:
+    """(``webhook: why`` for the guard webhooks never called anywhere, the others)."""
     hooks = {str(h.get("name")): h for h in (config or {}).get("webhooks") or []}
+    glass = tuple(sorted(break_glass_groups))
     fixed: list[str] = []
-    called: list[tuple[str, Mapping[str, Any], imageguard.GuardedKind, gatepolicy.LabelSelector | None]] = []
+    called: list[_Hook] = []
     for guarded in imageguard.GUARDED:
         name = _hook_name(guarded)
         hook = hooks.get(name)
         why = _fixed_gap(hook, guarded)
         if why is not None or hook is None:
             fixed.append(f"{name}: {why}")
-            continue
-        selector = hook.get("namespaceSelector")
-        called.append((name, hook, guarded, gatepolicy.LabelSelector.model_validate(selector) if selector else None))
+        else:
+            called.append(_hook(name, hook, guarded, glass))
+    return fixed, called
+
+
+def not_called(
+    config: Mapping[str, Any] | None,
+    namespaces: Mapping[str, Mapping[str, str]],
+    break_glass_groups: Iterable[str] = (),
+) -> dict[str, list[str]]:
+    """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there.
+
+    ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev`` (None: it does not exist); only the
+    namespaces with a gap are returned. Conditions are judged on ``probes`` (and as the break-glass groups).
+    """
+    fixed, called = _hooks(config, break_glass_groups)
     found: dict[str, list[str]] = {}
     for namespace, labels in namespaces.items():
         with_name = {**labels, NAME_LABEL: namespace}
         gaps = list(fixed)
-        for name, hook, guarded, selector in called:
-            if selector is not None and not policies.selects(selector, with_name):
-                gaps.append(f"{name}: its namespaceSelector does not select this namespace")
-            elif (skipped := _condition_gap(hook, guarded, namespace)) is not None:
-                gaps.append(f"{name}: {skipped}")
+        for hook in called:
+            if hook.selector is not None and not policies.selects(hook.selector, with_name):
+                gaps.append(f"{hook.name}: its namespaceSelector does not select this namespace")
+            elif (skipped := hook.skips(namespace)) is not None:
+                gaps.append(f"{hook.name}: {skipped}")
         if gaps:
             found[namespace] = gaps
+    return found
+
+
+def unverifiable(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str] = ()) -> list[str]:
+    """``webhook: why`` for each guard webhook whose conditions Lockgate's CEL cannot evaluate: the API server
+    may skip it (``failurePolicy: Ignore``) or refuse requests (``Fail``) where Lockgate cannot tell."""
+    _, called = _hooks(config, break_glass_groups)
+    found = []
+    for hook in called:
+        judged = hook.everywhere
+        if judged.unverifiable and not judged.skips:
+            found.append(f"{hook.name}: {judged.unverifiable}")
     return found
 
 
@@ -192,11 +359,12 @@ def gated_but_not_guarded(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]],
     gate_policies: Iterable[gatepolicy.GatePolicy],
+    break_glass_groups: Iterable[str] = (),
 ) -> dict[str, list[str]]:
     """``not_called`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
     chosen = list(gate_policies)
     gated = {ns: labels for ns, labels in namespaces.items() if policies.matching(chosen, labels)}
-    return not_called(config, gated)
+    return not_called(config, gated, break_glass_groups)
 
 
 def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
@@ -212,6 +380,16 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
     return (
         f"the image guard is not called in gated namespace(s) {', '.join(shown)}{more}, so a direct image change "
         f"there (kubectl set image, apply) would pass unjudged: {shown[0]}: {why}. {'; '.join(advice)}"
+    )
+
+
+def unverified_message(unverified: list[str]) -> str:
+    """What ``unverifiable`` found, and what to do, for a status condition or a log line."""
+    return (
+        f"the image guard's matchConditions cannot all be checked by Lockgate, so it cannot tell whether the API "
+        f"server calls the guard for every change in the namespaces this policy gates: {'; '.join(unverified[:3])}"
+        f"{f'; and {len(unverified) - 3} more' if len(unverified) > 3 else ''}. Restore the webhooks' "
+        "matchConditions as the chart renders them, or check these conditions by hand"
     )
 
 

@@ -391,21 +391,44 @@ def launching_cronjob(job: Mapping[str, Any]) -> str | None:
     return str(name) if kind == "CronJob" and name else None
 
 
+#: Pod-template labels the API server adds to every new Job (its selector): not the CronJob's, not a difference.
+_JOB_LABELS = frozenset(
+    {"controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name"}
+)
+
+
 def runs_cronjob(job: Mapping[str, Any], cronjob: Mapping[str, Any]) -> bool:
-    """Whether a new Job is a run of ``cronjob`` as it is: its controller reference names that CronJob (by name
-    and uid) and its pod spec is the CronJob's job template's, to the last field. Such a Job runs nothing the
-    CronJob's schedule would not (its images were judged when the CronJob was made or changed); a Job with
-    another command, image or volume is a new workload."""
-    _, _, uid = _controller_ref(job)
+    """Whether a new Job is a run of ``cronjob`` as it is: its controller reference names that CronJob (batch/v1,
+    by name and uid) and its pod template, labels, annotations and pod spec, is the CronJob's job template's, but
+    for the labels the API server adds to every Job. Such a Job's Pods run nothing the CronJob's schedule would not
+    (its images were judged when the CronJob was made or changed), and no injector (a sidecar image chosen by a
+    pod annotation or label) sees anything new; another command, image, volume, label or annotation is a new Job.
+    Job-level fields (parallelism, completions, deadlines) are not compared: Kubernetes defaults them on the Job
+    but not in a CronJob's template, and none of them chooses what runs."""
+    kind, _, uid = _controller_ref(job)
+    ref_version = next(
+        (r.get("apiVersion") for r in (job.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")),
+        None,
+    )
     meta = cronjob.get("metadata") or {}
-    owned = launching_cronjob(job) == meta.get("name") and bool(uid) and uid == meta.get("uid")
-    ran = _pruned(pod_spec("Job", job))
-    return owned and bool(ran) and ran == _pruned(pod_spec("CronJob", cronjob))
+    owned = kind == "CronJob" and ref_version == "batch/v1" and bool(uid) and uid == meta.get("uid")
+    owned = owned and launching_cronjob(job) == meta.get("name")
+    ran = _pruned(_template_as_made(((job.get("spec") or {}).get("template")) or {}))
+    planned = (((cronjob.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    return owned and bool(ran.get("spec")) and ran == _pruned(planned)
+
+
+def _template_as_made(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A Job's pod template without the selector labels the API server adds to it."""
+    metadata = dict(template.get("metadata") or {})
+    metadata["labels"] = {k: v for k, v in (metadata.get("labels") or {}).items() if k not in _JOB_LABELS}
+    return {**template, "metadata": metadata}
 
 
 def _pruned(value: Any) -> Any:
-    """``value`` without empty maps, lists and nulls, at any depth: the same pod spec whether a client sent
-    ``resources: {}`` (kubectl does) or left it out (the API server's own encoding writes both the same)."""
+    """``value`` without empty maps, lists and nulls, at any depth: the same template whether a client sent
+    ``resources: {}`` or ``creationTimestamp: null`` (kubectl does) or left them out (the API server's own
+    encoding writes both the same). It never drops an image, a command or a value: those are never empty."""
     if isinstance(value, Mapping):
         kept = {k: _pruned(v) for k, v in value.items()}
         return {k: v for k, v in kept.items() if v not in ({}, [], None)}

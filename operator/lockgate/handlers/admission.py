@@ -304,7 +304,7 @@ def _register_guard(
         is then judged as a new one, refused with the usual message)."""
         try:
             return await objects.get_cronjob(api, ns, cronjob)
-        except kclient.ApiError as exc:
+        except (kclient.ApiError, kclient.ApiUnavailable) as exc:
             logger.warning("CronJob %s/%s of new Job %s unreadable (%s): judged as a new Job", ns, cronjob, job, exc)
             return None
 

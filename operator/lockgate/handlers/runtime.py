@@ -148,6 +148,7 @@ async def run_operator(
     )
     await api.open()
     cluster = view.ClusterView()
+    cluster.break_glass_groups = tuple(settings.break_glass_groups)
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     await trail.prepare()  # the first decision does not pay for opening the audit file

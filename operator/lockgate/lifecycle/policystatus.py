@@ -52,6 +52,7 @@ class PolicyStatuses:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._said: frozenset[str] = frozenset()  # the unguarded namespaces last logged
+        self._unverified_said: tuple[str, ...] = ()  # the unverifiable conditions last logged
 
     def start(self, *, read_configuration: bool = False) -> None:
         """Start republishing; ``read_configuration``: read the guard's webhook configuration once first, so a
@@ -84,10 +85,24 @@ class PolicyStatuses:
             for ns, gaps in unguarded.items()
             if model is not None and policies.selects(model.spec.namespace_selector, self.view.namespaces.get(ns, {}))
         }
-        condition = ("ImageGuardCalled", "False", "GuardNotCalled") if mine else ("ImageGuardCalled", "True", "Called")
+        unverified = self.view.unverified_guard_conditions()
+        if mine:
+            condition = ("ImageGuardCalled", "False", "GuardNotCalled", coverage.message(mine))
+        elif unverified and model is not None and self._gates_any(model):
+            condition = (
+                "ImageGuardCalled",
+                "Unknown",
+                "GuardConditionsUnverified",
+                coverage.unverified_message(unverified),
+            )
+        else:
+            condition = ("ImageGuardCalled", "True", "Called", coverage.message(mine))
         wanted["unguardedNamespaces"] = sorted(mine)
-        wanted["conditions"] = statuses.policy_conditions(obj, self.clock(), [(*condition, coverage.message(mine))])
+        wanted["conditions"] = statuses.policy_conditions(obj, self.clock(), [condition])
         return wanted
+
+    def _gates_any(self, model: Any) -> bool:
+        return any(policies.selects(model.spec.namespace_selector, labels) for labels in self.view.namespaces.values())
 
     async def publish(self, obj: Mapping[str, Any]) -> None:
         """Write ``obj``'s status when it differs from what it should be."""
@@ -143,6 +158,11 @@ class PolicyStatuses:
             await asyncio.sleep(delay)
 
     def _log_coverage(self) -> None:
+        unverified = tuple(self.view.unverified_guard_conditions())
+        if unverified != self._unverified_said:
+            if unverified:
+                logger.warning("%s", coverage.unverified_message(list(unverified)))
+            self._unverified_said = unverified
         unguarded = self.view.unguarded_namespaces()
         if frozenset(unguarded) != self._said:
             if unguarded:

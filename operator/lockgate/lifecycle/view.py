@@ -364,6 +364,8 @@ class ClusterView:
         self.guard_configuration: dict[str, Any] | None = None  # ValidatingWebhookConfiguration lockgate.dev
         self.guard_configuration_seen = False  # its watch has answered (None above then means: it does not exist)
         self._unguarded: dict[str, list[str]] | None = None  # cached gated_but_not_guarded; None: to recompute
+        self._unverified: list[str] | None = None  # cached coverage.unverifiable; None: to recompute
+        self.break_glass_groups: tuple[str, ...] = ()  # the guard's probes ask as these too (operator settings)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
@@ -502,7 +504,7 @@ class ClusterView:
         """The guard's ValidatingWebhookConfiguration as the API has it (None: deleted)."""
         self.guard_configuration = dict(obj) if obj is not None else None
         self.guard_configuration_seen = True
-        self._unguarded = None
+        self._unguarded = self._unverified = None
 
     def unguarded_namespaces(self) -> dict[str, list[str]]:
         """Gated namespace -> the guard webhooks the API server would not call there (``webhook: why``); empty
@@ -511,9 +513,17 @@ class ClusterView:
             return {}
         if self._unguarded is None:
             self._unguarded = coverage.gated_but_not_guarded(
-                self.guard_configuration, self.namespaces, self.policy_models.values()
+                self.guard_configuration, self.namespaces, self.policy_models.values(), self.break_glass_groups
             )
         return self._unguarded
+
+    def unverified_guard_conditions(self) -> list[str]:
+        """The guard webhooks whose ``matchConditions`` Lockgate cannot evaluate (``webhook: why``)."""
+        if not self.guard_configuration_seen:
+            return []
+        if self._unverified is None:
+            self._unverified = coverage.unverifiable(self.guard_configuration, self.break_glass_groups)
+        return self._unverified
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
         namespace, name = key_of(obj)
