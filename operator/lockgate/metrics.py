@@ -37,6 +37,10 @@ class LiveSource(Protocol):
         """Gated namespace -> the image guard's webhooks the API server would not call there."""
         ...
 
+    def unverified_guard_conditions(self) -> list[str]:
+        """The image guard's webhooks whose matchConditions Lockgate cannot evaluate."""
+        ...
+
 
 def _time(value: Any) -> datetime.datetime | None:
     if not value:
@@ -75,6 +79,12 @@ class _LiveState(registry.Collector):
         )
         for namespace, gaps in sorted(self.source.unguarded_namespaces().items()):
             unguarded.add_metric([namespace], len(gaps))
+        unverified = core.GaugeMetricFamily(
+            "lockgate_unverified_guard_conditions",
+            "Image guard webhooks whose matchConditions Lockgate's CEL cannot evaluate (a Kubernetes-only function): "
+            "whether the API server calls the guard for every change cannot be told",
+        )
+        unverified.add_metric([], len(self.source.unverified_guard_conditions()))
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
         overdue_count = 0
@@ -97,6 +107,7 @@ class _LiveState(registry.Collector):
         yield overdue
         yield paused
         yield unguarded
+        yield unverified
 
 
 class Metrics:

@@ -41,7 +41,9 @@ def test_a_namespace_the_charts_guard_selector_leaves_out_is_reported_with_every
     """The chart calls the guard where ``lockgate.dev/environment`` exists; a policy selecting ``team: payments``
     gates a namespace without it, where ``kubectl set image`` would pass unjudged."""
     namespaces = {"production": {"lockgate.dev/environment": "production"}, "payments": {"team": "payments"}}
-    found = coverage.gated_but_not_guarded(CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})])
+    found = coverage.gated_but_not_guarded(
+        CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})]
+    ).not_called
     assert list(found) == ["payments"]
     assert sorted(gap.split(":")[0] for gap in found["payments"]) == GUARD_HOOKS
     assert all(gap.endswith("its namespaceSelector does not select this namespace") for gap in found["payments"])
@@ -49,12 +51,18 @@ def test_a_namespace_the_charts_guard_selector_leaves_out_is_reported_with_every
     assert "not called in gated namespace(s) payments" in said and "kubectl set image" in said
     assert "lockgate.dev/environment=<env>" in said and "webhook.guardNamespaceSelector" in said
     labelled = {**namespaces, "payments": {"team": "payments", "lockgate.dev/environment": "payments"}}
-    assert coverage.gated_but_not_guarded(CHART, labelled, [policy({"matchLabels": {"team": "payments"}})]) == {}
+    assert (
+        coverage.gated_but_not_guarded(CHART, labelled, [policy({"matchLabels": {"team": "payments"}})]).not_called
+        == {}
+    )
 
 
 def test_only_gated_namespaces_count() -> None:
     namespaces = {"kube-system": {}, "staging": {"team": "web"}}
-    assert coverage.gated_but_not_guarded(CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})]) == {}
+    assert (
+        coverage.gated_but_not_guarded(CHART, namespaces, [policy({"matchLabels": {"team": "payments"}})]).not_called
+        == {}
+    )
     assert set(coverage.not_called(CHART, namespaces)) == {"kube-system", "staging"}  # ungated: by design
 
 
@@ -150,7 +158,10 @@ def test_the_selector_the_values_file_suggests_calls_the_guard_everywhere_but_th
     config = chart_configuration({"webhook": {"guardNamespaceSelector": suggested}})
     namespaces = {"payments": {"team": "payments"}, "kube-system": {}, "lockgate-system": {}}
     assert set(coverage.not_called(config, namespaces)) == {"kube-system", "lockgate-system"}
-    assert coverage.gated_but_not_guarded(config, namespaces, [policy({"matchLabels": {"team": "payments"}})]) == {}
+    assert (
+        coverage.gated_but_not_guarded(config, namespaces, [policy({"matchLabels": {"team": "payments"}})]).not_called
+        == {}
+    )
 
 
 def _with_condition(hook_name: str, condition: dict[str, str], *, replace: bool = False) -> dict[str, Any]:
@@ -188,7 +199,7 @@ def test_an_edited_match_condition_that_skips_a_persons_image_change_is_a_gap() 
         "guard-jobs.lockgate.dev", {"name": "create-only", "expression": "request.operation == 'CREATE'"}
     )
     assert coverage.not_called(updates_only, gated)["payments"] == [
-        "guard-jobs.lockgate.dev: its matchCondition create-only skips a person's Job image change"
+        "guard-jobs.lockgate.dev: its matchCondition create-only skips a person's Job lockgate.dev annotation change"
     ]
     one_namespace = _with_condition(
         "guard-pods.lockgate.dev", {"name": "not-payments", "expression": "request.namespace != 'payments'"}
@@ -291,3 +302,88 @@ def test_a_rule_for_cluster_scoped_objects_or_a_version_not_served_names_no_work
         hook["rules"][0]["scope"] = "*"
         hook["rules"][0]["apiVersions"] = ["v1beta1", "*"]
     assert coverage.not_called(edited, gated) == {}
+
+
+def test_a_condition_that_reads_the_namespace_is_judged_on_every_change_in_each_namespace() -> None:
+    gated = {"prod": {"lockgate.dev/environment": "prod"}, "dev": {"lockgate.dev/environment": "dev"}}
+    creates_only_in_prod = _with_condition(
+        "guard-pods.lockgate.dev",
+        {"name": "prod", "expression": "request.operation == 'CREATE' || request.namespace != 'prod'"},
+    )
+    assert coverage.not_called(creates_only_in_prod, gated) == {
+        "prod": ["guard-pods.lockgate.dev: its matchCondition prod skips a person's Pod lockgate.dev annotation change"]
+    }
+    opaque_in_prod = _with_condition(
+        "guard-pods.lockgate.dev",
+        {"name": "lower", "expression": "request.namespace != 'prod' || request.userInfo.username.lowerAscii() == 'x'"},
+    )
+    judged = coverage.judge(opaque_in_prod, gated)
+    assert judged.not_called == {}
+    [unverified] = judged.unverifiable
+    assert unverified.startswith("guard-pods.lockgate.dev: its matchCondition lower cannot be evaluated by Lockgate")
+    assert unverified.endswith("in namespace prod")
+
+
+def test_conditions_that_look_only_at_some_images_are_gaps() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    containers_only = (
+        "request.operation == 'CREATE' || "
+        "object.spec.containers.map(c, c.image) != oldObject.spec.containers.map(c, c.image)"
+    )
+    init_blind = copy.deepcopy(CHART)
+    for hook in init_blind["webhooks"]:
+        if hook["name"] == "guard-pods.lockgate.dev":
+            hook["matchConditions"] = [{"name": "containers", "expression": containers_only}]
+    assert coverage.not_called(init_blind, gated) == {
+        "production": [
+            "guard-pods.lockgate.dev: its matchCondition containers skips a person's Pod lockgate.dev annotation change"
+        ]
+    }
+    tags_only = _with_condition(
+        "guard-statefulsets.lockgate.dev",
+        {"name": "tags", "expression": "!object.spec.template.spec.containers.exists(c, c.image.contains('@sha256:'))"},
+    )
+    assert coverage.not_called(tags_only, gated) == {
+        "production": [
+            "guard-statefulsets.lockgate.dev: its matchCondition tags skips "
+            "a person's StatefulSet image change to a digest"
+        ]
+    }
+    provenance = "has(object.metadata.annotations) && object.metadata.annotations != oldObject.metadata.annotations"
+    init_only = _with_condition(
+        "guard-daemonsets.lockgate.dev",
+        {
+            "name": "images",
+            "expression": f"request.operation == 'CREATE' || ({provenance}) || "
+            "object.spec.template.spec.containers != oldObject.spec.template.spec.containers",
+        },
+    )
+    assert coverage.not_called(init_only, gated) == {
+        "production": [
+            "guard-daemonsets.lockgate.dev: its matchCondition images skips "
+            "a person's DaemonSet init container image change"
+        ]
+    }
+
+
+def test_probing_many_namespaces_is_spread_over_passes_and_unverified_until_done() -> None:
+    """Probing a namespace for a condition that reads it costs ~2 ms on the loop that serves the webhooks: a pass
+    probes ``budget`` namespaces and says how many are left; until then they are not claimed either way."""
+    names = [f"team-{i}" for i in range(5)]
+    gated = {name: {"lockgate.dev/environment": "x"} for name in names}
+    by_prefix = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "prefix", "expression": "!request.namespace.startsWith('team-3')"}
+    )
+    first = coverage.judge(by_prefix, gated, budget=2)
+    assert first.pending == 3
+    assert first.unverifiable == [
+        "guard-pods.lockgate.dev: its matchConditions read the namespace; 3 namespace(s) not probed yet"
+    ]
+    second = coverage.judge(by_prefix, gated, budget=2)
+    assert second.pending == 1
+    done = coverage.judge(by_prefix, gated, budget=2)
+    assert (done.pending, done.unverifiable) == (0, [])
+    assert done.not_called == {
+        "team-3": ["guard-pods.lockgate.dev: its matchCondition prefix skips a person's Pod create"]
+    }
+    assert coverage.judge(by_prefix, gated) == done  # unbounded: the same, at once

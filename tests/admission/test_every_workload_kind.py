@@ -144,6 +144,9 @@ def test_a_cronjob_run_by_hand_runs_its_template_and_nothing_else(guarded: testi
     run = ["create", "job", "weekly-now", "--from=cronjob/weekly", "-n", "production", "--dry-run=client", "-o=json"]
     printed = json.loads(guarded.kubectl(*run, context="alice").stdout)
     assert printed["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    generated = {"controller-uid": "u1", "batch.kubernetes.io/controller-uid": "u1"}  # as the API server adds them
+    generated |= {"job-name": "weekly-now", "batch.kubernetes.io/job-name": "weekly-now"}  # before admission
+    printed["spec"]["template"].setdefault("metadata", {}).setdefault("labels", {}).update(generated)
     made = create(guarded, printed, context="alice")
     assert made.returncode == 0, made.stderr
     stored = json.loads(guarded.kubectl("get", "job", "weekly-now", "-n", "production", "-o", "json").stdout)
@@ -165,6 +168,25 @@ def test_a_cronjob_run_by_hand_runs_its_template_and_nothing_else(guarded: testi
         assert refused.returncode != 0, name
         assert f"a new Job {name} would run images nobody approved" in refused.stderr
         assert "kubectl create job --from=cronjob/NAME" in refused.stderr
+
+
+def test_a_suspended_jobs_pod_template_is_not_changed_by_hand(guarded: testing.Stack) -> None:
+    """Suspended and not started, a Job's template labels and annotations may change, and a sidecar injector reads
+    them to choose an image for the Pods the Job controller makes once it is resumed."""
+    held = job("held", "registry.example/report:1")
+    held["spec"]["suspend"] = True
+    assert create(guarded, held, user=CRONJOB_CONTROLLER).returncode == 0
+    injected = {"spec": {"template": {"metadata": {"annotations": {"sidecar.istio.io/proxyImage": "evil:1"}}}}}
+    patch = ["patch", "job/held", "-n", "production", "--type=merge", "-p", json.dumps(injected)]
+    refused = guarded.kubectl(*patch, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-jobs.lockgate.dev" denied the request' in refused.stderr
+    assert "the pod template of Job held may not change by hand" in refused.stderr
+    resumed = guarded.kubectl(
+        "patch", "job/held", "-n", "production", "--type=merge", "-p", '{"spec":{"suspend":false}}', context="alice",
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr  # resuming changes no template
 
 
 def test_kubectl_debug_in_a_gated_namespace_needs_break_glass(guarded: testing.Stack) -> None:

@@ -246,6 +246,22 @@ def test_a_job_that_runs_its_cronjobs_template_as_it_is_is_a_manual_run_not_a_ne
     assert _judge_run(cron, forged).reason == "ProvenanceProtected"
 
 
+def test_a_jobs_pod_template_changes_only_by_break_glass() -> None:
+    """Suspended and not started, a Job's template labels and annotations may change: an injector reads them to
+    choose a sidecar's image for the Pods the Job controller then makes (unjudged)."""
+    job = shaped("Job", {"report": "report:1"}, name="web")
+    injected = copy.deepcopy(job)
+    injected["spec"]["template"]["metadata"] = {"annotations": {"sidecar.istio.io/proxyImage": "evil:1"}}
+    refused = verdict("Job", job, injected, "alice")
+    assert not refused.allowed and refused.reason == "JobTemplateChange"
+    assert "sidecar injector" in refused.message
+    glass = verdict("Job", job, injected, "dan", "oncall-leads")
+    assert glass.allowed and glass.emergency and "pod template change by dan of Job web" in glass.message
+    assert verdict("Job", job, injected, CONTROLLER).allowed  # the job and cronjob controllers write Jobs
+    suspended = _with(job, ["spec", "suspend"], True)
+    assert verdict("Job", job, suspended, "alice").allowed  # suspending or resuming changes no template
+
+
 def test_a_debug_container_needs_break_glass() -> None:
     pod = shaped("Pod", {"web": "web:1"})
     debugged = shaped("Pod", {"web": "web:1"})
@@ -287,7 +303,8 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
 ) -> None:
     """The guard's invariant, for every kind: an image nobody approved never passes for anyone else, and
     neither does a ReplicaSet's rise in replicas (it runs the images that ReplicaSet holds) nor a hand edit of
-    a ReplicaSet's pod template (its Deployment then has no current ReplicaSet), even one dropping a container."""
+    a ReplicaSet's or a Job's pod template (no ReplicaSet is then current; an injector may read a Job's), even one
+    dropping a container."""
     old = {} if new_object else shaped(kind, before)
     new = shaped(kind, after)
     for obj, count in zip((old, new), replicas, strict=True):
@@ -296,9 +313,9 @@ def test_in_a_gated_namespace_only_the_operator_controllers_or_break_glass_chang
     got = verdict(kind, old, new, username)
     count = {k: (c if c is not None else 1) for k, c in zip(("old", "new"), replicas, strict=True)}
     raised = kind in imageguard.SCALED and not new_object and count["new"] > count["old"]
-    edited = kind == "ReplicaSet" and not new_object and old["spec"]["template"] != new["spec"]["template"]
+    edited = kind in ("ReplicaSet", "Job") and not new_object and old["spec"]["template"] != new["spec"]["template"]
     if edited and not imageguard.changed_images(kind, old, new) and username != CONTROLLER:
-        assert not got.allowed and got.reason == "ReplicaSetTemplateChange"
+        assert not got.allowed and got.reason == f"{kind}TemplateChange"
     elif imageguard.changed_images(kind, old, new) or raised:
         may = (username == CONTROLLER and kind in imageguard.DERIVED) or (
             username == OPERATOR and kind in imageguard.PROMOTABLE and got.reason == "PromotionRollout"

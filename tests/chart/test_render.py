@@ -140,6 +140,8 @@ def test_monitoring_toggles_render_the_alerts_and_the_dashboard() -> None:
         "lockgate_retro_reviews_overdue",
         "lockgate_rollbacks_total",
         "lockgate_paused_deployments",
+        "lockgate_unguarded_webhooks",
+        "lockgate_unverified_guard_conditions",
     ):
         assert metric in exprs
     assert "> 3600" in exprs

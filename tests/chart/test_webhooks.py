@@ -139,6 +139,26 @@ def test_the_guard_of_a_derived_kind_is_called_for_a_create_or_an_image_change_o
     assert called("UPDATE", old_pod, {"team": "web", "lockgate.dev/promotion": "production/forged"})
 
 
+def test_a_jobs_guard_is_called_when_its_pod_template_labels_or_annotations_change() -> None:
+    """A suspended Job's template metadata may change, and an injector reads it to choose a sidecar image."""
+    from lockgate.gates.celimport import cel
+
+    expression = _conditions(_webhooks(rendering.render()), "guard-jobs")["creates-or-changes-images"]
+    pod = {"containers": [{"name": "web", "image": "web:1"}]}
+
+    def job(template_metadata: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {}, "spec": {"suspend": True, "template": {"metadata": template_metadata, "spec": pod}}}
+
+    before = job({"labels": {"app": "web"}})
+    for after in (
+        job({"labels": {"app": "web", "istio.io/rev": "canary"}}),
+        job({"labels": {"app": "web"}, "annotations": {"sidecar.istio.io/proxyImage": "evil:1"}}),
+    ):
+        assert cel.evaluate(expression, {"request": {"operation": "UPDATE"}, "object": after, "oldObject": before})
+    resumed = {**before, "spec": {**before["spec"], "suspend": False}}
+    assert not cel.evaluate(expression, {"request": {"operation": "UPDATE"}, "object": resumed, "oldObject": before})
+
+
 def test_a_replicasets_guard_is_called_when_its_replicas_rise_by_the_object_or_its_scale() -> None:
     """Scaling an old ReplicaSet up runs the earlier image it holds: the guard is called for it, whether
     the replicas rise on the ReplicaSet (its default is 1) or on its Scale (which omits a count of 0)."""

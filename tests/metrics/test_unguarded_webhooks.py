@@ -35,3 +35,24 @@ def test_a_gated_namespace_the_guards_configuration_leaves_out_is_counted_until_
         {"metadata": {"name": "payments", "labels": {"tier": "prod", "lockgate.dev/environment": "x"}}}
     )
     assert gauge() == []
+
+
+def test_guard_conditions_lockgate_cannot_evaluate_are_counted_apart() -> None:
+    cluster = view.ClusterView()
+    cluster.put_policy(yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text()))
+    cluster.put_namespace({"metadata": {"name": "production", "labels": {"lockgate.dev/environment": "production"}}})
+    chart = rendering.one(rendering.render(), "ValidatingWebhookConfiguration")
+
+    def gauges() -> list[str]:
+        text = lockgate_metrics.Metrics(cluster).exposition().decode()
+        return [line for line in text.splitlines() if line.startswith(("lockgate_unverified", "lockgate_unguarded"))]
+
+    cluster.put_guard_configuration(chart)
+    assert gauges() == ["lockgate_unverified_guard_conditions 0.0"]
+    for hook in chart["webhooks"]:
+        if hook["name"] in ("guard-pods.lockgate.dev", "guard-jobs.lockgate.dev"):
+            hook["matchConditions"].append(
+                {"name": "k8s-only", "expression": "request.userInfo.username.lowerAscii() != 'x'"}
+            )
+    cluster.put_guard_configuration(chart)
+    assert gauges() == ["lockgate_unverified_guard_conditions 2.0"]

@@ -6,8 +6,8 @@ The API server calls a webhook only for the namespaces its ``namespaceSelector``
 ``matchConditions`` (CEL) accept; a GatePolicy selects namespaces by labels of its own. Nothing ties the two
 together but the labels people put on namespaces: the chart's default guard selector is ``lockgate.dev/environment``
 exists, while a policy may select ``team: payments``. This finds where they disagree (pure: the configuration and
-the namespaces in, the gaps out). Conditions are judged by running them on the requests a person would make
-(``probes``); one Lockgate's CEL cannot evaluate counts as a gap.
+the namespaces in, the gaps out). Conditions are judged by running them on the requests the guard judges
+(``probes``); one Lockgate's CEL cannot evaluate is reported apart (``Coverage.unverifiable``), not as a gap.
 """
 
 from __future__ import annotations
@@ -126,11 +126,46 @@ def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, 
     def annotate(o: dict[str, Any]) -> None:
         o["metadata"]["annotations"] = {imageguard.ANNOTATION_PROMOTION: f"{namespace}/probe"}
 
+    def pod(o: dict[str, Any]) -> dict[str, Any]:
+        spec: dict[str, Any] = o["spec"]
+        if guarded.kind == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        return spec if guarded.kind == "Pod" else spec["template"]["spec"]
+
+    def template_metadata(o: dict[str, Any], **metadata: Any) -> None:
+        o["spec"]["template"]["metadata"] = metadata
+
     found = [
         ("create", "CREATE", running, None),
-        ("image change", "UPDATE", _workload(guarded, namespace, "app:2"), running),
         ("lockgate.dev annotation change", "UPDATE", _edited(running, annotate), running),
     ]
+    if guarded.kind == "Job":  # the API server refuses any other template change of a Job
+        found += [
+            (
+                "pod template label change",
+                "UPDATE",
+                _edited(running, lambda o: template_metadata(o, labels={"x": "y"})),
+                running,
+            ),
+            (
+                "pod template annotation change",
+                "UPDATE",
+                _edited(running, lambda o: template_metadata(o, annotations={"x": "y"})),
+                running,
+            ),
+        ]
+    else:
+        initialised = _edited(running, lambda o: pod(o).update(initContainers=[{"name": "setup", "image": "s:1"}]))
+        new_init = _edited(initialised, lambda o: pod(o)["initContainers"][0].update(image="s:2"))
+        digest = f"app@sha256:{'0' * 64}"
+        found += [
+            ("image change", "UPDATE", _workload(guarded, namespace, "app:2"), running),
+            ("image change to a digest", "UPDATE", _workload(guarded, namespace, digest), running),
+            ("init container image change", "UPDATE", new_init, initialised),
+        ]
+    if guarded.kind not in ("Pod", "Job"):  # a Pod's volumes are fixed at its creation
+        volume = {"name": "tools", "image": {"reference": "tools:1"}}
+        found.append(("image volume", "UPDATE", _edited(running, lambda o: pod(o).update(volumes=[volume])), running))
     if guarded.kind == "Deployment":
         paused = _edited(running, lambda o: o["spec"].update(paused=True))
         env = _edited(paused, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))
@@ -177,10 +212,10 @@ def _request(
 
 
 def probes(
-    guarded: imageguard.GuardedKind, namespace: str, break_glass_groups: Iterable[str] = (), *, first: bool = False
+    guarded: imageguard.GuardedKind, namespace: str, break_glass_groups: Iterable[str] = ()
 ) -> list[tuple[str, dict[str, Any]]]:
     """The requests the guard must be called for: (what, the CEL variables ``request``, ``object``,
-    ``oldObject``), every kind of change (``first``: only the first, a create say) by every kind of requester."""
+    ``oldObject``), every kind of change by every kind of requester."""
     requesters: list[tuple[str, str, tuple[str, ...]]] = [
         (who, name.format(namespace=namespace), groups) for who, name, groups in _REQUESTERS
     ]
@@ -188,7 +223,7 @@ def probes(
     if glass:
         requesters.append(("a break-glass member", "lockgate:coverage-break-glass", (*glass, "system:authenticated")))
     found = []
-    for what, operation, new, old in changes(guarded, namespace)[: 1 if first else None]:
+    for what, operation, new, old in changes(guarded, namespace):
         for who, username, groups in requesters:
             user = {"username": username, "uid": "probe", "groups": list(groups)}
             variables = {"request": _request(guarded, namespace, operation, user), "object": new, "oldObject": old}
@@ -210,13 +245,11 @@ def _judge_conditions(
     guarded: imageguard.GuardedKind,
     namespace: str,
     glass: tuple[str, ...],
-    *,
-    first: bool = False,
 ) -> Conditions:
     """The API server calls a webhook only when every condition is true; an error fails the request
     (``failurePolicy: Fail``) or skips the webhook (``Ignore``)."""
     unverifiable = None
-    for what, variables in probes(guarded, namespace, glass, first=first):
+    for what, variables in probes(guarded, namespace, glass):
         context = cel.Context(variables)
         for condition in conditions:
             name, compiled = condition.get("name"), celrules.compile_expression(str(condition.get("expression")))
@@ -234,9 +267,9 @@ def _judge_conditions(
     return Conditions(unverifiable=unverifiable)
 
 
-#: A condition that reads a namespace field (``request.namespace``, ``object.metadata.namespace``, ``x["namespace"]``)
-#: is also judged per namespace (a creation by each requester); every condition is judged on every probe once, in
-#: PROBE_NAMESPACE (the chart's name ``namespace-controller`` in a string reads no namespace).
+#: Every condition is judged on every probe once, in PROBE_NAMESPACE; one that reads a namespace field
+#: (``request.namespace``, ``object.metadata.namespace``, ``x["namespace"]``) is judged again in each namespace, on
+#: every probe (the chart's name ``namespace-controller`` in a string reads no namespace).
 _READS_NAMESPACE = re.compile(r"\.\s*namespace\b|\[\s*\\?[\"']namespace\\?[\"']\s*\]")
 
 
@@ -255,20 +288,35 @@ class _Hook:
     conditions: list[Mapping[str, Any]]
     glass: tuple[str, ...]
     everywhere: Conditions  # the verdict of every probe in one namespace (PROBE_NAMESPACE)
-    by_namespace: dict[str, str | None] | None  # conditions that read the namespace: the verdict in each
+    by_namespace: dict[str, Conditions] | None  # conditions that read the namespace: the verdict in each
+    named: frozenset[str] | None  # the namespaces they can tell from PROBE_NAMESPACE (None: any)
 
-    def skips(self, namespace: str) -> str | None:
+    def judged(self, namespace: str, budget: list[int] | None = None) -> Conditions | None:
+        """The conditions' verdict in ``namespace``: every probe, in it when they read the namespace (cached);
+        None when that needs probing and ``budget`` (the namespaces that may still be probed) is spent."""
         if self.everywhere.skips or self.by_namespace is None:
-            return self.everywhere.skips
-        if namespace not in self.by_namespace:  # a creation by each requester, per namespace (cached)
-            judged = _judge_conditions(self.conditions, self.guarded, namespace, self.glass, first=True)
-            self.by_namespace[namespace] = judged.skips
+            return self.everywhere
+        if self.named is not None and namespace not in self.named:
+            return self.everywhere  # compared only with other names: as in PROBE_NAMESPACE
+        if namespace not in self.by_namespace:
+            if budget is not None:
+                if budget[0] <= 0:
+                    return None
+                budget[0] -= 1
+            reading = [c for c in self.conditions if _READS_NAMESPACE.search(json.dumps(c))]  # the rest: known true
+            self.by_namespace[namespace] = _judge_conditions(reading, self.guarded, namespace, self.glass)
         return self.by_namespace[namespace]
+
+    def forget_all_but(self, namespaces: Iterable[str]) -> None:
+        if self.by_namespace is not None:
+            keep = set(namespaces)
+            for gone in [ns for ns in self.by_namespace if ns not in keep]:
+                del self.by_namespace[gone]
 
 
 #: Per-namespace verdicts of conditions that read the namespace, by (conditions, kind, break-glass groups); kept
 #: across recomputations, so a new namespace costs its own probes only. A few configurations at most.
-_BY_NAMESPACE: collections.OrderedDict[tuple[str, imageguard.GuardedKind, tuple[str, ...]], dict[str, str | None]]
+_BY_NAMESPACE: collections.OrderedDict[tuple[str, imageguard.GuardedKind, tuple[str, ...]], dict[str, Conditions]]
 _BY_NAMESPACE = collections.OrderedDict()
 
 
@@ -285,7 +333,19 @@ def _hook(name: str, hook: Mapping[str, Any], guarded: imageguard.GuardedKind, g
             _BY_NAMESPACE.popitem(last=False)
     everywhere = _judged_once(text, guarded, glass) if conditions else Conditions()
     model = gatepolicy.LabelSelector.model_validate(selector) if selector else None
-    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace)
+    reading = " ".join(str(c.get("expression")) for c in conditions if _READS_NAMESPACE.search(json.dumps(c)))
+    literals = frozenset(single or double for single, double in _LITERALS.findall(reading))
+    named = None if _STRING_FUNCTIONS.search(reading) else literals
+    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace, named)
+
+
+#: A namespace-reading condition without these can only compare a namespace with the names it spells out
+#: (``==``, ``!=``, ``in``): every other namespace fares as PROBE_NAMESPACE does, and is not probed again.
+_STRING_FUNCTIONS = re.compile(
+    r"\b(startsWith|endsWith|contains|matches|size|split|substring|indexOf|lastIndexOf|lowerAscii|upperAscii"
+    r"|replace|format|charAt|trim|join|reverse|string|bytes)\b|[<>]"
+)
+_LITERALS = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 
 
 def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) -> str | None:
@@ -318,41 +378,74 @@ def _hooks(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str]) 
     return fixed, called
 
 
-def not_called(
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """Where the guard is not called (namespace -> ``webhook: why``), and which webhooks' conditions Lockgate
+    cannot evaluate (``webhook: why``, with the namespace when only there)."""
+
+    not_called: dict[str, list[str]]
+    unverifiable: list[str]
+    pending: int = 0
+    """Namespaces whose probing is left for a later call (``budget``): judge again soon."""
+
+
+def judge(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]],
     break_glass_groups: Iterable[str] = (),
-) -> dict[str, list[str]]:
-    """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there.
+    budget: int | None = None,
+) -> Coverage:
+    """The guard's coverage of ``namespaces``. ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev``
+    (None: it does not exist). Conditions are judged on ``probes`` (and as the break-glass groups).
 
-    ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev`` (None: it does not exist); only the
-    namespaces with a gap are returned. Conditions are judged on ``probes`` (and as the break-glass groups).
+    ``budget``: at most this many namespaces are probed anew for conditions that read the namespace (each costs
+    ~2 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
+    count as ``pending`` and as unverifiable until then.
     """
     fixed, called = _hooks(config, break_glass_groups)
     found: dict[str, list[str]] = {}
+    unverified = {f"{h.name}: {h.everywhere.unverifiable}" for h in called if h.everywhere.unverifiable}
+    left, pending = None if budget is None else [budget], collections.Counter[str]()
     for namespace, labels in namespaces.items():
         with_name = {**labels, NAME_LABEL: namespace}
         gaps = list(fixed)
         for hook in called:
             if hook.selector is not None and not policies.selects(hook.selector, with_name):
                 gaps.append(f"{hook.name}: its namespaceSelector does not select this namespace")
-            elif (skipped := hook.skips(namespace)) is not None:
-                gaps.append(f"{hook.name}: {skipped}")
+                continue
+            judged = hook.judged(namespace, left)
+            if judged is None:
+                pending[hook.name] += 1
+            elif judged.skips is not None:
+                gaps.append(f"{hook.name}: {judged.skips}")
+            elif judged.unverifiable and judged is not hook.everywhere:
+                unverified.add(f"{hook.name}: {judged.unverifiable} in namespace {namespace}")
         if gaps:
             found[namespace] = gaps
-    return found
-
-
-def unverifiable(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str] = ()) -> list[str]:
-    """``webhook: why`` for each guard webhook whose conditions Lockgate's CEL cannot evaluate: the API server
-    may skip it (``failurePolicy: Ignore``) or refuse requests (``Fail``) where Lockgate cannot tell."""
-    _, called = _hooks(config, break_glass_groups)
-    found = []
     for hook in called:
-        judged = hook.everywhere
-        if judged.unverifiable and not judged.skips:
-            found.append(f"{hook.name}: {judged.unverifiable}")
-    return found
+        hook.forget_all_but(namespaces)
+    for name, count in pending.items():
+        unverified.add(f"{name}: its matchConditions read the namespace; {count} namespace(s) not probed yet")
+    return Coverage(found, sorted(unverified), sum(pending.values()))
+
+
+def not_called(
+    config: Mapping[str, Any] | None,
+    namespaces: Mapping[str, Mapping[str, str]],
+    break_glass_groups: Iterable[str] = (),
+) -> dict[str, list[str]]:
+    """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there (``judge``)."""
+    return judge(config, namespaces, break_glass_groups).not_called
+
+
+def unverifiable(
+    config: Mapping[str, Any] | None,
+    namespaces: Mapping[str, Mapping[str, str]] | None = None,
+    break_glass_groups: Iterable[str] = (),
+) -> list[str]:
+    """``webhook: why`` for each guard webhook whose conditions Lockgate's CEL cannot evaluate (``judge``): the API
+    server may skip it (``failurePolicy: Ignore``) or refuse requests (``Fail``) where Lockgate cannot tell."""
+    return judge(config, namespaces or {}, break_glass_groups).unverifiable
 
 
 def gated_but_not_guarded(
@@ -360,11 +453,12 @@ def gated_but_not_guarded(
     namespaces: Mapping[str, Mapping[str, str]],
     gate_policies: Iterable[gatepolicy.GatePolicy],
     break_glass_groups: Iterable[str] = (),
-) -> dict[str, list[str]]:
-    """``not_called`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
+    budget: int | None = None,
+) -> Coverage:
+    """``judge`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
     chosen = list(gate_policies)
     gated = {ns: labels for ns, labels in namespaces.items() if policies.matching(chosen, labels)}
-    return not_called(config, gated, break_glass_groups)
+    return judge(config, gated, break_glass_groups, budget)
 
 
 def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:

@@ -222,6 +222,8 @@ def judge(
             return _paused_template(namespace, name, old, user, break_glass_groups)
         if kind == "ReplicaSet" and old.get("metadata") and _template(old) != _template(new):
             return _replica_set_template(namespace, name, old, user, break_glass_groups)
+        if kind == "Job" and old.get("metadata") and _template(old) != _template(new):
+            return _job_template(namespace, name, old, user, break_glass_groups)
         raised = raised_replicas(old, new) if kind in SCALED else None
         if raised is None:
             return Verdict(True, "NoImageChange", "no container image changes")
@@ -537,6 +539,24 @@ def _replica_set_template(
         "scaling it (paused) brings back an older one (an earlier image). Change the Deployment through a "
         "Promotion, or have a break-glass group member make it (recorded as an emergency change needing retro "
         "review)",
+    )
+
+
+def _job_template(
+    namespace: str, name: str, old: Mapping[str, Any], user: stamping.User, break_glass_groups: Sequence[str]
+) -> Verdict:
+    """A Job's pod template changes only while it is suspended and has not started, and then only its labels,
+    annotations and scheduling fields: the ones a sidecar injector reads to choose an image (an Istio revision or
+    proxy image, a Vault agent image) for the Pods the Job controller then makes, unjudged."""
+    return _break_glass_only(
+        user,
+        break_glass_groups,
+        f"pod template change by {user.username} of Job {name} (runs {_running('Job', old)})",
+        "JobTemplateChange",
+        f"namespace {namespace} is gated by Lockgate: the pod template of Job {name} may not change by hand: its "
+        "labels and annotations can choose the images a sidecar injector adds to the Pods the Job controller makes. "
+        "Create a new Job from its CronJob or workload, or have a break-glass group member make it (recorded as an "
+        "emergency change needing retro review)",
     )
 
 

@@ -152,7 +152,7 @@ class PolicyStatuses:
             except Exception:  # never a silent stop: logged, and tried again
                 logger.exception("publishing GatePolicy statuses failed; retrying")
                 failed = True
-            if failed:
+            if failed or self.view.guard_coverage().pending:  # or the coverage is judged in parts: go on
                 self._changed.set()
             delay = min(delay * 2, 60.0) if failed else self.every
             await asyncio.sleep(delay)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import sys
+import threading
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -163,6 +164,9 @@ def _rv(obj: Mapping[str, Any]) -> int:
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: Namespaces probed anew per coverage pass for guard conditions that read the namespace (~2 ms each, on the
+#: event loop): a large cluster's first pass is spread over several (republished once a second until done).
+COVERAGE_PROBES_PER_PASS = 100
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -363,8 +367,8 @@ class ClusterView:
         self.paused_deployments: set[WorkloadKey] = set()  # whose spec.paused is set (a metric counts them)
         self.guard_configuration: dict[str, Any] | None = None  # ValidatingWebhookConfiguration lockgate.dev
         self.guard_configuration_seen = False  # its watch has answered (None above then means: it does not exist)
-        self._unguarded: dict[str, list[str]] | None = None  # cached gated_but_not_guarded; None: to recompute
-        self._unverified: list[str] | None = None  # cached coverage.unverifiable; None: to recompute
+        self._coverage: coverage.Coverage | None = None  # cached gated_but_not_guarded; None: to recompute
+        self._coverage_lock = threading.Lock()
         self.break_glass_groups: tuple[str, ...] = ()  # the guard's probes ask as these too (operator settings)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
@@ -478,7 +482,7 @@ class ClusterView:
     def put_policy(self, obj: dict[str, Any]) -> None:
         name = str(obj["metadata"]["name"])
         self.policies[name] = obj
-        self._unguarded = None
+        self._coverage = None
         try:
             self.policy_models[name] = gatepolicy.GatePolicy.from_k8s(obj)
         except pydantic.ValidationError as exc:  # admission refuses these; keep the last good one
@@ -487,43 +491,48 @@ class ClusterView:
     def drop_policy(self, name: str) -> None:
         self.policies.pop(name, None)
         self.policy_models.pop(name, None)
-        self._unguarded = None
+        self._coverage = None
 
     def put_namespace(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata", {})
         name, labels = sys.intern(str(meta["name"])), compact(dict(meta.get("labels") or {}))
         if self.namespaces.get(name) != labels:
-            self._unguarded = None
+            self._coverage = None
         self.namespaces[name] = labels
 
     def drop_namespace(self, name: str) -> None:
         if self.namespaces.pop(name, None) is not None:
-            self._unguarded = None
+            self._coverage = None
 
     def put_guard_configuration(self, obj: Mapping[str, Any] | None) -> None:
         """The guard's ValidatingWebhookConfiguration as the API has it (None: deleted)."""
         self.guard_configuration = dict(obj) if obj is not None else None
         self.guard_configuration_seen = True
-        self._unguarded = self._unverified = None
+        self._coverage = None
+
+    def guard_coverage(self) -> coverage.Coverage:
+        """Where the API server would not call the guard in gated namespaces, and the guard webhooks whose
+        conditions Lockgate cannot evaluate; nothing until the configuration's watch has answered."""
+        if not self.guard_configuration_seen:
+            return coverage.Coverage({}, [])
+        with self._coverage_lock:  # the metrics thread asks too
+            if self._coverage is None or self._coverage.pending:
+                self._coverage = coverage.gated_but_not_guarded(
+                    self.guard_configuration,
+                    dict(self.namespaces),
+                    list(self.policy_models.values()),
+                    self.break_glass_groups,
+                    budget=COVERAGE_PROBES_PER_PASS,
+                )
+            return self._coverage
 
     def unguarded_namespaces(self) -> dict[str, list[str]]:
-        """Gated namespace -> the guard webhooks the API server would not call there (``webhook: why``); empty
-        until the configuration's watch has answered."""
-        if not self.guard_configuration_seen:
-            return {}
-        if self._unguarded is None:
-            self._unguarded = coverage.gated_but_not_guarded(
-                self.guard_configuration, self.namespaces, self.policy_models.values(), self.break_glass_groups
-            )
-        return self._unguarded
+        """Gated namespace -> the guard webhooks the API server would not call there (``webhook: why``)."""
+        return self.guard_coverage().not_called
 
     def unverified_guard_conditions(self) -> list[str]:
         """The guard webhooks whose ``matchConditions`` Lockgate cannot evaluate (``webhook: why``)."""
-        if not self.guard_configuration_seen:
-            return []
-        if self._unverified is None:
-            self._unverified = coverage.unverifiable(self.guard_configuration, self.break_glass_groups)
-        return self._unverified
+        return self.guard_coverage().unverifiable
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
         namespace, name = key_of(obj)
