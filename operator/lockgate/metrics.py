@@ -84,7 +84,8 @@ class _LiveState(registry.Collector):
             "Image guard webhooks whose matchConditions Lockgate's CEL cannot evaluate (a Kubernetes-only function): "
             "whether the API server calls the guard for every change cannot be told",
         )
-        unverified.add_metric([], len(self.source.unverified_guard_conditions()))
+        webhooks = {entry.split(": ", 1)[0] for entry in self.source.unverified_guard_conditions()}
+        unverified.add_metric([], len(webhooks))
         counts: dict[str, int] = {}
         oldest_seconds = 0.0
         overdue_count = 0

@@ -330,10 +330,9 @@ def test_conditions_that_look_only_at_some_images_are_gaps() -> None:
         "request.operation == 'CREATE' || "
         "object.spec.containers.map(c, c.image) != oldObject.spec.containers.map(c, c.image)"
     )
-    init_blind = copy.deepcopy(CHART)
-    for hook in init_blind["webhooks"]:
-        if hook["name"] == "guard-pods.lockgate.dev":
-            hook["matchConditions"] = [{"name": "containers", "expression": containers_only}]
+    init_blind = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "containers", "expression": containers_only}, replace=True
+    )
     assert coverage.not_called(init_blind, gated) == {
         "production": [
             "guard-pods.lockgate.dev: its matchCondition containers skips a person's Pod lockgate.dev annotation change"
@@ -387,3 +386,37 @@ def test_probing_many_namespaces_is_spread_over_passes_and_unverified_until_done
         "team-3": ["guard-pods.lockgate.dev: its matchCondition prefix skips a person's Pod create"]
     }
     assert coverage.judge(by_prefix, gated) == done  # unbounded: the same, at once
+
+
+def test_namespaces_a_condition_names_are_judged_apart_and_any_other_use_is_probed_everywhere() -> None:
+    gated = {ns: {"lockgate.dev/environment": ns} for ns in ("prod", "dev", "staging")}
+    allowlist = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "only", "expression": "request.namespace in ['prod', 'dev']"}
+    )
+    assert coverage.not_called(allowlist, gated) == {  # called where named: no false alarm there
+        "staging": ["guard-pods.lockgate.dev: its matchCondition only skips a person's Pod create"]
+    }
+    concatenated = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "concat", "expression": "request.namespace + '-x' != 'prod-x'"}
+    )
+    assert coverage.not_called(concatenated, gated) == {
+        "prod": ["guard-pods.lockgate.dev: its matchCondition concat skips a person's Pod create"]
+    }
+    by_field = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "field", "expression": "request.namespace != object.metadata.labels.app"}
+    )
+    assert coverage.not_called(by_field, {"probe": {"lockgate.dev/environment": "x"}}) == {
+        "probe": ["guard-pods.lockgate.dev: its matchCondition field skips a person's Pod create"]
+    }
+
+
+def test_a_job_condition_that_judges_only_suspended_template_changes_is_no_gap() -> None:
+    """The API server refuses a running Job's template change before any webhook: only a suspended one's counts."""
+    suspended_only = (
+        "request.operation == 'CREATE' || object.metadata != oldObject.metadata || "
+        "(has(object.spec.suspend) && object.spec.suspend && object.spec.template != oldObject.spec.template)"
+    )
+    edited = _with_condition(
+        "guard-jobs.lockgate.dev", {"name": "suspended", "expression": suspended_only}, replace=True
+    )
+    assert coverage.not_called(edited, {"production": {"lockgate.dev/environment": "production"}}) == {}

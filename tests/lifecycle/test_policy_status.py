@@ -111,3 +111,36 @@ def test_conditions_lockgate_cannot_evaluate_make_the_guard_call_unknown_not_fal
         assert api.patches[-1]["conditions"][0]["status"] == "True"
 
     asyncio.run(scenario())
+
+
+def test_a_coverage_judged_in_parts_is_republished_until_the_last_part_is_written() -> None:
+    """450 gated namespaces and a guard condition that reads the namespace through a function: probed 100 a
+    pass, each pass published, until the status names every namespace where the guard is skipped."""
+
+    async def scenario() -> None:
+        api = RecordingApi()
+        cluster = view.ClusterView()
+        cluster.put_policy(copy.deepcopy(POLICY))
+        for i in range(450):
+            labels = {"lockgate.dev/environment": "production"}  # gated by the production policy
+            cluster.put_namespace({"metadata": {"name": f"team-{i}", "labels": labels}})
+        config = rendering.one(rendering.render(), "ValidatingWebhookConfiguration")
+        for hook in config["webhooks"]:
+            if hook["name"] == "guard-pods.lockgate.dev":
+                hook["matchConditions"].append({"name": "p", "expression": "!request.namespace.startsWith('team-44')"})
+        cluster.put_guard_configuration(config)
+        statuses = policystatus.PolicyStatuses(api, cluster, every=0.01)  # type: ignore[arg-type]
+        statuses.start()
+        statuses.changed()
+        expected = ["team-44", *(f"team-44{i}" for i in range(10))]
+        for _ in range(500):  # bounded: 5 passes of 100 namespaces, then the last write
+            await asyncio.sleep(0.02)
+            if api.patches and sorted(api.patches[-1]["unguardedNamespaces"]) == sorted(expected):
+                break
+        await statuses.stop()
+        final = api.patches[-1]
+        assert sorted(final["unguardedNamespaces"]) == sorted(expected)
+        assert final["conditions"][0]["status"] == "False"
+        assert api.patches[0]["unguardedNamespaces"] == ["team-44"]  # the first pass probed team-0 to team-99
+
+    asyncio.run(scenario())

@@ -72,7 +72,7 @@ _REQUESTERS = (
     (
         "a ServiceAccount",
         "system:serviceaccount:{namespace}:deployer",
-        ("system:serviceaccounts", "system:authenticated"),
+        ("system:serviceaccounts", "system:serviceaccounts:{namespace}", "system:authenticated"),
     ),
     ("a cluster admin", "lockgate:coverage-admin", ("system:masters", "system:authenticated")),
 )
@@ -139,7 +139,8 @@ def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, 
         ("create", "CREATE", running, None),
         ("lockgate.dev annotation change", "UPDATE", _edited(running, annotate), running),
     ]
-    if guarded.kind == "Job":  # the API server refuses any other template change of a Job
+    if guarded.kind == "Job":  # the API server refuses any other template change of a Job, and these unsuspended
+        running = _edited(running, lambda o: o["spec"].update(suspend=True))
         found += [
             (
                 "pod template label change",
@@ -217,7 +218,8 @@ def probes(
     """The requests the guard must be called for: (what, the CEL variables ``request``, ``object``,
     ``oldObject``), every kind of change by every kind of requester."""
     requesters: list[tuple[str, str, tuple[str, ...]]] = [
-        (who, name.format(namespace=namespace), groups) for who, name, groups in _REQUESTERS
+        (who, name.format(namespace=namespace), tuple(g.format(namespace=namespace) for g in groups))
+        for who, name, groups in _REQUESTERS
     ]
     glass = tuple(break_glass_groups)
     if glass:
@@ -294,8 +296,8 @@ class _Hook:
     def judged(self, namespace: str, budget: list[int] | None = None) -> Conditions | None:
         """The conditions' verdict in ``namespace``: every probe, in it when they read the namespace (cached);
         None when that needs probing and ``budget`` (the namespaces that may still be probed) is spent."""
-        if self.everywhere.skips or self.by_namespace is None:
-            return self.everywhere
+        if self.by_namespace is None or (self.everywhere.unverifiable and not self.everywhere.skips):
+            return self.everywhere  # reads no namespace; or cannot be evaluated here anyway (Unknown)
         if self.named is not None and namespace not in self.named:
             return self.everywhere  # compared only with other names: as in PROBE_NAMESPACE
         if namespace not in self.by_namespace:
@@ -303,8 +305,7 @@ class _Hook:
                 if budget[0] <= 0:
                     return None
                 budget[0] -= 1
-            reading = [c for c in self.conditions if _READS_NAMESPACE.search(json.dumps(c))]  # the rest: known true
-            self.by_namespace[namespace] = _judge_conditions(reading, self.guarded, namespace, self.glass)
+            self.by_namespace[namespace] = _judge_conditions(self.conditions, self.guarded, namespace, self.glass)
         return self.by_namespace[namespace]
 
     def forget_all_but(self, namespaces: Iterable[str]) -> None:
@@ -333,19 +334,29 @@ def _hook(name: str, hook: Mapping[str, Any], guarded: imageguard.GuardedKind, g
             _BY_NAMESPACE.popitem(last=False)
     everywhere = _judged_once(text, guarded, glass) if conditions else Conditions()
     model = gatepolicy.LabelSelector.model_validate(selector) if selector else None
-    reading = " ".join(str(c.get("expression")) for c in conditions if _READS_NAMESPACE.search(json.dumps(c)))
-    literals = frozenset(single or double for single, double in _LITERALS.findall(reading))
-    named = None if _STRING_FUNCTIONS.search(reading) else literals
-    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace, named)
+    reading = [str(c.get("expression")) for c in conditions if _READS_NAMESPACE.search(json.dumps(c))]
+    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace, _named(reading))
 
 
-#: A namespace-reading condition without these can only compare a namespace with the names it spells out
-#: (``==``, ``!=``, ``in``): every other namespace fares as PROBE_NAMESPACE does, and is not probed again.
-_STRING_FUNCTIONS = re.compile(
-    r"\b(startsWith|endsWith|contains|matches|size|split|substring|indexOf|lastIndexOf|lowerAscii|upperAscii"
-    r"|replace|format|charAt|trim|join|reverse|string|bytes)\b|[<>]"
+#: A namespace read compared with a literal (``request.namespace == 'prod'``, ``'prod' != object.metadata.namespace``)
+#: or a list of literals (``request.namespace in ['a', 'b']``).
+_NAMESPACE_READ = r"(?:request\.namespace|(?:old)?[oO]bject\.metadata\.namespace)"
+_LITERAL = r"(?:'[a-z0-9.-]*'|\"[a-z0-9.-]*\")"
+_COMPARED = re.compile(
+    rf"{_NAMESPACE_READ}\s*(?:==|!=)\s*{_LITERAL}|{_LITERAL}\s*(?:==|!=)\s*{_NAMESPACE_READ}"
+    rf"|{_NAMESPACE_READ}\s+in\s*\[\s*(?:{_LITERAL}\s*,\s*)*{_LITERAL}?\s*\]"
 )
-_LITERALS = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _named(expressions: list[str]) -> frozenset[str] | None:
+    """The namespaces conditions can tell from any other, when every namespace they read is only compared with
+    plain literal names (``==``, ``!=``, ``in [...]``): every other namespace fares as PROBE_NAMESPACE does.
+    None (probe every namespace) for any other use: a function, ``+``, a comparison with another field."""
+    text = " ".join(expressions)
+    if _READS_NAMESPACE.search(_COMPARED.sub(" true ", text)):
+        return None
+    literals = re.findall(r"'([a-z0-9.-]*)'|\"([a-z0-9.-]*)\"", " ".join(_COMPARED.findall(text)))
+    return frozenset(single or double for single, double in literals)
 
 
 def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) -> str | None:

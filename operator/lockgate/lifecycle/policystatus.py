@@ -73,19 +73,21 @@ class PolicyStatuses:
         """Namespaces' labels or the guard's configuration changed: republish every policy soon."""
         self._changed.set()
 
-    def wanted(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """The status ``obj`` should have; with the guard's coverage once its configuration is known."""
+    def wanted(self, obj: Mapping[str, Any], judged: coverage.Coverage | None = None) -> dict[str, Any]:
+        """The status ``obj`` should have; with the guard's coverage (``judged``, else the last one) once its
+        configuration is known."""
         wanted = statuses.policy_status(obj)
         if not self.view.guard_configuration_seen or not self.primed.is_set():
             return wanted
+        judged = judged or self.view.guard_coverage(advance=False)
         model = self.view.policy_models.get(str(obj["metadata"]["name"]))
-        unguarded = self.view.unguarded_namespaces()
+        unguarded = judged.not_called
         mine = {
             ns: gaps
             for ns, gaps in unguarded.items()
             if model is not None and policies.selects(model.spec.namespace_selector, self.view.namespaces.get(ns, {}))
         }
-        unverified = self.view.unverified_guard_conditions()
+        unverified = judged.unverifiable
         if mine:
             condition = ("ImageGuardCalled", "False", "GuardNotCalled", coverage.message(mine))
         elif unverified and model is not None and self._gates_any(model):
@@ -104,9 +106,9 @@ class PolicyStatuses:
     def _gates_any(self, model: Any) -> bool:
         return any(policies.selects(model.spec.namespace_selector, labels) for labels in self.view.namespaces.values())
 
-    async def publish(self, obj: Mapping[str, Any]) -> None:
+    async def publish(self, obj: Mapping[str, Any], judged: coverage.Coverage | None = None) -> None:
         """Write ``obj``'s status when it differs from what it should be."""
-        wanted = self.wanted(obj)
+        wanted = self.wanted(obj, judged)
         have = obj.get("status") or {}
         same = all(have.get(k) == v for k, v in wanted.items() if k != "conditions")
         if same and ("conditions" not in wanted or _same_conditions(have.get("conditions"), wanted["conditions"])):
@@ -140,30 +142,31 @@ class PolicyStatuses:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            failed = False
+            failed, judged = False, None
             try:
-                self._log_coverage()
+                judged = self.view.guard_coverage()  # one pass per round: all policies say the same
+                self._log_coverage(judged)
                 for obj in list(self.view.policies.values()):
                     try:
-                        await self.publish(obj)
+                        await self.publish(obj, judged)
                     except Exception as exc:  # the API's answer, say: logged, and tried again, less often
                         logger.warning("GatePolicy %s status not written: %s; retrying", obj["metadata"]["name"], exc)
                         failed = True
             except Exception:  # never a silent stop: logged, and tried again
                 logger.exception("publishing GatePolicy statuses failed; retrying")
                 failed = True
-            if failed or self.view.guard_coverage().pending:  # or the coverage is judged in parts: go on
+            if failed or (judged is not None and judged.pending):  # or the coverage is judged in parts: go on
                 self._changed.set()
             delay = min(delay * 2, 60.0) if failed else self.every
             await asyncio.sleep(delay)
 
-    def _log_coverage(self) -> None:
-        unverified = tuple(self.view.unverified_guard_conditions())
+    def _log_coverage(self, judged: coverage.Coverage) -> None:
+        unverified = tuple(judged.unverifiable)
         if unverified != self._unverified_said:
             if unverified:
                 logger.warning("%s", coverage.unverified_message(list(unverified)))
             self._unverified_said = unverified
-        unguarded = self.view.unguarded_namespaces()
+        unguarded = judged.not_called
         if frozenset(unguarded) != self._said:
             if unguarded:
                 logger.error("%s", coverage.message(unguarded))

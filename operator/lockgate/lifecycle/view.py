@@ -482,7 +482,7 @@ class ClusterView:
     def put_policy(self, obj: dict[str, Any]) -> None:
         name = str(obj["metadata"]["name"])
         self.policies[name] = obj
-        self._coverage = None
+        self._forget_coverage()
         try:
             self.policy_models[name] = gatepolicy.GatePolicy.from_k8s(obj)
         except pydantic.ValidationError as exc:  # admission refuses these; keep the last good one
@@ -491,35 +491,41 @@ class ClusterView:
     def drop_policy(self, name: str) -> None:
         self.policies.pop(name, None)
         self.policy_models.pop(name, None)
-        self._coverage = None
+        self._forget_coverage()
 
     def put_namespace(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata", {})
         name, labels = sys.intern(str(meta["name"])), compact(dict(meta.get("labels") or {}))
         if self.namespaces.get(name) != labels:
-            self._coverage = None
+            self._forget_coverage()
         self.namespaces[name] = labels
 
     def drop_namespace(self, name: str) -> None:
         if self.namespaces.pop(name, None) is not None:
-            self._coverage = None
+            self._forget_coverage()
 
     def put_guard_configuration(self, obj: Mapping[str, Any] | None) -> None:
         """The guard's ValidatingWebhookConfiguration as the API has it (None: deleted)."""
         self.guard_configuration = dict(obj) if obj is not None else None
         self.guard_configuration_seen = True
-        self._coverage = None
+        self._forget_coverage()
 
-    def guard_coverage(self) -> coverage.Coverage:
+    def _forget_coverage(self) -> None:
+        with self._coverage_lock:  # not while the metrics thread computes it from the inputs this changes
+            self._coverage = None
+
+    def guard_coverage(self, *, advance: bool = True) -> coverage.Coverage:
         """Where the API server would not call the guard in gated namespaces, and the guard webhooks whose
-        conditions Lockgate cannot evaluate; nothing until the configuration's watch has answered."""
+        conditions Lockgate cannot evaluate; nothing until the configuration's watch has answered. A coverage
+        judged in parts (``pending``) goes on with each call when ``advance`` (the policy publisher's, once a
+        second); readers (the metrics thread) take the last one."""
         if not self.guard_configuration_seen:
             return coverage.Coverage({}, [])
-        with self._coverage_lock:  # the metrics thread asks too
-            if self._coverage is None or self._coverage.pending:
+        with self._coverage_lock:
+            if self._coverage is None or (advance and self._coverage.pending):
                 self._coverage = coverage.gated_but_not_guarded(
                     self.guard_configuration,
-                    dict(self.namespaces),
+                    dict(self.namespaces),  # copies: the loop may change them while the metrics thread reads
                     list(self.policy_models.values()),
                     self.break_glass_groups,
                     budget=COVERAGE_PROBES_PER_PASS,
@@ -528,11 +534,11 @@ class ClusterView:
 
     def unguarded_namespaces(self) -> dict[str, list[str]]:
         """Gated namespace -> the guard webhooks the API server would not call there (``webhook: why``)."""
-        return self.guard_coverage().not_called
+        return self.guard_coverage(advance=False).not_called
 
     def unverified_guard_conditions(self) -> list[str]:
         """The guard webhooks whose ``matchConditions`` Lockgate cannot evaluate (``webhook: why``)."""
-        return self.guard_coverage().unverifiable
+        return self.guard_coverage(advance=False).unverifiable
 
     def put_workload(self, kind: str, obj: dict[str, Any]) -> bool:
         namespace, name = key_of(obj)
