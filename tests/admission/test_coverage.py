@@ -402,6 +402,12 @@ def test_namespaces_a_condition_names_are_judged_apart_and_any_other_use_is_prob
     assert coverage.not_called(concatenated, gated) == {
         "prod": ["guard-pods.lockgate.dev: its matchCondition concat skips a person's Pod create"]
     }
+    built = _with_condition(
+        "guard-pods.lockgate.dev", {"name": "built", "expression": "request.namespace != 'prod' + '-x'"}
+    )
+    assert coverage.not_called(built, {"prod-x": {"lockgate.dev/environment": "x"}}) == {
+        "prod-x": ["guard-pods.lockgate.dev: its matchCondition built skips a person's Pod create"]
+    }
     by_field = _with_condition(
         "guard-pods.lockgate.dev", {"name": "field", "expression": "request.namespace != object.metadata.labels.app"}
     )

@@ -353,8 +353,8 @@ def _named(expressions: list[str]) -> frozenset[str] | None:
     plain literal names (``==``, ``!=``, ``in [...]``): every other namespace fares as PROBE_NAMESPACE does.
     None (probe every namespace) for any other use: a function, ``+``, a comparison with another field."""
     text = " ".join(expressions)
-    if _READS_NAMESPACE.search(_COMPARED.sub(" true ", text)):
-        return None
+    if _READS_NAMESPACE.search(_COMPARED.sub(" true ", text)) or re.search(r"\+|['\"]\s*\.", text):
+        return None  # a namespace read elsewhere, or a literal built or changed (``'a' + x``, ``'A'.lowerAscii()``)
     literals = re.findall(r"'([a-z0-9.-]*)'|\"([a-z0-9.-]*)\"", " ".join(_COMPARED.findall(text)))
     return frozenset(single or double for single, double in literals)
 
