@@ -135,6 +135,9 @@ def test_what_readers_ask_of_a_settled_promotion_does_not_change() -> None:
         def unguarded_namespaces(self) -> dict[str, list[str]]:
             return {}
 
+        def unverified_guard_conditions(self) -> list[str]:
+            return []
+
     assert gauges(cluster) == gauges(Whole())
 
 
