@@ -407,13 +407,10 @@ def runs_cronjob(job: Mapping[str, Any], cronjob: Mapping[str, Any]) -> bool:
     pod annotation or label) sees anything new; another command, image, volume, label or annotation is a new Job.
     Job-level fields (parallelism, completions, deadlines) are not compared: Kubernetes defaults them on the Job
     but not in a CronJob's template, and none of them chooses what runs."""
-    kind, _, uid = _controller_ref(job)
-    ref_version = next(
-        (r.get("apiVersion") for r in (job.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")),
-        None,
-    )
+    ref = _controller(job)
     meta = cronjob.get("metadata") or {}
-    owned = kind == "CronJob" and ref_version == "batch/v1" and bool(uid) and uid == meta.get("uid")
+    owned = ref.get("kind") == "CronJob" and ref.get("apiVersion") == "batch/v1"
+    owned = owned and bool(ref.get("uid")) and ref.get("uid") == meta.get("uid")
     owned = owned and launching_cronjob(job) == meta.get("name")
     ran = _pruned(_template_as_made(((job.get("spec") or {}).get("template")) or {}))
     planned = (((cronjob.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
@@ -439,12 +436,18 @@ def _pruned(value: Any) -> Any:
     return value
 
 
-def _controller_ref(obj: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    """(kind, name, uid) of ``obj``'s controller owner reference; (None, None, None) without one."""
+def _controller(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``obj``'s controller owner reference; empty without one."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
-            return ref.get("kind"), ref.get("name"), ref.get("uid")
-    return None, None, None
+            return dict(ref)
+    return {}
+
+
+def _controller_ref(obj: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """(kind, name, uid) of ``obj``'s controller owner reference; (None, None, None) without one."""
+    ref = _controller(obj)
+    return ref.get("kind"), ref.get("name"), ref.get("uid")
 
 
 def leaves_owner(owner: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
