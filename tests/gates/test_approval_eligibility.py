@@ -66,12 +66,19 @@ def test_author_reject_does_not_reject(world) -> None:
     assert world.evaluate().phase is phases.Phase.AWAITING_APPROVAL
 
 
-def test_self_approval_allowed_only_when_the_policy_says_so(world, find) -> None:
-    world.policy(
-        approvals={"rules": [{"name": "technical", "groups": ["developers"]}], "forbidSelfApproval": False}
-    )
-    world.approve("alice", "developers")
-    assert world.evaluate().phase is phases.Phase.APPROVED
+@pytest.mark.parametrize(("approver", "reason"), [("alice", "SelfApproval"), ("bob", "AuthorApproval")])
+def test_a_policy_stored_with_forbid_self_approval_false_still_never_counts_requester_or_author(
+    world, find, approver, reason
+) -> None:
+    # Admission refuses forbidSelfApproval: false; a policy stored before that (or around the webhook) is
+    # judged as if it said true: separation of duties is not a policy's choice.
+    world.policy(approvals={"rules": [{"name": "technical", "groups": ["developers"]}], "forbidSelfApproval": False})
+    world.change(change={"description": "x", "author": "bob"})
+    world.approve(approver, "developers")
+    d = world.evaluate()
+    assert d.phase is phases.Phase.AWAITING_APPROVAL
+    v = find.verdict(d, approver)
+    assert (v.counted, v.reason) == (False, reason)
 
 
 def test_unknown_requester_holds_the_promotion(world, find) -> None:

@@ -175,3 +175,10 @@ def test_validate_policy_reports_each_problem() -> None:
     ):
         assert any(fragment in p for p in problems), fragment
     assert policies.validate_policy(samples.gate_policy()) == []
+
+
+def test_validate_policy_refuses_forbid_self_approval_false_naming_the_rule() -> None:
+    problems = policies.validate_policy(samples.gate_policy(approvals={"forbidSelfApproval": False}))
+    assert len(problems) == 1
+    assert problems[0].startswith("approvals.forbidSelfApproval cannot be false")
+    assert "separation of duties" in problems[0]

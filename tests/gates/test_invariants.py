@@ -29,6 +29,8 @@ scenario_st = st.fixed_dictionaries(
         "emergency": st.booleans(),
         "counts": st.tuples(st.integers(0, 2), st.integers(0, 2)),
         "no_rbac": st.sets(st.sampled_from(PEOPLE), max_size=2),
+        # absent, true, or false as stored before admission refused it: separation of duties holds in all three
+        "forbid_self_approval": st.sampled_from([None, True, False]),
     }
 )
 
@@ -40,6 +42,7 @@ def build(make_world, scenario, approvals=None, names=None):
     if scenario["emergency"]:
         world.change(emergency={"justification": "production is down"})
     technical, security = scenario["counts"]
+    forbid = scenario.get("forbid_self_approval")
     world.policy(
         approvals={
             "rules": [
@@ -47,6 +50,7 @@ def build(make_world, scenario, approvals=None, names=None):
                 {"name": "security", "groups": ["security-leads", "engineering-leads"], "count": security},
             ]
         }
+        | ({} if forbid is None else {"forbidSelfApproval": forbid})
     )
     items = scenario["approvals"] if approvals is None else approvals
     for i, a in enumerate(items):

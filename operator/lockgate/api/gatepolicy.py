@@ -18,6 +18,16 @@ RULE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 _MAP_LIST_BY_NAME: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
+#: Why ``forbidSelfApproval: false`` is refused: an approval by the change's requester or author never counts.
+SEPARATION_OF_DUTIES = (
+    "approvals.forbidSelfApproval cannot be false: the requester's and the declared change author's own "
+    "approvals never count (separation of duties); remove the field or set it to true, and have someone "
+    "else approve"
+)
+_SEPARATION_OF_DUTIES: dict[str, Any] = {
+    "x-kubernetes-validations": [{"rule": "self == true", "message": SEPARATION_OF_DUTIES}]
+}
+
 
 class LabelSelectorRequirement(meta.Model):
     """A label selector requirement (metav1.LabelSelectorRequirement)."""
@@ -70,8 +80,9 @@ class Approvals(meta.Model):
         default_factory=list, max_length=20, json_schema_extra=_MAP_LIST_BY_NAME
     )
     """Approval rules; all must be satisfied, by distinct approvers."""
-    forbid_self_approval: bool = True
-    """The requester and the declared change.author never count (separation of duties)."""
+    forbid_self_approval: bool = pydantic.Field(default=True, json_schema_extra=_SEPARATION_OF_DUTIES)
+    """The requester and the declared change.author never count (separation of duties). Always true:
+    false is refused at admission, and ignored in a policy stored before that."""
     max_age: durations.Duration | None = "24h"
     """Approvals older than this expire (e.g. 24h)."""
     rbac: RbacCheck = pydantic.Field(default_factory=RbacCheck)

@@ -63,7 +63,7 @@ def prejudge(
 ) -> tuple[list[Candidate], dict[str, Judgement]]:
     """Split Approvals into candidates and those that never count, with the reason.
 
-    ``conflicted`` (separation of duties, when every applied policy forbids self-approval) is asked
+    ``conflicted`` (separation of duties: the requester and the declared author never count) is asked
     before RBAC, so a requester's or author's approval says why it can never count, not merely that
     its author lacks the permission today.
     """
@@ -137,7 +137,7 @@ def is_author(username: str, names: frozenset[str]) -> bool:
 def separation_of_duties(
     candidate: Candidate, requester: facts.Identity | None, authors: frozenset[str]
 ) -> Judgement | None:
-    """Why the candidate may not count under forbidSelfApproval, or None."""
+    """Why the candidate may never count (separation of duties: requester or declared author), or None."""
     if requester is not None and candidate.approver == requester.username:
         return Judgement(
             False, "SelfApproval", f"{candidate.approver} requested this change and cannot approve it"

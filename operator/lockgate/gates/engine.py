@@ -14,7 +14,8 @@ Order of judgement (every gate is reported, none short-circuits another):
    gate passed; else AwaitingApproval (approvals or a time gate outstanding).
 
 Approvals count only when stamped and verified, bound to the current spec hash, from an approver
-with the RBAC permission (SAR), not the requester or the declared author (forbidSelfApproval),
+with the RBAC permission (SAR), not the requester or the declared author (separation of duties, whatever
+a policy stored before ``forbidSelfApproval: false`` was refused says),
 younger than maxAge, and assigned to a rule (distinct approvers, one rule each, maximum matching).
 Each policy assigns approvers independently: one person may satisfy a rule in each of two policies.
 """
@@ -161,14 +162,13 @@ def _evaluate(
         )
 
     authors_early = approvals_mod.author_names(obj.spec.change.author if obj.spec.change else None)
-    strict = bool(applied) and all(p.spec.approvals.forbid_self_approval for p in applied)
 
     def conflicted(approver: str) -> approvals_mod.Judgement | None:
         probe = approvals_mod.Candidate(approver, approver, frozenset(), "Approve", now)
         return approvals_mod.separation_of_duties(probe, requester, authors_early)
 
     candidates, refused = approvals_mod.prejudge(
-        change_items, spec_hash, known.verified_approvals, known.can_approve, conflicted if strict else None
+        change_items, spec_hash, known.verified_approvals, known.can_approve, conflicted
     )
     latest: dict[str, approvals_mod.Candidate] = {}
     for c in candidates:
@@ -341,11 +341,10 @@ def _evaluate(
                     )
                 )
                 continue
-            if spec.approvals.forbid_self_approval:
-                conflict = approvals_mod.separation_of_duties(c, requester, authors)
-                if conflict is not None:
-                    judged[c.name].append(conflict)
-                    continue
+            conflict = approvals_mod.separation_of_duties(c, requester, authors)
+            if conflict is not None:  # never counts, whatever the policy says (``forbidSelfApproval`` is always true)
+                judged[c.name].append(conflict)
+                continue
             if c.decision == "Reject":
                 if any(n.admits(c) for n in reject_groups):
                     rejected_by.append(c)

@@ -40,6 +40,8 @@ def validate_policy(policy: gatepolicy.GatePolicy | gatepolicy.GatePolicySpec) -
     """Problems that make a policy unusable, each naming the field; empty when valid."""
     spec = policy.spec if isinstance(policy, gatepolicy.GatePolicy) else policy
     problems: list[str] = []
+    if not spec.approvals.forbid_self_approval:
+        problems.append(gatepolicy.SEPARATION_OF_DUTIES)
     rule_names = [r.name for r in spec.approvals.rules]
     for name in sorted({n for n in rule_names if rule_names.count(n) > 1}):
         problems.append(f"approvals.rules: duplicate rule name {name!r}")
