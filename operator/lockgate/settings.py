@@ -71,6 +71,12 @@ class OperatorSettings(BaseSettings):
         description="Identities that make ReplicaSets, Pods and Jobs from a guarded owner's template "
         "(kube-controller-manager's); add the identity of any other controller that creates Pods in gated namespaces.",
     )
+    image_annotations: list[str] = Field(
+        default_factory=lambda: list(imageguard.IMAGE_ANNOTATIONS),
+        description="Pod template annotations (glob patterns) whose value chooses an image a mutating webhook adds "
+        "to the Pods (a sidecar or agent injector's image or version): in a gated namespace, changing one needs "
+        "break-glass, like a container image that no Promotion rolls out. Add your injectors' keys.",
+    )
     verification_hosts: list[str] = Field(
         default_factory=lambda: list(verification.DEFAULT_HOSTS),
         description="Hosts a Promotion's HTTP checks may probe ('*' is one DNS label, '{namespace}' the "

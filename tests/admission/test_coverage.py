@@ -283,6 +283,26 @@ def test_conditions_are_probed_as_every_kind_of_requester_and_change() -> None:
     }
 
 
+def test_a_condition_that_calls_the_guard_only_when_container_images_change_misses_injector_annotations() -> None:
+    """An injector's image is chosen by a pod template annotation (operator.imageAnnotations): the guard must be
+    called when the template's annotations change, though no container image does."""
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    images_only = _with_condition(
+        "guard-deployments.lockgate.dev",
+        {
+            "name": "images",
+            "expression": "request.operation == 'CREATE' || has(object.metadata.annotations) || "
+            "object.spec.template.spec != oldObject.spec.template.spec",
+        },
+    )
+    assert coverage.not_called(images_only, gated) == {
+        "production": [
+            "guard-deployments.lockgate.dev: its matchCondition images skips "
+            "a person's Deployment image annotation change"
+        ]
+    }
+
+
 def test_a_rule_for_cluster_scoped_objects_or_a_version_not_served_names_no_workload() -> None:
     gated = {"production": {"lockgate.dev/environment": "production"}}
     edited = copy.deepcopy(CHART)

@@ -176,7 +176,8 @@ def test_a_suspended_jobs_pod_template_is_not_changed_by_hand(guarded: testing.S
     held = job("held", "registry.example/report:1")
     held["spec"]["suspend"] = True
     assert create(guarded, held, user=CRONJOB_CONTROLLER).returncode == 0
-    injected = {"spec": {"template": {"metadata": {"annotations": {"sidecar.istio.io/proxyImage": "evil:1"}}}}}
+    # An injector's annotation that operator.imageAnnotations does not list: any template change is judged.
+    injected = {"spec": {"template": {"metadata": {"annotations": {"injector.example.com/image": "evil:1"}}}}}
     patch = ["patch", "job/held", "-n", "production", "--type=merge", "-p", json.dumps(injected)]
     refused = guarded.kubectl(*patch, context="alice", check=False)
     assert refused.returncode != 0
@@ -333,3 +334,29 @@ def test_scaling_up_a_replication_controller_needs_break_glass(guarded: testing.
     assert refused.returncode != 0
     assert 'admission webhook "guard-replicationcontrollers-scale.lockgate.dev" denied the request' in refused.stderr
     assert "raising the replicas of ReplicationController legacy (replicas 0 -> 2)" in refused.stderr
+
+
+def test_an_injector_image_annotation_on_a_deployments_pod_template_needs_break_glass(guarded: testing.Stack) -> None:
+    """The sidecar injector adds the image the annotation names to every Pod the controller rolls out."""
+    proxy = {
+        "spec": {"template": {"metadata": {"annotations": {"sidecar.istio.io/proxyImage": "registry.example/p:6"}}}}
+    }
+    patch = ["patch", "deployment/web", "-n", "production", "--type=merge", "-p", json.dumps(proxy)]
+    refused = guarded.kubectl(*patch, context="alice", check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "guard-deployments.lockgate.dev" denied the request' in refused.stderr
+    assert (
+        "the pod template annotation sidecar.istio.io/proxyImage of Deployment web chooses an image" in refused.stderr
+    )
+    patched = guarded.kubectl(*patch, context="dan")
+    said = "break-glass change by dan (annotation sidecar.istio.io/proxyImage: set to registry.example/p:6)"
+    assert f"Warning: Lockgate: {said}" in patched.stderr
+    bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
+    [recorded] = [d for d in bypasses if said in d["change"]["description"]]
+    assert recorded["extra"]["images"]["annotation sidecar.istio.io/proxyImage"] == "registry.example/p:6"
+    restarted = guarded.kubectl("rollout", "restart", "deployment/web", "-n", "production", context="alice")
+    assert restarted.returncode == 0  # another template annotation: no image in it
+    removed = {"spec": {"template": {"metadata": {"annotations": {"sidecar.istio.io/proxyImage": None}}}}}
+    guarded.kubectl(
+        "patch", "deployment/web", "-n", "production", "--type=merge", "-p", json.dumps(removed), context="alice"
+    )

@@ -580,3 +580,106 @@ def test_an_image_mounted_as_a_volume_is_an_image_change(kind: str) -> None:
     assert imageguard.changed_images(kind, old, new) == [("volume tools", None, "evil:1")]
     refused = verdict(kind, old, new, "alice")
     assert not refused.allowed and "volume tools: mounts evil:1" in refused.message
+
+
+def _annotated(kind: str, annotations: dict[str, str]) -> dict[str, Any]:
+    """A running ``kind`` (web:1) whose pod template carries ``annotations``."""
+    template = {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}}
+    spec: dict[str, Any] = (
+        {"jobTemplate": {"spec": {"template": template}}} if kind == "CronJob" else {"template": template}
+    )
+    return {"metadata": {"name": "web", "namespace": "production", "uid": "u1"}, "spec": spec}
+
+
+def _judge_annotations(
+    kind: str, old: dict[str, str], new: dict[str, str], *, user: str = "dave", groups: tuple[str, ...] = ()
+) -> imageguard.Verdict:
+    return imageguard.judge(
+        kind=kind,
+        namespace="production",
+        name="web",
+        old=_annotated(kind, old),
+        new=_annotated(kind, new),
+        user=stamping.User(user, groups),
+        namespace_gated=True,
+        operator_identity=OPERATOR,
+        break_glass_groups=("oncall",),
+        promotion=None,
+        image_annotations=imageguard.IMAGE_ANNOTATIONS,
+    )
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "ReplicationController"])
+@pytest.mark.parametrize(
+    "key",
+    ["sidecar.istio.io/proxyImage", "config.linkerd.io/proxy-image", "admission.datadoghq.com/java-lib.version"],
+)
+def test_an_injector_image_annotation_on_a_pod_template_changes_only_by_break_glass(kind: str, key: str) -> None:
+    """An injector adds the image the annotation names to every Pod: the controller rolls them out unjudged."""
+    old, new = {key: "proxy:1.20"}, {key: "evil:1"}
+    refused = _judge_annotations(kind, old, new)
+    assert not refused.allowed and refused.reason == "ImageAnnotationChange"
+    assert f"annotation {key}: proxy:1.20 -> evil:1" in refused.message
+    assert "break-glass" in refused.message and "operator.imageAnnotations" in refused.message
+    added = _judge_annotations(kind, {}, new)
+    assert not added.allowed and f"annotation {key}: set to evil:1" in added.message
+    emergency = _judge_annotations(kind, old, new, user="olga", groups=("oncall",))
+    assert emergency.allowed and emergency.emergency and f"annotation {key}" in emergency.message
+
+
+def test_other_template_annotations_and_removing_an_image_annotation_pass() -> None:
+    """kubectl rollout restart's annotation is no image; without the annotation the injector's default runs."""
+    restarted = _judge_annotations("Deployment", {}, {"kubectl.kubernetes.io/restartedAt": "2026-11-26T10:00:00Z"})
+    assert restarted.allowed and restarted.reason == "NoImageChange"
+    removed = _judge_annotations("Deployment", {"sidecar.istio.io/proxyImage": "proxy:1"}, {})
+    assert removed.allowed
+
+
+def test_without_image_annotations_configured_the_annotation_is_not_judged() -> None:
+    verdict = imageguard.judge(
+        kind="Deployment",
+        namespace="production",
+        name="web",
+        old=_annotated("Deployment", {}),
+        new=_annotated("Deployment", {"sidecar.istio.io/proxyImage": "evil:1"}),
+        user=stamping.User("dave", ()),
+        namespace_gated=True,
+        operator_identity=OPERATOR,
+        break_glass_groups=(),
+        promotion=None,
+    )
+    assert verdict.allowed
+
+
+def test_the_operator_may_not_change_an_image_annotation_in_a_rollout() -> None:
+    """A Promotion approves one container's image; a patch that also changes an injector's image is refused."""
+    promo = promotion("Deploying")
+    old = _annotated("Deployment", {"sidecar.istio.io/proxyImage": "proxy:1"})
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/proxyImage"] = "evil:1"
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    new["metadata"]["annotations"] = {
+        imageguard.ANNOTATION_PROMOTION: "production/web-2",
+        imageguard.ANNOTATION_OPERATION: "deploy",
+        imageguard.ANNOTATION_SPEC_HASH: CYCLE,
+    }
+
+    def verdict(updated: dict[str, Any]) -> imageguard.Verdict:
+        return imageguard.judge(
+            kind="Deployment",
+            namespace="production",
+            name="web",
+            old=old,
+            new=updated,
+            user=stamping.User(OPERATOR, ()),
+            namespace_gated=True,
+            operator_identity=OPERATOR,
+            break_glass_groups=(),
+            promotion=promo,
+            image_annotations=imageguard.IMAGE_ANNOTATIONS,
+        )
+
+    assert verdict(new).reason == "NoActivePromotion"
+    unchanged = copy.deepcopy(new)
+    unchanged["spec"]["template"]["metadata"]["annotations"]["sidecar.istio.io/proxyImage"] = "proxy:1"
+    assert verdict(unchanged).allowed

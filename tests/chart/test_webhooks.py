@@ -380,3 +380,19 @@ def test_a_missing_guard_configuration_is_reported_from_the_start_until_it_is_ap
         guarded = s.wait_for(lambda: _guarded(s, "production", "True"), message="production guarded")
         assert guarded["status"]["unguardedNamespaces"] == []
         assert scenario.refused(s) == []
+
+
+def test_the_operator_gets_the_charts_image_annotations_as_its_settings_read_them(monkeypatch) -> None:
+    """values.yaml's default list is the guard's own; [] or null judges container images only."""
+    from lockgate import settings
+    from lockgate.admission import imageguard
+
+    for values, expected in (
+        (None, list(imageguard.IMAGE_ANNOTATIONS)),
+        ({"operator": {"imageAnnotations": ["example.com/*-image"]}}, ["example.com/*-image"]),
+        ({"operator": {"imageAnnotations": []}}, []),
+        ({"operator": {"imageAnnotations": None}}, []),
+    ):
+        env = rendering.env(rendering.one(rendering.render(values), "Deployment"))
+        monkeypatch.setenv("LOCKGATE_IMAGE_ANNOTATIONS", env["LOCKGATE_IMAGE_ANNOTATIONS"])
+        assert settings.OperatorSettings().image_annotations == expected, values

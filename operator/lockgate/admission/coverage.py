@@ -167,6 +167,12 @@ def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, 
     if guarded.kind not in ("Pod", "Job"):  # a Pod's volumes are fixed at its creation
         volume = {"name": "tools", "image": {"reference": "tools:1"}}
         found.append(("image volume", "UPDATE", _edited(running, lambda o: pod(o).update(volumes=[volume])), running))
+
+        def inject(o: dict[str, Any]) -> None:  # an injector's image, chosen by a pod template annotation
+            spec = o["spec"]["jobTemplate"]["spec"] if guarded.kind == "CronJob" else o["spec"]
+            spec["template"]["metadata"] = {"annotations": {imageguard.IMAGE_ANNOTATIONS[0]: "proxy:2"}}
+
+        found.append(("image annotation change", "UPDATE", _edited(running, inject), running))
     if guarded.kind == "Deployment":
         paused = _edited(running, lambda o: o["spec"].update(paused=True))
         env = _edited(paused, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))

@@ -2,8 +2,10 @@
 out (or rolling back), may change a workload's container image. Everything else passes.
 
 Every kind that runs containers is guarded (``GUARDED``), and every image it runs: containers, init
-and ephemeral containers, image volumes; and what would run an image no current approval covers without
-changing one: raising a ReplicaSet's or ReplicationController's replicas (a Deployment's older
+and ephemeral containers, image volumes, and the pod template annotations that choose the image a
+sidecar or agent injector adds (``IMAGE_ANNOTATIONS``: break-glass only, a Promotion never changes them);
+and what would run an image no current approval covers without changing one:
+raising a ReplicaSet's or ReplicationController's replicas (a Deployment's older
 ReplicaSet holds an earlier image), pausing a Deployment (its controller then scales an older
 ReplicaSet back up when the current one goes), and, for a Deployment already paused, deleting its current
 ReplicaSet, relabelling it out of the selector or changing its owner (``judge_removal``). The Promotion's target kinds
@@ -21,6 +23,7 @@ without one the hash of the spec as it is now) and set its spec image.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
@@ -96,6 +99,18 @@ KUBE_CONTROLLERS = (
 #: terminating namespace), and nothing else: it writes no workload.
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 _CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+#: Pod template annotations (glob patterns) whose value chooses an image a mutating webhook adds to the Pods:
+#: a sidecar or agent injector's image or version. The guard judges them as images (``images``).
+IMAGE_ANNOTATIONS = (
+    "sidecar.istio.io/proxyImage",  # Istio's sidecar
+    "config.linkerd.io/*image*",  # Linkerd's proxy, init and debug images and their versions
+    "config.linkerd.io/proxy-version",
+    "vault.hashicorp.com/agent-image",  # Vault's agent
+    "dapr.io/sidecar-image",  # Dapr's sidecar
+    "admission.datadoghq.com/*-lib.version",  # Datadog's tracing libraries (init containers)
+    "admission.datadoghq.com/*-lib.custom-image",
+)
+_ANNOTATION = "annotation "  # how an image-choosing annotation is named among the containers (``images``)
 
 
 def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -108,19 +123,37 @@ def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return (spec.get("template") or {}).get("spec") or {}
 
 
-def images(kind: str, obj: Mapping[str, Any]) -> dict[str, str | None]:
-    """``field/name`` -> image, for every container, init and ephemeral container, and image volume."""
+def pod_template_annotations(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The annotations of the pod template inside an object of ``kind`` (none for a Pod: its own are read by an
+    injector before the guard sees it, and the containers it adds are then in its spec)."""
+    if kind == "Pod":
+        return {}
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    if kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+
+
+def images(kind: str, obj: Mapping[str, Any], image_annotations: Collection[str] = ()) -> dict[str, str | None]:
+    """``field/name`` -> image, for every container, init and ephemeral container, image volume, and pod template
+    annotation matching ``image_annotations`` (glob patterns: the injector's image it chooses)."""
     pod = pod_spec(kind, obj)
     found = {f"{field}/{c.get('name')}": c.get("image") for field in _CONTAINER_FIELDS for c in pod.get(field) or []}
     for volume in pod.get("volumes") or []:  # an OCI image mounted as a volume (ImageVolume) is code too
         if isinstance(volume.get("image"), Mapping):
             found[f"volumes/volume {volume.get('name')}"] = volume["image"].get("reference")
+    if image_annotations:
+        for key, value in pod_template_annotations(kind, obj).items():
+            if any(fnmatch.fnmatchcase(key, pattern) for pattern in image_annotations):
+                found[f"annotations/{_ANNOTATION}{key}"] = str(value)
     return found
 
 
-def _changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str | None, str | None]]:
+def _changes(
+    kind: str, old: Mapping[str, Any], new: Mapping[str, Any], image_annotations: Collection[str] = ()
+) -> list[tuple[str, str | None, str | None]]:
     """(``field/name``, old image, new image) for every image that differs or is new."""
-    before, after = images(kind, old), images(kind, new)
+    before, after = images(kind, old, image_annotations), images(kind, new, image_annotations)
     return [
         (key, before.get(key), after.get(key))
         for key in sorted(set(before) | set(after))
@@ -188,13 +221,15 @@ def judge(
     workload_controllers: Collection[str] = KUBE_CONTROLLERS,
     subresource: str | None = None,
     cronjob: Mapping[str, Any] | None = None,
+    image_annotations: Collection[str] = (),
 ) -> Verdict:
     """May this update of ``kind``/``name`` go through? ``promotion`` is the one its annotation names.
 
     ``subresource`` ``scale``: ``old`` and ``new`` are the object's Scale (replicas only). ``cronjob``: for a new
     Job, the CronJob its controller reference names (``launching_cronjob``), as the API has it now.
+    ``image_annotations``: pod template annotations judged as images (``IMAGE_ANNOTATIONS``).
     """
-    keyed = _changes(kind, old, new)
+    keyed = _changes(kind, old, new, image_annotations)
     changes = _by_name(keyed)
     if not namespace_gated:
         return Verdict(True, "NotGated", f"namespace {namespace} is not selected by any GatePolicy")
@@ -229,7 +264,13 @@ def judge(
             return Verdict(True, "NoImageChange", "no container image changes")
         return _scale_up(kind, namespace, name, raised, old, user, break_glass_groups, subresource)
     described = ", ".join(
-        f"{c}: {a} -> {b}" if a else f"{c}: mounts {b}" if c.startswith("volume ") else f"{c}: new container with {b}"
+        f"{c}: {a} -> {b}"
+        if a
+        else f"{c}: mounts {b}"
+        if c.startswith("volume ")
+        else f"{c}: set to {b}"
+        if c.startswith(_ANNOTATION)
+        else f"{c}: new container with {b}"
         for c, a, b in changes
     )
     if user.username == operator_identity and kind in PROMOTABLE:
@@ -269,6 +310,16 @@ def judge(
             "DebugContainerInGatedNamespace",
             f"namespace {namespace} is gated by Lockgate: a debug container would run an image nobody approved in "
             f"Pod {name} ({described}); {break_glass}",
+        )
+    annotated = [c for c, _, _ in changes if c.startswith(_ANNOTATION)]
+    if annotated:
+        return Verdict(
+            False,
+            "ImageAnnotationChange",
+            f"namespace {namespace} is gated by Lockgate: the pod template {', '.join(annotated)} of {kind} {name} "
+            f"chooses an image that an injector adds to its Pods ({described}), and a Promotion changes only "
+            f"container images; {break_glass}. If this annotation chooses no image in your cluster, remove it from "
+            "the operator's image annotations (chart value operator.imageAnnotations)",
         )
     if kind in DERIVED:
         return Verdict(

@@ -335,6 +335,7 @@ def _register_guard(
                 workload_controllers=settings.workload_controllers,
                 subresource=guarded.subresource,
                 cronjob=cronjob,
+                image_annotations=settings.image_annotations,
             )
 
         # The acting replica's own view has the status it just wrote; any other replica (or a stale

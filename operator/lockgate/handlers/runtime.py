@@ -181,7 +181,9 @@ async def run_operator(
 
     async def break_glass(kind: str, workload: dict[str, Any], user: Any, verdict: Any) -> None:
         metrics.emergency.inc()
-        await trail.emergency_bypass(kind, workload, user.username, list(user.groups), verdict.message)
+        await trail.emergency_bypass(
+            kind, workload, user.username, list(user.groups), verdict.message, settings.image_annotations
+        )
 
     watching.register(
         registry,

@@ -11,7 +11,7 @@ import datetime
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from lockgate import metrics as lockgate_metrics
@@ -293,12 +293,15 @@ class AuditAdapter:
         username: str,
         groups: list[str],
         message: str,
+        image_annotations: Collection[str] = (),
         retro_review_within: datetime.timedelta = datetime.timedelta(hours=24),
     ) -> None:
-        """Record a break-glass image change made outside any Promotion; it needs a retro review."""
+        """Record a break-glass image change made outside any Promotion; it needs a retro review. Its images
+        include the pod template annotations that choose one (``image_annotations``)."""
         meta = workload.get("metadata", {})
         now = datetime.datetime.now(datetime.UTC)
-        images = {key.split("/", 1)[1]: str(image) for key, image in imageguard.images(kind, workload).items()}
+        running = imageguard.images(kind, workload, image_annotations)
+        images = {key.split("/", 1)[1]: str(image) for key, image in running.items()}
         change_id = f"{meta.get('uid')}:{meta.get('resourceVersion') or now.isoformat()}"
         stand_in = {  # the record's subject: the workload change itself, there is no Promotion
             "metadata": {
