@@ -292,15 +292,31 @@ def test_a_condition_that_calls_the_guard_only_when_container_images_change_miss
         {
             "name": "images",
             "expression": "request.operation == 'CREATE' || has(object.metadata.annotations) || "
-            "object.spec.template.spec != oldObject.spec.template.spec",
+            "object.spec.template.spec != oldObject.spec.template.spec || has(object.spec.paused)",
         },
     )
-    assert coverage.not_called(images_only, gated) == {
+    assert coverage.not_called(images_only, gated, image_annotations=["example.com/*-image"]) == {
         "production": [
             "guard-deployments.lockgate.dev: its matchCondition images skips "
-            "a person's Deployment image annotation change"
+            "a person's Deployment image annotation change (example.com/x-image)"
         ]
     }
+    # The operator's own list is what is probed: a condition that calls the guard for one key only is a gap
+    # for the others; with no image annotations configured, there is no such change to call it for.
+    istio_only = _with_condition(
+        "guard-deployments.lockgate.dev",
+        {
+            "name": "images",
+            "expression": "request.operation == 'CREATE' || has(object.metadata.annotations) || "
+            "object.spec.template.spec != oldObject.spec.template.spec || has(object.spec.paused) || "
+            "object.spec.template.metadata != oldObject.spec.template.metadata && "
+            "'sidecar.istio.io/proxyImage' in object.spec.template.metadata.annotations",
+        },
+    )
+    [gap] = coverage.not_called(istio_only, gated)["production"]
+    assert "skips a person's Deployment image annotation change (admission.datadoghq.com/x-lib.custom-image)" in gap
+    assert coverage.not_called(istio_only, gated, image_annotations=["sidecar.istio.io/proxyImage"]) == {}
+    assert coverage.not_called(images_only, gated, image_annotations=[]) == {}
 
 
 def test_a_rule_for_cluster_scoped_objects_or_a_version_not_served_names_no_workload() -> None:

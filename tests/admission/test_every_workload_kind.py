@@ -354,6 +354,7 @@ def test_an_injector_image_annotation_on_a_deployments_pod_template_needs_break_
     bypasses = [r.document() for r in guarded.trail().records() if r.event == "emergency-bypass"]
     [recorded] = [d for d in bypasses if said in d["change"]["description"]]
     assert recorded["extra"]["images"]["annotation sidecar.istio.io/proxyImage"] == "registry.example/p:6"
+    assert "p:6" not in recorded["image"]  # the record's image (and digest) are the containers'; extra has them all
     restarted = guarded.kubectl("rollout", "restart", "deployment/web", "-n", "production", context="alice")
     assert restarted.returncode == 0  # another template annotation: no image in it
     removed = {"spec": {"template": {"metadata": {"annotations": {"sidecar.istio.io/proxyImage": None}}}}}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from lockgate.handlers import background, testing
 from tests.conftest import REPO
 from tests.lifecycle import manifests
@@ -233,3 +235,15 @@ def test_new_workloads_in_a_gated_namespace_are_refused_when_guarded() -> None:
         refused = stack.kubectl("apply", "-n", "production", "-f", "-", input=json.dumps(api), check=False)
         assert refused.returncode != 0 and "would run images nobody approved" in refused.stderr
         stack.kubectl("apply", "-n", "staging", "-f", "-", input=json.dumps(api))  # ungated: fine
+
+
+def test_a_gate_policy_allowing_self_approval_is_refused_naming_the_rule(lockgate: testing.Stack) -> None:
+    """Separation of duties is not a policy's choice: the policy-valid webhook refuses forbidSelfApproval: false."""
+    doc = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())
+    doc["spec"]["approvals"]["forbidSelfApproval"] = False
+    refused = lockgate.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "policy-valid.lockgate.dev" denied the request' in refused.stderr
+    assert "approvals.forbidSelfApproval cannot be false" in refused.stderr
+    assert "separation of duties" in refused.stderr
+    assert lockgate.get("gatepolicy", "production")["spec"]["approvals"]["forbidSelfApproval"] is True

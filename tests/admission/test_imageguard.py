@@ -609,7 +609,9 @@ def _judge_annotations(
     )
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "ReplicationController"])
+@pytest.mark.parametrize(
+    "kind", ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "ReplicationController", "ReplicaSet", "Job"]
+)
 @pytest.mark.parametrize(
     "key",
     ["sidecar.istio.io/proxyImage", "config.linkerd.io/proxy-image", "admission.datadoghq.com/java-lib.version"],
@@ -628,9 +630,13 @@ def test_an_injector_image_annotation_on_a_pod_template_changes_only_by_break_gl
 
 
 def test_other_template_annotations_and_removing_an_image_annotation_pass() -> None:
-    """kubectl rollout restart's annotation is no image; without the annotation the injector's default runs."""
+    """kubectl rollout restart's annotation is no image, nor is an injector's pull policy; without the annotation
+    the injector's default runs."""
     restarted = _judge_annotations("Deployment", {}, {"kubectl.kubernetes.io/restartedAt": "2026-11-26T10:00:00Z"})
     assert restarted.allowed and restarted.reason == "NoImageChange"
+    for key in ("config.linkerd.io/image-pull-policy", "config.linkerd.io/debug-image-pull-policy"):
+        pulled = _judge_annotations("Deployment", {key: "IfNotPresent"}, {key: "Always"})
+        assert pulled.allowed and pulled.reason == "NoImageChange", key
     removed = _judge_annotations("Deployment", {"sidecar.istio.io/proxyImage": "proxy:1"}, {})
     assert removed.allowed
 

@@ -56,17 +56,6 @@ def test_malformed_promotion_is_refused_naming_the_field(cluster, applied, manif
     assert "Invalid" in result.stderr or "invalid" in result.stderr
 
 
-def test_a_gate_policy_allowing_self_approval_is_refused_naming_the_rule(cluster, applied) -> None:
-    doc = yaml.safe_load((EXAMPLES / "gatepolicy-production.yaml").read_text())
-    doc["spec"]["approvals"]["forbidSelfApproval"] = False
-    result = testing.kubectl(cluster, "apply", "-f", "-", input=yaml.safe_dump(doc))
-    assert result.returncode != 0
-    assert "spec.approvals.forbidSelfApproval" in result.stderr
-    assert "separation of duties" in result.stderr
-    stored = testing.kubectl(cluster, "get", "gatepolicy", "production", "-o", "yaml")
-    assert yaml.safe_load(stored.stdout)["spec"]["approvals"]["forbidSelfApproval"] is True
-
-
 def test_editing_an_approval_spec_is_refused(cluster, applied) -> None:
     doc = yaml.safe_load((EXAMPLES / "approval.yaml").read_text())
     doc["spec"]["decision"] = "Reject"

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from lockgate.kube import client as kclient
-from lockgate.lifecycle import policystatus, view
+from lockgate.lifecycle import policystatus, statuses, view
 from tests.chart import rendering
 from tests.conftest import REPO
 
@@ -144,3 +144,12 @@ def test_a_coverage_judged_in_parts_is_republished_until_the_last_part_is_writte
         assert api.patches[0]["unguardedNamespaces"] == ["team-44"]  # the first pass probed team-0 to team-99
 
     asyncio.run(scenario())
+
+
+def test_a_policy_stored_with_forbid_self_approval_false_says_in_its_status_that_the_value_is_refused() -> None:
+    """Admission refuses it now; one stored before is judged as true, and its status says so."""
+    stored = copy.deepcopy(POLICY)
+    stored["spec"]["approvals"]["forbidSelfApproval"] = False
+    [problem] = statuses.policy_status(stored)["problems"]
+    assert problem.startswith("approvals.forbidSelfApproval cannot be false") and "separation of duties" in problem
+    assert statuses.policy_status(POLICY)["problems"] == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
+import fnmatch
 import functools
 import hashlib
 import json
@@ -105,8 +106,20 @@ def _edited(obj: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> di
     return edited
 
 
-def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, str, Any, Any]]:
-    """Every kind of request the guard judges for ``guarded``: (what, operation, object, oldObject)."""
+def _sample(pattern: str) -> str:
+    """An annotation key a glob pattern matches (``example.com/*-image`` -> ``example.com/x-image``)."""
+
+    def one(klass: re.Match[str]) -> str:  # a character of the class ``[...]`` (or ``[!...]``)
+        return next((c for c in "xyz0123456789" if fnmatch.fnmatchcase(c, klass.group(0))), "x")
+
+    return re.sub(r"\[[^\]]+\]", one, pattern).replace("*", "x").replace("?", "x")
+
+
+def changes(
+    guarded: imageguard.GuardedKind, namespace: str, image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS
+) -> list[tuple[str, str, Any, Any]]:
+    """Every kind of request the guard judges for ``guarded``: (what, operation, object, oldObject); a pod
+    template annotation change for each of ``image_annotations`` (the operator's, which choose an image)."""
     running = _workload(guarded, namespace, "app:1")
     if guarded.deletes:
         return [("delete", "DELETE", None, running)]
@@ -168,11 +181,15 @@ def changes(guarded: imageguard.GuardedKind, namespace: str) -> list[tuple[str, 
         volume = {"name": "tools", "image": {"reference": "tools:1"}}
         found.append(("image volume", "UPDATE", _edited(running, lambda o: pod(o).update(volumes=[volume])), running))
 
-        def inject(o: dict[str, Any]) -> None:  # an injector's image, chosen by a pod template annotation
-            spec = o["spec"]["jobTemplate"]["spec"] if guarded.kind == "CronJob" else o["spec"]
-            spec["template"]["metadata"] = {"annotations": {imageguard.IMAGE_ANNOTATIONS[0]: "proxy:2"}}
+        def inject(key: str) -> Callable[[dict[str, Any]], None]:  # an injector's image, chosen by an annotation
+            def edit(o: dict[str, Any]) -> None:
+                spec = o["spec"]["jobTemplate"]["spec"] if guarded.kind == "CronJob" else o["spec"]
+                spec["template"]["metadata"] = {"annotations": {key: "proxy:2"}}
 
-        found.append(("image annotation change", "UPDATE", _edited(running, inject), running))
+            return edit
+
+        for key in sorted({_sample(pattern) for pattern in image_annotations}):
+            found.append((f"image annotation change ({key})", "UPDATE", _edited(running, inject(key)), running))
     if guarded.kind == "Deployment":
         paused = _edited(running, lambda o: o["spec"].update(paused=True))
         env = _edited(paused, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))
@@ -219,7 +236,10 @@ def _request(
 
 
 def probes(
-    guarded: imageguard.GuardedKind, namespace: str, break_glass_groups: Iterable[str] = ()
+    guarded: imageguard.GuardedKind,
+    namespace: str,
+    break_glass_groups: Iterable[str] = (),
+    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The requests the guard must be called for: (what, the CEL variables ``request``, ``object``,
     ``oldObject``), every kind of change by every kind of requester."""
@@ -231,12 +251,21 @@ def probes(
     if glass:
         requesters.append(("a break-glass member", "lockgate:coverage-break-glass", (*glass, "system:authenticated")))
     found = []
-    for what, operation, new, old in changes(guarded, namespace):
+    for what, operation, new, old in changes(guarded, namespace, image_annotations):
         for who, username, groups in requesters:
             user = {"username": username, "uid": "probe", "groups": list(groups)}
             variables = {"request": _request(guarded, namespace, operation, user), "object": new, "oldObject": old}
             found.append((f"{who}'s {guarded.kind} {what}", variables))
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Probing:
+    """The operator's settings the probes depend on: its break-glass groups (who else asks) and the pod template
+    annotations that choose an image (what else changes)."""
+
+    break_glass_groups: tuple[str, ...] = ()
+    image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,12 +281,12 @@ def _judge_conditions(
     conditions: list[Mapping[str, Any]],
     guarded: imageguard.GuardedKind,
     namespace: str,
-    glass: tuple[str, ...],
+    probing: Probing,
 ) -> Conditions:
     """The API server calls a webhook only when every condition is true; an error fails the request
     (``failurePolicy: Fail``) or skips the webhook (``Ignore``)."""
     unverifiable = None
-    for what, variables in probes(guarded, namespace, glass):
+    for what, variables in probes(guarded, namespace, probing.break_glass_groups, probing.image_annotations):
         context = cel.Context(variables)
         for condition in conditions:
             name, compiled = condition.get("name"), celrules.compile_expression(str(condition.get("expression")))
@@ -282,8 +311,8 @@ _READS_NAMESPACE = re.compile(r"\.\s*namespace\b|\[\s*\\?[\"']namespace\\?[\"']\
 
 
 @functools.lru_cache(maxsize=256)
-def _judged_once(text: str, guarded: imageguard.GuardedKind, glass: tuple[str, ...]) -> Conditions:
-    return _judge_conditions(json.loads(text), guarded, PROBE_NAMESPACE, glass)
+def _judged_once(text: str, guarded: imageguard.GuardedKind, probing: Probing) -> Conditions:
+    return _judge_conditions(json.loads(text), guarded, PROBE_NAMESPACE, probing)
 
 
 @dataclasses.dataclass
@@ -294,7 +323,7 @@ class _Hook:
     guarded: imageguard.GuardedKind
     selector: gatepolicy.LabelSelector | None
     conditions: list[Mapping[str, Any]]
-    glass: tuple[str, ...]
+    probing: Probing
     everywhere: Conditions  # the verdict of every probe in one namespace (PROBE_NAMESPACE)
     by_namespace: dict[str, Conditions] | None  # conditions that read the namespace: the verdict in each
     named: frozenset[str] | None  # the namespaces they can tell from PROBE_NAMESPACE (None: any)
@@ -311,7 +340,7 @@ class _Hook:
                 if budget[0] <= 0:
                     return None
                 budget[0] -= 1
-            self.by_namespace[namespace] = _judge_conditions(self.conditions, self.guarded, namespace, self.glass)
+            self.by_namespace[namespace] = _judge_conditions(self.conditions, self.guarded, namespace, self.probing)
         return self.by_namespace[namespace]
 
     def forget_all_but(self, namespaces: Iterable[str]) -> None:
@@ -321,27 +350,27 @@ class _Hook:
                 del self.by_namespace[gone]
 
 
-#: Per-namespace verdicts of conditions that read the namespace, by (conditions, kind, break-glass groups); kept
+#: Per-namespace verdicts of conditions that read the namespace, by (conditions, kind, probing settings); kept
 #: across recomputations, so a new namespace costs its own probes only. A few configurations at most.
-_BY_NAMESPACE: collections.OrderedDict[tuple[str, imageguard.GuardedKind, tuple[str, ...]], dict[str, Conditions]]
+_BY_NAMESPACE: collections.OrderedDict[tuple[str, imageguard.GuardedKind, Probing], dict[str, Conditions]]
 _BY_NAMESPACE = collections.OrderedDict()
 
 
-def _hook(name: str, hook: Mapping[str, Any], guarded: imageguard.GuardedKind, glass: tuple[str, ...]) -> _Hook:
+def _hook(name: str, hook: Mapping[str, Any], guarded: imageguard.GuardedKind, probing: Probing) -> _Hook:
     selector = hook.get("namespaceSelector")
     conditions = list(hook.get("matchConditions") or [])
     text = json.dumps(conditions, sort_keys=True)
     by_namespace = None
     if conditions and _READS_NAMESPACE.search(text):
-        key = (hashlib.sha256(text.encode()).hexdigest(), guarded, glass)
+        key = (hashlib.sha256(text.encode()).hexdigest(), guarded, probing)
         by_namespace = _BY_NAMESPACE.setdefault(key, {})
         _BY_NAMESPACE.move_to_end(key)
         while len(_BY_NAMESPACE) > 64:
             _BY_NAMESPACE.popitem(last=False)
-    everywhere = _judged_once(text, guarded, glass) if conditions else Conditions()
+    everywhere = _judged_once(text, guarded, probing) if conditions else Conditions()
     model = gatepolicy.LabelSelector.model_validate(selector) if selector else None
     reading = [str(c.get("expression")) for c in conditions if _READS_NAMESPACE.search(json.dumps(c))]
-    return _Hook(name, guarded, model, conditions, glass, everywhere, by_namespace, _named(reading))
+    return _Hook(name, guarded, model, conditions, probing, everywhere, by_namespace, _named(reading))
 
 
 #: A namespace read compared with a literal (``request.namespace == 'prod'``, ``'prod' != object.metadata.namespace``)
@@ -378,10 +407,9 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) 
     return None
 
 
-def _hooks(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str]) -> tuple[list[str], list[_Hook]]:
+def _hooks(config: Mapping[str, Any] | None, probing: Probing) -> tuple[list[str], list[_Hook]]:
     """(``webhook: why`` for the guard webhooks never called anywhere, the others)."""
     hooks = {str(h.get("name")): h for h in (config or {}).get("webhooks") or []}
-    glass = tuple(sorted(break_glass_groups))
     fixed: list[str] = []
     called: list[_Hook] = []
     for guarded in imageguard.GUARDED:
@@ -391,7 +419,7 @@ def _hooks(config: Mapping[str, Any] | None, break_glass_groups: Iterable[str]) 
         if why is not None or hook is None:
             fixed.append(f"{name}: {why}")
         else:
-            called.append(_hook(name, hook, guarded, glass))
+            called.append(_hook(name, hook, guarded, probing))
     return fixed, called
 
 
@@ -411,15 +439,19 @@ def judge(
     namespaces: Mapping[str, Mapping[str, str]],
     break_glass_groups: Iterable[str] = (),
     budget: int | None = None,
+    *,
+    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
 ) -> Coverage:
     """The guard's coverage of ``namespaces``. ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev``
-    (None: it does not exist). Conditions are judged on ``probes`` (and as the break-glass groups).
+    (None: it does not exist). Conditions are judged on ``probes`` (as the break-glass groups too, and changing
+    each of the operator's ``image_annotations``).
 
     ``budget``: at most this many namespaces are probed anew for conditions that read the namespace (each costs
     ~2 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
     count as ``pending`` and as unverifiable until then.
     """
-    fixed, called = _hooks(config, break_glass_groups)
+    probing = Probing(tuple(sorted(set(break_glass_groups))), tuple(sorted(set(image_annotations))))
+    fixed, called = _hooks(config, probing)
     found: dict[str, list[str]] = {}
     unverified = {f"{h.name}: {h.everywhere.unverifiable}" for h in called if h.everywhere.unverifiable}
     left, pending = None if budget is None else [budget], collections.Counter[str]()
@@ -450,9 +482,11 @@ def not_called(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]],
     break_glass_groups: Iterable[str] = (),
+    *,
+    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
 ) -> dict[str, list[str]]:
     """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there (``judge``)."""
-    return judge(config, namespaces, break_glass_groups).not_called
+    return judge(config, namespaces, break_glass_groups, image_annotations=image_annotations).not_called
 
 
 def unverifiable(
@@ -471,11 +505,13 @@ def gated_but_not_guarded(
     gate_policies: Iterable[gatepolicy.GatePolicy],
     break_glass_groups: Iterable[str] = (),
     budget: int | None = None,
+    *,
+    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
 ) -> Coverage:
     """``judge`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
     chosen = list(gate_policies)
     gated = {ns: labels for ns, labels in namespaces.items() if policies.matching(chosen, labels)}
-    return judge(config, gated, break_glass_groups, budget)
+    return judge(config, gated, break_glass_groups, budget, image_annotations=image_annotations)
 
 
 def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:

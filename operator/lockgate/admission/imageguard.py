@@ -103,8 +103,12 @@ _CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 #: a sidecar or agent injector's image or version. The guard judges them as images (``images``).
 IMAGE_ANNOTATIONS = (
     "sidecar.istio.io/proxyImage",  # Istio's sidecar
-    "config.linkerd.io/*image*",  # Linkerd's proxy, init and debug images and their versions
+    "config.linkerd.io/proxy-image",  # Linkerd's proxy, init and debug images and their versions
     "config.linkerd.io/proxy-version",
+    "config.linkerd.io/init-image",
+    "config.linkerd.io/init-image-version",
+    "config.linkerd.io/debug-image",
+    "config.linkerd.io/debug-image-version",
     "vault.hashicorp.com/agent-image",  # Vault's agent
     "dapr.io/sidecar-image",  # Dapr's sidecar
     "admission.datadoghq.com/*-lib.version",  # Datadog's tracing libraries (init containers)
@@ -121,6 +125,11 @@ def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     if kind == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     return (spec.get("template") or {}).get("spec") or {}
+
+
+def chosen_by_annotation(name: str) -> bool:
+    """Whether an ``images`` entry (its name, after the ``field/``) is an annotation's, not a container's."""
+    return name.startswith(_ANNOTATION)
 
 
 def pod_template_annotations(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -269,7 +278,7 @@ def judge(
         else f"{c}: mounts {b}"
         if c.startswith("volume ")
         else f"{c}: set to {b}"
-        if c.startswith(_ANNOTATION)
+        if chosen_by_annotation(c)
         else f"{c}: new container with {b}"
         for c, a, b in changes
     )
@@ -311,7 +320,7 @@ def judge(
             f"namespace {namespace} is gated by Lockgate: a debug container would run an image nobody approved in "
             f"Pod {name} ({described}); {break_glass}",
         )
-    annotated = [c for c, _, _ in changes if c.startswith(_ANNOTATION)]
+    annotated = [c for c, _, _ in changes if chosen_by_annotation(c)]
     if annotated:
         return Verdict(
             False,

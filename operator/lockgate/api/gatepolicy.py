@@ -24,9 +24,6 @@ SEPARATION_OF_DUTIES = (
     "approvals never count (separation of duties); remove the field or set it to true, and have someone "
     "else approve"
 )
-_SEPARATION_OF_DUTIES: dict[str, Any] = {
-    "x-kubernetes-validations": [{"rule": "self == true", "message": SEPARATION_OF_DUTIES}]
-}
 
 
 class LabelSelectorRequirement(meta.Model):
@@ -80,9 +77,10 @@ class Approvals(meta.Model):
         default_factory=list, max_length=20, json_schema_extra=_MAP_LIST_BY_NAME
     )
     """Approval rules; all must be satisfied, by distinct approvers."""
-    forbid_self_approval: bool = pydantic.Field(default=True, json_schema_extra=_SEPARATION_OF_DUTIES)
+    forbid_self_approval: bool = True
     """The requester and the declared change.author never count (separation of duties). Always true:
-    false is refused at admission, and ignored in a policy stored before that."""
+    false is refused at admission (the policy-valid webhook), and ignored in a policy stored before that.
+    Not a CRD rule: before Kubernetes 1.30 (no ratcheting) it would refuse every status write of such a policy."""
     max_age: durations.Duration | None = "24h"
     """Approvals older than this expire (e.g. 24h)."""
     rbac: RbacCheck = pydantic.Field(default_factory=RbacCheck)

@@ -149,6 +149,7 @@ async def run_operator(
     await api.open()
     cluster = view.ClusterView()
     cluster.break_glass_groups = tuple(settings.break_glass_groups)
+    cluster.image_annotations = tuple(settings.image_annotations)
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     await trail.prepare()  # the first decision does not pay for opening the audit file

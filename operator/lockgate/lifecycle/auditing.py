@@ -302,6 +302,7 @@ class AuditAdapter:
         now = datetime.datetime.now(datetime.UTC)
         running = imageguard.images(kind, workload, image_annotations)
         images = {key.split("/", 1)[1]: str(image) for key, image in running.items()}
+        containers = [image for key, image in images.items() if not imageguard.chosen_by_annotation(key)]
         change_id = f"{meta.get('uid')}:{meta.get('resourceVersion') or now.isoformat()}"
         stand_in = {  # the record's subject: the workload change itself, there is no Promotion
             "metadata": {
@@ -311,7 +312,7 @@ class AuditAdapter:
             },
             "spec": {
                 "target": {"kind": kind, "name": meta.get("name")},
-                "image": ",".join(images.values()),
+                "image": ",".join(containers),  # the record's image and digest: containers' (extra.images: all)
                 "change": {"description": message},
             },
             "status": {

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from lockgate.admission import coverage
+from lockgate.admission import coverage, imageguard
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.lifecycle import packing, statuses, steps
@@ -370,6 +370,7 @@ class ClusterView:
         self._coverage: coverage.Coverage | None = None  # cached gated_but_not_guarded; None: to recompute
         self._coverage_lock = threading.Lock()
         self.break_glass_groups: tuple[str, ...] = ()  # the guard's probes ask as these too (operator settings)
+        self.image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS  # and change these (settings)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
@@ -529,6 +530,7 @@ class ClusterView:
                     list(self.policy_models.values()),
                     self.break_glass_groups,
                     budget=COVERAGE_PROBES_PER_PASS,
+                    image_annotations=self.image_annotations,
                 )
             return self._coverage
 
