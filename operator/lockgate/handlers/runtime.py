@@ -17,6 +17,7 @@ from typing import Any
 
 from lockgate.handlers import kopfimport  # isort: skip  # noqa: F401  (before kopf: no kubernetes client)
 import kopf
+from kopf._cogs.structs import credentials  # Kopf's vault of API sessions (not exported; kopf 1.45)
 from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
@@ -239,6 +240,7 @@ async def run_operator(
         waits.append((reviews.listening, "the webhook server (starting)"))
     probe_server = None
     stop_flag = stop or asyncio.Event()
+    vault = credentials.Vault()  # ours, to close its API sessions even when Kopf's cleanup is cancelled (a kill)
     try:
         if settings.health_port:
             probe_server = await probes.Probes(waits).serve(settings.health_host, settings.health_port)
@@ -249,8 +251,10 @@ async def run_operator(
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
+            vault=vault,
         )
     finally:
+        await vault.close()
         rbac_task.cancel()
         if leader_task is not None:
             leader_task.cancel()
