@@ -7,6 +7,7 @@ passed explicitly, so several operators can run in one process (tests, restarts)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -254,10 +255,11 @@ async def run_operator(
             vault=vault,
         )
     finally:
-        await vault.close()
         rbac_task.cancel()
         if leader_task is not None:
             leader_task.cancel()
+        with contextlib.suppress(Exception):  # whatever it says, the rest of the shutdown runs
+            await vault.close()
         await engine.stop()
         await policy_statuses.stop()
         await api.close()

@@ -164,8 +164,9 @@ def _rv(obj: Mapping[str, Any]) -> int:
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-#: Namespaces probed anew per coverage pass for guard conditions that read the namespace (~2 ms each, on the
-#: event loop): a large cluster's first pass is spread over several (republished once a second until done).
+#: Namespaces probed anew per coverage pass for guard conditions that read the namespace (~2-3 ms each on an idle
+#: machine with the default image annotations, each of which is one more probe; on the event loop): a large
+#: cluster's first pass is spread over several (republished once a second until done).
 COVERAGE_PROBES_PER_PASS = 100
 
 
