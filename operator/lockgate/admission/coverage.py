@@ -454,7 +454,7 @@ def judge(
     each of the operator's ``image_annotations``).
 
     ``budget``: at most this many namespaces are probed anew for conditions that read the namespace (each costs
-    ~2 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
+    ~2-3 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
     count as ``pending`` and as unverifiable until then.
     """
     probing = Probing(tuple(sorted(set(break_glass_groups))), tuple(sorted(set(image_annotations))))
