@@ -144,14 +144,17 @@ def changes(
     def annotate(o: dict[str, Any]) -> None:
         o["metadata"]["annotations"] = {imageguard.ANNOTATION_PROMOTION: f"{namespace}/probe"}
 
+    def template(o: dict[str, Any]) -> dict[str, Any]:  # the pod template (a CronJob's job template's)
+        spec = o["spec"]["jobTemplate"]["spec"] if guarded.kind == "CronJob" else o["spec"]
+        pod_template: dict[str, Any] = spec["template"]
+        return pod_template
+
     def pod(o: dict[str, Any]) -> dict[str, Any]:
-        spec: dict[str, Any] = o["spec"]
-        if guarded.kind == "CronJob":
-            spec = spec["jobTemplate"]["spec"]
-        return spec if guarded.kind == "Pod" else spec["template"]["spec"]
+        spec: dict[str, Any] = o["spec"] if guarded.kind == "Pod" else template(o)["spec"]
+        return spec
 
     def template_metadata(o: dict[str, Any], **metadata: Any) -> None:
-        o["spec"]["template"]["metadata"] = metadata
+        template(o)["metadata"] = metadata
 
     found = [
         ("create", "CREATE", running, None),
@@ -186,15 +189,9 @@ def changes(
         volume = {"name": "tools", "image": {"reference": "tools:1"}}
         found.append(("image volume", "UPDATE", _edited(running, lambda o: pod(o).update(volumes=[volume])), running))
 
-        def inject(key: str) -> Callable[[dict[str, Any]], None]:  # an injector's image, chosen by an annotation
-            def edit(o: dict[str, Any]) -> None:
-                spec = o["spec"]["jobTemplate"]["spec"] if guarded.kind == "CronJob" else o["spec"]
-                spec["template"]["metadata"] = {"annotations": {key: "proxy:2"}}
-
-            return edit
-
-        for key in sorted({_sample(pattern) for pattern in image_annotations}):
-            found.append((f"{_ANNOTATION_CHANGE} ({key})", "UPDATE", _edited(running, inject(key)), running))
+        for key in sorted({_sample(pattern) for pattern in image_annotations}):  # an injector's image, chosen so
+            injected = _edited(running, functools.partial(template_metadata, annotations={key: "proxy:2"}))
+            found.append((f"{_ANNOTATION_CHANGE} ({key})", "UPDATE", injected, running))
     if guarded.kind == "Deployment":
         paused = _edited(running, lambda o: o["spec"].update(paused=True))
         env = _edited(paused, lambda o: o["spec"]["template"]["spec"]["containers"][0].update(env=[{"name": "X"}]))

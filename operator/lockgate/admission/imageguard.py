@@ -117,30 +117,26 @@ IMAGE_ANNOTATIONS = (
 _ANNOTATION = "annotation "  # how an image-choosing annotation is named among the containers (``images``)
 
 
-def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec inside an object of ``kind`` (a Pod's own spec, a CronJob's job template's, ...)."""
-    spec: Mapping[str, Any] = obj.get("spec") or {}
-    if kind == "Pod":
-        return spec
-    if kind == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return (spec.get("template") or {}).get("spec") or {}
-
-
-def chosen_by_annotation(name: str) -> bool:
-    """Whether an ``images`` entry (its name, after the ``field/``) is an annotation's, not a container's."""
-    return name.startswith(_ANNOTATION)
-
-
-def pod_template_annotations(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The annotations of the pod template inside an object of ``kind`` (none for a Pod: its own are read by an
-    injector before the guard sees it, and the containers it adds are then in its spec)."""
+def pod_template(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod template inside an object of ``kind`` (a CronJob's job template's, ...); empty for a Pod."""
     if kind == "Pod":
         return {}
     spec: Mapping[str, Any] = obj.get("spec") or {}
     if kind == "CronJob":
         spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return spec.get("template") or {}
+
+
+def pod_spec(kind: str, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec inside an object of ``kind`` (a Pod's own spec, a CronJob's job template's, ...)."""
+    if kind == "Pod":
+        return obj.get("spec") or {}
+    return pod_template(kind, obj).get("spec") or {}
+
+
+def chosen_by_annotation(name: str) -> bool:
+    """Whether an ``images`` entry (its name, after the ``field/``) is an annotation's, not a container's."""
+    return name.startswith(_ANNOTATION)
 
 
 def images(kind: str, obj: Mapping[str, Any], image_annotations: Collection[str] = ()) -> dict[str, str | None]:
@@ -151,8 +147,8 @@ def images(kind: str, obj: Mapping[str, Any], image_annotations: Collection[str]
     for volume in pod.get("volumes") or []:  # an OCI image mounted as a volume (ImageVolume) is code too
         if isinstance(volume.get("image"), Mapping):
             found[f"volumes/volume {volume.get('name')}"] = volume["image"].get("reference")
-    if image_annotations:
-        for key, value in pod_template_annotations(kind, obj).items():
+    if image_annotations:  # a Pod has no template: an injector read its own before the guard sees its containers
+        for key, value in ((pod_template(kind, obj).get("metadata") or {}).get("annotations") or {}).items():
             if any(fnmatch.fnmatchcase(key, pattern) for pattern in image_annotations):
                 found[f"annotations/{_ANNOTATION}{key}"] = str(value)
     return found
@@ -272,16 +268,7 @@ def judge(
         if raised is None:
             return Verdict(True, "NoImageChange", "no container image changes")
         return _scale_up(kind, namespace, name, raised, old, user, break_glass_groups, subresource)
-    described = ", ".join(
-        f"{c}: {a} -> {b}"
-        if a
-        else f"{c}: mounts {b}"
-        if c.startswith("volume ")
-        else f"{c}: set to {b}"
-        if chosen_by_annotation(c)
-        else f"{c}: new container with {b}"
-        for c, a, b in changes
-    )
+    described = ", ".join(_described(*change) for change in changes)
     if user.username == operator_identity and kind in PROMOTABLE:
         if _promotion_allows(promotion, new, changes):
             return Verdict(True, "PromotionRollout", f"rollout for Promotion {namespace}/{_name(promotion)}")
@@ -352,6 +339,17 @@ def judge(
         f"need an approved Promotion. Create one: kubectl apply -f promotion.yaml "
         f"(spec.target.name: {name}, spec.image: <new image>), then ask approvers to approve it",
     )
+
+
+def _described(name: str, before: str | None, after: str | None) -> str:
+    """One image change as a message says it (``name`` as ``changed_images`` gives it)."""
+    if before:
+        return f"{name}: {before} -> {after}"
+    if name.startswith("volume "):
+        return f"{name}: mounts {after}"
+    if chosen_by_annotation(name):
+        return f"{name}: set to {after}"
+    return f"{name}: new container with {after}"
 
 
 def _scale_up(

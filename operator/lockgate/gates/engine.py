@@ -161,11 +161,11 @@ def _evaluate(
             )
         )
 
-    authors_early = approvals_mod.author_names(obj.spec.change.author if obj.spec.change else None)
+    authors = approvals_mod.author_names(obj.spec.change.author if obj.spec.change else None)
 
     def conflicted(approver: str) -> approvals_mod.Judgement | None:
         probe = approvals_mod.Candidate(approver, approver, frozenset(), "Approve", now)
-        return approvals_mod.separation_of_duties(probe, requester, authors_early)
+        return approvals_mod.separation_of_duties(probe, requester, authors)
 
     candidates, refused = approvals_mod.prejudge(
         change_items, spec_hash, known.verified_approvals, known.can_approve, conflicted
@@ -175,7 +175,6 @@ def _evaluate(
         if c.decision == "Approve":
             latest[c.approver] = c
     duplicates = {c.name for c in candidates if c.decision == "Approve" and latest[c.approver].name != c.name}
-    authors = approvals_mod.author_names(obj.spec.change.author if obj.spec.change else None)
 
     needs_scope = any(p.spec.rules or p.spec.risk_thresholds for p in applied)
     scope = celrules.scope(obj, spec_hash, requester) if needs_scope else None
