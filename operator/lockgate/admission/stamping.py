@@ -130,7 +130,4 @@ def bind_spec_hash(namespace: str, spec: Mapping[str, Any], target: Mapping[str,
 
 def current_spec_hash(target: Mapping[str, Any]) -> str:
     """The hash of a Promotion's spec as it is now (as the operator computes it)."""
-    try:
-        return spechash.of_promotion(promotion.Promotion.from_k8s(target))
-    except pydantic.ValidationError:
-        return spechash.compute(target.get("spec") or {})
+    return spechash.of_object(target)

@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pydantic
+
 from lockgate.api import promotion
 
 
@@ -33,3 +35,16 @@ def of_spec(spec: promotion.PromotionSpec) -> str:
 def of_promotion(obj: promotion.Promotion) -> str:
     """The hash the operator writes to ``status.specHash`` and Approvals must name."""
     return of_spec(obj.spec)
+
+
+def of_object(obj: Mapping[str, Any]) -> str:
+    """The hash of a raw Promotion's spec (a dict, or Kopf's body), normalised through the spec model; as
+    written when the model rejects it (our CRD schema would not have admitted it).
+
+    Only the spec is read: neither the status nor the metadata can change which hash an Approval binds to.
+    """
+    spec = obj.get("spec") or {}
+    try:
+        return of_spec(promotion.PromotionSpec.model_validate(dict(spec)))
+    except pydantic.ValidationError:
+        return compute(spec)

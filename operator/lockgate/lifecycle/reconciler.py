@@ -333,6 +333,12 @@ class Reconciler:
                 await self._write_approvals(key[0], deferred)
 
     async def _pass(self, key: view.Key) -> None:
+        if self.view.promotions.is_settled(key):  # its next step is Done (``view.settled``): nothing to decode
+            logger.debug(
+                "promotion %s/%s: %s (%s) its cycle ended for its current spec", *key, steps.Action.DONE, "Settled"
+            )
+            await self._settle_late_approvals(key)
+            return
         for _ in range(MAX_STEPS_PER_PASS):
             obj = self.view.promotions.get(key)
             if obj is None or obj.get("metadata", {}).get("deletionTimestamp"):
@@ -485,7 +491,7 @@ class Reconciler:
     ) -> bool:
         A = steps.Action
         if step.action is A.DONE:
-            await self._settle_late_approvals(key, str((obj.get("status") or {}).get("phase")))
+            await self._settle_late_approvals(key)
             return False
         if step.action is A.NEW_CYCLE:
             await self._write(obj, statuses.new_cycle(obj, now), step)
@@ -856,12 +862,13 @@ class Reconciler:
             self.queue.touch_at(view.key_of(obj), now + AUDIT_RETRY)
             return None
 
-    async def _settle_late_approvals(self, key: view.Key, phase: str) -> None:
+    async def _settle_late_approvals(self, key: view.Key) -> None:
         """Approvals with no verdict of their own once the cycle ended get one: what the Promotion's status
         says of them (a verdict whose write failed), else that they came too late to have an effect."""
-        unjudged = [a for a in self.view.approvals_for(key) if not (a.get("status") or {}).get("reason")]
+        unjudged = self.view.unjudged_approvals_for(key)
         if not unjudged:
             return
+        phase = str(((self.view.promotions.get(key) or {}).get("status") or {}).get("phase"))
         # The view keeps an ended Promotion without its approvals list: read it (rare: a lost verdict or a late one).
         promotion = await self.api.get_or_none(objects.promotion_path(*key)) or {}
         judged = {str(a.get("approval")): a for a in (promotion.get("status") or {}).get("approvals") or []}

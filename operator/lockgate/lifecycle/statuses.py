@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pydantic
 
-from lockgate.api import conditions, gatepolicy, meta, promotion
+from lockgate.api import conditions, gatepolicy, meta
 from lockgate.gates import decision, policies, spechash
 from lockgate.lifecycle import steps
 from lockgate.rollout import plan
@@ -55,16 +55,13 @@ def cycle_hash(obj: Mapping[str, Any]) -> str:
 
 
 def spec_hash(obj: Mapping[str, Any]) -> str:
-    """The gate's spec hash (``gates.spechash``): normalised through the model, then canonical JSON."""
+    """The gate's spec hash (``gates.spechash.of_object``), memoised by uid and generation."""
     meta = obj.get("metadata", {})
     uid, generation = meta.get("uid"), meta.get("generation")
     key = (str(uid), int(generation)) if uid and generation else None
     if key is not None and key in _SPEC_HASHES:
         return _SPEC_HASHES[key]
-    try:
-        value = spechash.of_promotion(promotion.Promotion.from_k8s(obj))
-    except pydantic.ValidationError:  # not admitted by our CRD schema: hash it as written
-        value = spechash.compute(obj.get("spec", {}))
+    value = spechash.of_object(obj)
     if key is not None:
         if len(_SPEC_HASHES) >= _SPEC_HASHES_MAX:
             _SPEC_HASHES.clear()

@@ -271,13 +271,7 @@ def settled(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     """
     if obj.get("metadata", {}).get("deletionTimestamp") or not cycle_ended(obj):
         return None
-    current = statuses.spec_hash(obj)
-    # The settled form must hash as the whole object does, even computed afresh (``statuses.spec_hash``
-    # memoises by uid; without one it validates and hashes again): a status the model rejects would
-    # otherwise hash the spec as written in one form and normalised in the other.
-    kept = settled_form(obj)
-    afresh = {**kept, "metadata": {k: v for k, v in kept["metadata"].items() if k != "uid"}}
-    return kept if statuses.spec_hash(afresh) == current else None
+    return settled_form(obj)  # the whole spec: it hashes as the whole object does (the hash reads the spec only)
 
 
 def cycle_ended(obj: Mapping[str, Any]) -> bool:
@@ -347,6 +341,10 @@ class Promotions(Mapping[Key, dict[str, Any]]):
             self._settled.remove(key)
             self.live[key] = obj
 
+    def is_settled(self, key: Key) -> bool:
+        """Whether the Promotion is kept in its settled form (its next pass is ``Done``), without decoding it."""
+        return key in self._settled
+
     def pop(self, key: Key) -> dict[str, Any] | None:
         obj = self.live.pop(key, None)
         return obj if obj is not None else self._settled.pop(key)
@@ -374,6 +372,7 @@ class ClusterView:
         self.image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS  # and change these (settings)
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
+        self._unjudged_approvals: set[Key] = set()  # with no verdict in their status yet (rare once settled)
         self._promotions_by_target: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
         self._promotions_by_source: dict[WorkloadKey, set[Key]] = collections.defaultdict(set)
 
@@ -460,12 +459,17 @@ class ClusterView:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
             self._approvals_by_promotion_name[self.promotion_of(old)[1]].discard(key)
         self.approvals.put(key, obj)
+        if (obj.get("status") or {}).get("reason"):
+            self._unjudged_approvals.discard(key)
+        else:
+            self._unjudged_approvals.add(key)
         self._approvals_by_promotion[self.promotion_of(obj)].add(key[1])
         self._approvals_by_promotion_name[self.promotion_of(obj)[1]].add(key)
         return True
 
     def drop_approval(self, key: Key) -> dict[str, Any] | None:
         old = self.approvals.pop(key)
+        self._unjudged_approvals.discard(key)
         if old is not None:
             self._approvals_by_promotion[self.promotion_of(old)].discard(key[1])
             self._approvals_by_promotion_name[self.promotion_of(old)[1]].discard(key)
@@ -473,6 +477,13 @@ class ClusterView:
 
     def approvals_for(self, promotion: Key) -> list[dict[str, Any]]:
         names = sorted(self._approvals_by_promotion.get(promotion, ()))
+        return [self.approvals[(promotion[0], name)] for name in names]
+
+    def unjudged_approvals_for(self, promotion: Key) -> list[dict[str, Any]]:
+        """The Promotion's Approvals whose status has no verdict yet (found without decoding the others)."""
+        names = sorted(
+            n for n in self._approvals_by_promotion.get(promotion, ()) if (promotion[0], n) in self._unjudged_approvals
+        )
         return [self.approvals[(promotion[0], name)] for name in names]
 
     def approvals_elsewhere(self, promotion: Key) -> list[dict[str, Any]]:
