@@ -3,6 +3,9 @@
 import datetime
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from lockgate.api import promotion, samples
 from lockgate.gates import spechash, stamps
 
@@ -35,9 +38,7 @@ def test_spec_hash_changes_with_the_spec() -> None:
 
 def _signed_approval():
     item = samples.approval()
-    item.spec.stamp.signature = stamps.sign(
-        KEY, stamps.approval_payload("production", item.metadata.name, item.spec)
-    )
+    item.spec.stamp.signature = stamps.sign(KEY, stamps.approval_payload("production", item.metadata.name, item.spec))
     return item
 
 
@@ -97,3 +98,45 @@ def test_decision_status_fields_are_camel_case(world) -> None:
     assert fields["approvals"][0]["at"].endswith("Z")
     assert set(fields["gates"][0]) == {"name", "kind", "passed", "reason", "message"}
     assert fields["nextCheckAt"].endswith("Z")
+
+
+def test_the_spec_hash_of_a_stored_promotion_reads_its_spec_only() -> None:
+    """What an Approval binds to cannot depend on the status or the metadata, even ones the model rejects."""
+    good = samples.promotion_dict()
+    expected = spechash.of_promotion(promotion.Promotion.from_k8s(good))
+    odd_status = {**good, "status": {"phase": "NoSuchPhase", "approvals": "not a list"}}
+    odd_metadata = {**good, "metadata": {"name": 7, "labels": ["x"]}}
+    assert spechash.of_object(good) == spechash.of_object(odd_status) == spechash.of_object(odd_metadata) == expected
+    rejected = {**good, "spec": {**good["spec"], "image": "no tag or digest"}}  # our CRD would not admit it
+    assert spechash.of_object(rejected) == spechash.compute(rejected["spec"])
+
+
+specs = st.fixed_dictionaries(
+    {
+        "target": st.fixed_dictionaries(
+            {"name": st.sampled_from(["web", "api"])},
+            optional={"kind": st.sampled_from(["Deployment", "StatefulSet"]), "container": st.just("web")},
+        ),
+        "image": st.sampled_from(["registry.example/web:2.0", "registry.example/web@sha256:" + "a" * 64]),
+    },
+    optional={
+        "change": st.fixed_dictionaries(
+            {"description": st.text(min_size=1, max_size=8)}, optional={"author": st.just("dave")}
+        ),
+        "evidence": st.fixed_dictionaries(
+            {}, optional={"securityScan": st.fixed_dictionaries({}, optional={"critical": st.integers(0, 3)})}
+        ),
+        "verification": st.fixed_dictionaries(
+            {}, optional={"timeout": st.sampled_from(["20s", "10m"]), "rollbackOnFailure": st.booleans()}
+        ),
+        "risk": st.sampled_from(["Low", "High"]),
+    },
+)
+
+
+@given(specs)
+def test_a_stored_promotion_hashes_as_its_model_does(spec: dict[str, object]) -> None:
+    obj = {"apiVersion": "lockgate.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "p"}, "spec": spec}
+    model = promotion.Promotion.from_k8s(obj)
+    assert spechash.of_object(obj) == spechash.of_promotion(model)
+    assert spechash.of_object({**obj, "spec": model.spec.to_k8s()}) == spechash.of_promotion(model)  # normalised

@@ -246,3 +246,25 @@ def test_approvals_and_workloads_are_kept_packed_and_read_back_as_they_were() ->
     workload = {"metadata": {"name": "web", "namespace": "production", "resourceVersion": "9", "generation": 2}}
     assert cluster.put_workload("Deployment", workload)
     assert cluster.workloads.get(("Deployment", "production", "web")) == view.slim_workload(workload)
+
+
+def test_approvals_with_no_verdict_are_found_without_the_others() -> None:
+    """A settled Promotion's pass looks only for Approvals with no verdict (late ones, or lost writes)."""
+
+    def approval(name: str, rv: str, **status: Any) -> dict[str, Any]:
+        meta = {"name": name, "namespace": "production", "resourceVersion": rv}
+        return {"metadata": meta, "spec": {"promotion": "web-2", "decision": "Approve"}, "status": status}
+
+    cluster = view.ClusterView()
+    cluster.put_promotion(succeeded())
+    key = ("production", "web-2")
+    assert cluster.promotions.is_settled(key)
+    cluster.put_approval(approval("web-2-bob", "1", counted=True, reason="Counted"))
+    cluster.put_approval(approval("web-2-dan", "2"))
+    cluster.put_approval(approval("web-2-erin", "3"))
+    assert [a["metadata"]["name"] for a in cluster.unjudged_approvals_for(key)] == ["web-2-dan", "web-2-erin"]
+    cluster.put_approval(approval("web-2-dan", "4", counted=False, reason="PromotionFinished"))
+    cluster.drop_approval(("production", "web-2-erin"))
+    assert cluster.unjudged_approvals_for(key) == []
+    cluster.put_approval(approval("web-2-bob", "5"))  # a verdict taken away (by hand) is unjudged again
+    assert [a["metadata"]["name"] for a in cluster.unjudged_approvals_for(key)] == ["web-2-bob"]
