@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lockgate.admission import coverage, imageguard
 from lockgate.api import gatepolicy
-from tests.chart import rendering
+from tests.chart import installed, rendering
 
 GUARD_HOOKS = sorted(f"{g.webhook_id}.lockgate.dev" for g in imageguard.GUARDED)
 
@@ -467,3 +467,41 @@ def test_a_job_condition_that_judges_only_suspended_template_changes_is_no_gap()
         "guard-jobs.lockgate.dev", {"name": "suspended", "expression": suspended_only}, replace=True
     )
     assert coverage.not_called(edited, {"production": {"lockgate.dev/environment": "production"}}) == {}
+
+
+SERVED_AT = installed.settings_from(rendering.render()).webhook_public_host  # as the chart's Deployment sets it
+
+
+def test_the_chart_calls_the_operators_guard_at_the_host_its_deployment_names() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    assert SERVED_AT.endswith(".svc")
+    assert coverage.not_called(CHART, gated, served_at=SERVED_AT) == {}
+
+
+def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> None:
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    edited = copy.deepcopy(CHART)
+    hooks = {hook["name"]: hook for hook in edited["webhooks"]}
+    hooks["guard-deployments.lockgate.dev"]["failurePolicy"] = "Ignore"
+    hooks["guard-statefulsets.lockgate.dev"]["clientConfig"]["service"]["name"] = "allow-all"
+    hooks["guard-daemonsets.lockgate.dev"]["clientConfig"]["service"]["path"] = "/stamp-promotion"
+    hooks["guard-cronjobs.lockgate.dev"]["clientConfig"] = {"url": "https://allow-all.example/guard-cronjobs"}
+    found = coverage.not_called(edited, gated, served_at=SERVED_AT)
+    namespace, service = SERVED_AT.split(".")[1], SERVED_AT.split(".")[0]
+    assert found == {
+        "production": [
+            "guard-deployments.lockgate.dev: its failurePolicy is Ignore, so the API server admits a change "
+            "unjudged whenever the guard does not answer in time (the operator restarting, unreachable or slow)",
+            f"guard-statefulsets.lockgate.dev: it calls service {namespace}/allow-all, not the operator's "
+            f"{namespace}/{service}",
+            "guard-daemonsets.lockgate.dev: it calls path /stamp-promotion, not the guard's /guard-daemonsets",
+            f"guard-cronjobs.lockgate.dev: it calls https://allow-all.example/guard-cronjobs, not the operator at "
+            f"{SERVED_AT}",
+        ]
+    }
+    assert "Set the guard webhooks' failurePolicy to Fail" in coverage.message(found)
+    assert "Point the webhook's clientConfig back at the operator's guard" in coverage.message(found)
+    # Without the host, only the path is checked; a URL to the operator's own host and the guard's path is no gap.
+    assert len(coverage.not_called(edited, gated)["production"]) == 2
+    hooks["guard-cronjobs.lockgate.dev"]["clientConfig"] = {"url": f"https://{SERVED_AT}:443/guard-cronjobs"}
+    assert len(coverage.not_called(edited, gated, served_at=SERVED_AT)["production"]) == 3

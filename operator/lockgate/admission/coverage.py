@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -273,6 +274,17 @@ class Probing:
 
 
 @dataclasses.dataclass(frozen=True)
+class Setup:
+    """The operator's settings the coverage check reads: who else asks (its break-glass groups), what else changes
+    (the pod template annotations that choose an image) and where the API server reaches its guard (``served_at``,
+    its ``webhook_public_host``)."""
+
+    break_glass_groups: tuple[str, ...] = ()
+    image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS
+    served_at: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Conditions:
     """What a webhook's ``matchConditions`` do with the probes: the first one skipped, or why they cannot be
     judged here (a Kubernetes-only CEL function or variable, ``authorizer`` say)."""
@@ -398,8 +410,9 @@ def _named(expressions: list[str]) -> frozenset[str] | None:
     return frozenset(single or double for single, double in literals)
 
 
-def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) -> str | None:
-    """Why ``hook`` is never called for ``guarded`` in any namespace, or None."""
+def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind, served_at: str | None) -> str | None:
+    """Why ``hook`` is never called for ``guarded`` in any namespace (or is called elsewhere, or may be skipped),
+    or None."""
     if hook is None:
         return "missing from the configuration"
     if not _covers(hook.get("rules") or [], guarded):
@@ -408,18 +421,47 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind) 
     objects = hook.get("objectSelector") or {}  # Kopf writes null; empty selects every object
     if objects.get("matchLabels") or objects.get("matchExpressions"):
         return "it has an objectSelector, so objects without those labels skip it"
-    return None
+    if hook.get("failurePolicy") == "Ignore":  # absent: Fail (admissionregistration/v1)
+        return (
+            "its failurePolicy is Ignore, so the API server admits a change unjudged whenever the guard does not "
+            "answer in time (the operator restarting, unreachable or slow)"
+        )
+    return _elsewhere(hook.get("clientConfig") or {}, guarded, served_at)
 
 
-def _hooks(config: Mapping[str, Any] | None, probing: Probing) -> tuple[list[str], list[_Hook]]:
-    """(``webhook: why`` for the guard webhooks never called anywhere, the others)."""
+def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, served_at: str | None) -> str | None:
+    """Why a webhook's ``clientConfig`` sends the guard's reviews somewhere other than the operator's guard, or None.
+
+    ``served_at``: the host the API server reaches the operator's webhooks by (``webhook_public_host``); a
+    ``<service>.<namespace>.svc`` name also names the Service. None: only the path is checked.
+    """
+    path = f"/{guarded.webhook_id}"
+    if client.get("url"):
+        url = urllib.parse.urlsplit(str(client["url"]))
+        if served_at and url.hostname != served_at:
+            return f"it calls {client['url']}, not the operator at {served_at}"
+        return None if url.path == path else f"it calls path {url.path or '/'}, not the guard's {path}"
+    service = client.get("service") or {}
+    if not service:
+        return None
+    labels = (served_at or "").split(".")
+    expected = (labels[1], labels[0]) if len(labels) >= 3 and labels[2] == "svc" else None
+    called = (str(service.get("namespace")), str(service.get("name")))
+    if expected is not None and called != expected:
+        return f"it calls service {'/'.join(called)}, not the operator's {'/'.join(expected)}"
+    called_path = str(service.get("path") or "/")
+    return None if called_path == path else f"it calls path {called_path}, not the guard's {path}"
+
+
+def _hooks(config: Mapping[str, Any] | None, probing: Probing, served_at: str | None) -> tuple[list[str], list[_Hook]]:
+    """(``webhook: why`` for the guard webhooks never called anywhere, or not the operator's, the others)."""
     hooks = {str(h.get("name")): h for h in (config or {}).get("webhooks") or []}
     fixed: list[str] = []
     called: list[_Hook] = []
     for guarded in imageguard.GUARDED:
         name = _hook_name(guarded)
         hook = hooks.get(name)
-        why = _fixed_gap(hook, guarded)
+        why = _fixed_gap(hook, guarded, served_at)
         if why is not None or hook is None:
             fixed.append(f"{name}: {why}")
         else:
@@ -445,17 +487,19 @@ def judge(
     budget: int | None = None,
     *,
     image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
+    served_at: str | None = None,
 ) -> Coverage:
     """The guard's coverage of ``namespaces``. ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev``
     (None: it does not exist). Conditions are judged on ``probes`` (as the break-glass groups too, and changing
-    each of the operator's ``image_annotations``).
+    each of the operator's ``image_annotations``). A webhook that may be skipped (``failurePolicy: Ignore``) or
+    calls another host, Service or path than the operator's guard (``served_at``: ``_elsewhere``) is a gap too.
 
     ``budget``: at most this many namespaces are probed anew for conditions that read the namespace (each costs
     ~2-3 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
     count as ``pending`` and as unverifiable until then.
     """
     probing = Probing(tuple(sorted(set(break_glass_groups))), tuple(sorted(set(image_annotations))))
-    fixed, called = _hooks(config, probing)
+    fixed, called = _hooks(config, probing, served_at)
     found: dict[str, list[str]] = {}
     unverified = {f"{h.name}: {h.everywhere.unverifiable}" for h in called if h.everywhere.unverifiable}
     left, pending = None if budget is None else [budget], collections.Counter[str]()
@@ -488,9 +532,12 @@ def not_called(
     break_glass_groups: Iterable[str] = (),
     *,
     image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
+    served_at: str | None = None,
 ) -> dict[str, list[str]]:
     """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there (``judge``)."""
-    return judge(config, namespaces, break_glass_groups, image_annotations=image_annotations).not_called
+    return judge(
+        config, namespaces, break_glass_groups, image_annotations=image_annotations, served_at=served_at
+    ).not_called
 
 
 def unverifiable(
@@ -513,11 +560,12 @@ def gated_but_not_guarded(
     budget: int | None = None,
     *,
     image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
+    served_at: str | None = None,
 ) -> Coverage:
     """``judge`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
     chosen = list(gate_policies)
     gated = {ns: labels for ns, labels in namespaces.items() if policies.matching(chosen, labels)}
-    return judge(config, gated, break_glass_groups, budget, image_annotations=image_annotations)
+    return judge(config, gated, break_glass_groups, budget, image_annotations=image_annotations, served_at=served_at)
 
 
 def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
@@ -556,6 +604,15 @@ _ADVICE = (
     ("its rules do not name", "Restore the webhook's rules as the chart renders them"),
     ("matchCondition", "Restore the webhook's matchConditions as the chart renders them"),
     ("objectSelector", "Remove the webhook's objectSelector"),
+    (
+        "failurePolicy is Ignore",
+        "Set the guard webhooks' failurePolicy to Fail (the chart's webhook.failurePolicy, Fail by default)",
+    ),
+    (
+        "it calls",
+        "Point the webhook's clientConfig back at the operator's guard as the chart renders it (re-apply the chart), "
+        "and find who changed it in the API server's audit log",
+    ),
     (
         "namespaceSelector",
         "Label the namespace so the guard's namespaceSelector selects it (the chart's default: "

@@ -24,6 +24,7 @@ from kopf._core.reactor import inventory
 from lockgate import metrics as lockgate_metrics
 from lockgate import probes
 from lockgate import settings as lockgate_settings
+from lockgate.admission import coverage
 from lockgate.handlers import admission, watching
 from lockgate.kube import access, config, leadership, rbacwatch, stampkeys
 from lockgate.kube import client as kclient
@@ -150,8 +151,9 @@ async def run_operator(
     )
     await api.open()
     cluster = view.ClusterView()
-    cluster.break_glass_groups = tuple(settings.break_glass_groups)
-    cluster.image_annotations = tuple(settings.image_annotations)
+    cluster.guard_setup = coverage.Setup(
+        tuple(settings.break_glass_groups), tuple(settings.image_annotations), settings.webhook_public_host
+    )
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)
     await trail.prepare()  # the first decision does not pay for opening the audit file

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from lockgate.admission import coverage, imageguard
+from lockgate.admission import coverage
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.lifecycle import packing, statuses, steps
@@ -368,8 +368,7 @@ class ClusterView:
         self.guard_configuration_seen = False  # its watch has answered (None above then means: it does not exist)
         self._coverage: coverage.Coverage | None = None  # cached gated_but_not_guarded; None: to recompute
         self._coverage_lock = threading.Lock()
-        self.break_glass_groups: tuple[str, ...] = ()  # the guard's probes ask as these too (operator settings)
-        self.image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS  # and change these (settings)
+        self.guard_setup = coverage.Setup()  # the operator's settings its coverage check reads
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._unjudged_approvals: set[Key] = set()  # with no verdict in their status yet (rare once settled)
@@ -540,9 +539,10 @@ class ClusterView:
                     self.guard_configuration,
                     dict(self.namespaces),  # copies: the loop may change them while the metrics thread reads
                     list(self.policy_models.values()),
-                    self.break_glass_groups,
+                    self.guard_setup.break_glass_groups,
                     budget=COVERAGE_PROBES_PER_PASS,
-                    image_annotations=self.image_annotations,
+                    image_annotations=self.guard_setup.image_annotations,
+                    served_at=self.guard_setup.served_at,
                 )
             return self._coverage
 
