@@ -276,7 +276,7 @@ def test_conditions_are_probed_as_every_kind_of_requester_and_change() -> None:
         "guard-cronjobs.lockgate.dev", {"name": "oncall", "expression": "!('oncall-leads' in request.userInfo.groups)"}
     )
     assert coverage.not_called(glass, gated) == {}  # without break-glass groups, nobody is in it
-    assert coverage.not_called(glass, gated, ["oncall-leads"]) == {
+    assert coverage.not_called(glass, gated, coverage.Setup(break_glass_groups=("oncall-leads",))) == {
         "production": [
             "guard-cronjobs.lockgate.dev: its matchCondition oncall skips a break-glass member's CronJob create"
         ]
@@ -295,7 +295,7 @@ def test_a_condition_that_calls_the_guard_only_when_container_images_change_miss
             "object.spec.template.spec != oldObject.spec.template.spec || has(object.spec.paused)",
         },
     )
-    assert coverage.not_called(images_only, gated, image_annotations=["example.com/*-image"]) == {
+    assert coverage.not_called(images_only, gated, coverage.Setup(image_annotations=("example.com/*-image",))) == {
         "production": [
             "guard-deployments.lockgate.dev: its matchCondition images skips "
             "a person's Deployment image annotation change (example.com/x-image)"
@@ -315,8 +315,10 @@ def test_a_condition_that_calls_the_guard_only_when_container_images_change_miss
     )
     [gap] = coverage.not_called(istio_only, gated)["production"]
     assert "skips a person's Deployment image annotation change (admission.datadoghq.com/x-lib.custom-image)" in gap
-    assert coverage.not_called(istio_only, gated, image_annotations=["sidecar.istio.io/proxyImage"]) == {}
-    assert coverage.not_called(images_only, gated, image_annotations=[]) == {}
+    assert (
+        coverage.not_called(istio_only, gated, coverage.Setup(image_annotations=("sidecar.istio.io/proxyImage",))) == {}
+    )
+    assert coverage.not_called(images_only, gated, coverage.Setup(image_annotations=())) == {}
     deployments = next(g for g in imageguard.GUARDED if g.plural == "deployments")
     tried = coverage.probes(deployments, "production", ["oncall-leads"])
     annotated = [what for what, _ in tried if "annotation change (" in what]
@@ -470,12 +472,15 @@ def test_a_job_condition_that_judges_only_suspended_template_changes_is_no_gap()
 
 
 SERVED_AT = installed.settings_from(rendering.render()).webhook_public_host  # as the chart's Deployment sets it
+AT_THE_CHART_SERVICE = coverage.Setup(served_at=SERVED_AT, operator_managed=False)
 
 
 def test_the_chart_calls_the_operators_guard_at_the_host_its_deployment_names() -> None:
     gated = {"production": {"lockgate.dev/environment": "production"}}
     assert SERVED_AT.endswith(".svc")
-    assert coverage.not_called(CHART, gated, served_at=SERVED_AT) == {}
+    assert coverage.not_called(CHART, gated, AT_THE_CHART_SERVICE) == {}
+    for host in (SERVED_AT.upper(), f"{SERVED_AT}.", f"{SERVED_AT}.cluster.local"):  # the same name to DNS
+        assert coverage.not_called(CHART, gated, coverage.Setup(served_at=host)) == {}, host
 
 
 def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> None:
@@ -486,7 +491,7 @@ def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> No
     hooks["guard-statefulsets.lockgate.dev"]["clientConfig"]["service"]["name"] = "allow-all"
     hooks["guard-daemonsets.lockgate.dev"]["clientConfig"]["service"]["path"] = "/stamp-promotion"
     hooks["guard-cronjobs.lockgate.dev"]["clientConfig"] = {"url": "https://allow-all.example/guard-cronjobs"}
-    found = coverage.not_called(edited, gated, served_at=SERVED_AT)
+    found = coverage.not_called(edited, gated, AT_THE_CHART_SERVICE)
     namespace, service = SERVED_AT.split(".")[1], SERVED_AT.split(".")[0]
     assert found == {
         "production": [
@@ -504,4 +509,4 @@ def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> No
     # Without the host, only the path is checked; a URL to the operator's own host and the guard's path is no gap.
     assert len(coverage.not_called(edited, gated)["production"]) == 2
     hooks["guard-cronjobs.lockgate.dev"]["clientConfig"] = {"url": f"https://{SERVED_AT}:443/guard-cronjobs"}
-    assert len(coverage.not_called(edited, gated, served_at=SERVED_AT)["production"]) == 3
+    assert len(coverage.not_called(edited, gated, AT_THE_CHART_SERVICE)["production"]) == 3

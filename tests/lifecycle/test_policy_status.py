@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 import yaml
 
+from lockgate.admission import coverage
+from lockgate.handlers import testing
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import policystatus, statuses, view
 from tests.chart import rendering
@@ -153,3 +156,24 @@ def test_a_policy_stored_with_forbid_self_approval_false_says_in_its_status_that
     [problem] = statuses.policy_status(stored)["problems"]
     assert problem.startswith("approvals.forbidSelfApproval cannot be false") and "separation of duties" in problem
     assert statuses.policy_status(POLICY)["problems"] == []
+
+
+def test_the_configuration_the_operator_writes_itself_calls_its_guard_in_every_gated_namespace(
+    lockgate: testing.Stack,
+) -> None:
+    """Where Kopf writes the webhook configuration (``manage_webhooks``, as in ``lockgate dev``), the guards that fail
+    open there by design (Pods, ReplicaSets, Jobs, the Scale guards) are not reported as gaps: the policy says the
+    guard is called."""
+
+    def called() -> dict[str, Any] | None:
+        policy = json.loads(lockgate.kubectl("get", "gatepolicy", "production", "-o", "json").stdout)
+        found = [c for c in (policy.get("status") or {}).get("conditions") or [] if c["type"] == "ImageGuardCalled"]
+        return found[0] if found else None
+
+    condition = lockgate.wait_for(called, message="the policy's ImageGuardCalled condition")
+    assert (condition["status"], condition["reason"]) == ("True", "Called"), condition
+    written = json.loads(
+        lockgate.kubectl("get", "validatingwebhookconfiguration", coverage.CONFIGURATION, "-o", "json").stdout
+    )
+    open_by_design = {h["name"] for h in written["webhooks"] if h.get("failurePolicy") == "Ignore"}
+    assert "guard-pods.lockgate.dev" in open_by_design and "guard-replicasets-scale.lockgate.dev" in open_by_design

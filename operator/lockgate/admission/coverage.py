@@ -276,12 +276,14 @@ class Probing:
 @dataclasses.dataclass(frozen=True)
 class Setup:
     """The operator's settings the coverage check reads: who else asks (its break-glass groups), what else changes
-    (the pod template annotations that choose an image) and where the API server reaches its guard (``served_at``,
-    its ``webhook_public_host``)."""
+    (the pod template annotations that choose an image), where the API server reaches its guard (``served_at``,
+    its ``webhook_public_host``) and who writes the configuration."""
 
     break_glass_groups: tuple[str, ...] = ()
     image_annotations: tuple[str, ...] = imageguard.IMAGE_ANNOTATIONS
     served_at: str | None = None
+    operator_managed: bool = False
+    """Kopf writes the webhook configuration (``manage_webhooks``): some guards fail open there by design."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -410,9 +412,12 @@ def _named(expressions: list[str]) -> frozenset[str] | None:
     return frozenset(single or double for single, double in literals)
 
 
-def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind, served_at: str | None) -> str | None:
+_SKIPPED = "its failurePolicy is Ignore"  # a gap where the guard is called but may be skipped
+
+
+def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind, setup: Setup) -> str | None:
     """Why ``hook`` is never called for ``guarded`` in any namespace (or is called elsewhere, or may be skipped),
-    or None."""
+    or None. A webhook the operator itself writes fail-open (Kopf-managed, ``operator_managed``) is as designed."""
     if hook is None:
         return "missing from the configuration"
     if not _covers(hook.get("rules") or [], guarded):
@@ -421,12 +426,13 @@ def _fixed_gap(hook: Mapping[str, Any] | None, guarded: imageguard.GuardedKind, 
     objects = hook.get("objectSelector") or {}  # Kopf writes null; empty selects every object
     if objects.get("matchLabels") or objects.get("matchExpressions"):
         return "it has an objectSelector, so objects without those labels skip it"
-    if hook.get("failurePolicy") == "Ignore":  # absent: Fail (admissionregistration/v1)
+    designed_open = setup.operator_managed and guarded.fails_open_when_operator_managed
+    if hook.get("failurePolicy") == "Ignore" and not designed_open:  # absent: Fail (admissionregistration/v1)
         return (
-            "its failurePolicy is Ignore, so the API server admits a change unjudged whenever the guard does not "
-            "answer in time (the operator restarting, unreachable or slow)"
+            f"{_SKIPPED}, so the API server admits a change unjudged whenever the guard does not answer in time "
+            "(the operator restarting, unreachable or slow)"
         )
-    return _elsewhere(hook.get("clientConfig") or {}, guarded, served_at)
+    return _elsewhere(hook.get("clientConfig") or {}, guarded, setup.served_at)
 
 
 def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, served_at: str | None) -> str | None:
@@ -438,13 +444,13 @@ def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, serve
     path = f"/{guarded.webhook_id}"
     if client.get("url"):
         url = urllib.parse.urlsplit(str(client["url"]))
-        if served_at and url.hostname != served_at:
+        if served_at and _host(url.hostname or "") != _host(served_at):
             return f"it calls {client['url']}, not the operator at {served_at}"
         return None if url.path == path else f"it calls path {url.path or '/'}, not the guard's {path}"
     service = client.get("service") or {}
     if not service:
         return None
-    labels = (served_at or "").split(".")
+    labels = _host(served_at or "").split(".")
     expected = (labels[1], labels[0]) if len(labels) >= 3 and labels[2] == "svc" else None
     called = (str(service.get("namespace")), str(service.get("name")))
     if expected is not None and called != expected:
@@ -453,7 +459,13 @@ def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, serve
     return None if called_path == path else f"it calls path {called_path}, not the guard's {path}"
 
 
-def _hooks(config: Mapping[str, Any] | None, probing: Probing, served_at: str | None) -> tuple[list[str], list[_Hook]]:
+def _host(name: str) -> str:
+    """A host name as DNS compares it (any case, a trailing dot); a Service's ``.svc.cluster.local`` as ``.svc``."""
+    name = name.lower().rstrip(".")
+    return name.removesuffix(".cluster.local") if name.endswith(".svc.cluster.local") else name
+
+
+def _hooks(config: Mapping[str, Any] | None, probing: Probing, setup: Setup) -> tuple[list[str], list[_Hook]]:
     """(``webhook: why`` for the guard webhooks never called anywhere, or not the operator's, the others)."""
     hooks = {str(h.get("name")): h for h in (config or {}).get("webhooks") or []}
     fixed: list[str] = []
@@ -461,7 +473,7 @@ def _hooks(config: Mapping[str, Any] | None, probing: Probing, served_at: str | 
     for guarded in imageguard.GUARDED:
         name = _hook_name(guarded)
         hook = hooks.get(name)
-        why = _fixed_gap(hook, guarded, served_at)
+        why = _fixed_gap(hook, guarded, setup)
         if why is not None or hook is None:
             fixed.append(f"{name}: {why}")
         else:
@@ -483,23 +495,21 @@ class Coverage:
 def judge(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]],
-    break_glass_groups: Iterable[str] = (),
+    setup: Setup = Setup(),
     budget: int | None = None,
-    *,
-    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
-    served_at: str | None = None,
 ) -> Coverage:
     """The guard's coverage of ``namespaces``. ``config`` is the ValidatingWebhookConfiguration ``lockgate.dev``
-    (None: it does not exist). Conditions are judged on ``probes`` (as the break-glass groups too, and changing
-    each of the operator's ``image_annotations``). A webhook that may be skipped (``failurePolicy: Ignore``) or
-    calls another host, Service or path than the operator's guard (``served_at``: ``_elsewhere``) is a gap too.
+    (None: it does not exist). Conditions are judged on ``probes`` (as the operator's break-glass groups too, and
+    changing each of its image annotations: ``setup``). A webhook that may be skipped (``failurePolicy: Ignore``,
+    but where the operator writes it so) or that calls another host, Service or path than the operator's guard
+    (``_elsewhere``) is a gap too.
 
     ``budget``: at most this many namespaces are probed anew for conditions that read the namespace (each costs
     ~2-3 ms on the event loop; the verdicts are kept, so the next call goes on where this one stopped); the rest
     count as ``pending`` and as unverifiable until then.
     """
-    probing = Probing(tuple(sorted(set(break_glass_groups))), tuple(sorted(set(image_annotations))))
-    fixed, called = _hooks(config, probing, served_at)
+    probing = Probing(tuple(sorted(set(setup.break_glass_groups))), tuple(sorted(set(setup.image_annotations))))
+    fixed, called = _hooks(config, probing, setup)
     found: dict[str, list[str]] = {}
     unverified = {f"{h.name}: {h.everywhere.unverifiable}" for h in called if h.everywhere.unverifiable}
     left, pending = None if budget is None else [budget], collections.Counter[str]()
@@ -527,45 +537,33 @@ def judge(
 
 
 def not_called(
-    config: Mapping[str, Any] | None,
-    namespaces: Mapping[str, Mapping[str, str]],
-    break_glass_groups: Iterable[str] = (),
-    *,
-    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
-    served_at: str | None = None,
+    config: Mapping[str, Any] | None, namespaces: Mapping[str, Mapping[str, str]], setup: Setup = Setup()
 ) -> dict[str, list[str]]:
     """Namespace -> ``webhook: why`` for each guard webhook the API server would not call there (``judge``)."""
-    return judge(
-        config, namespaces, break_glass_groups, image_annotations=image_annotations, served_at=served_at
-    ).not_called
+    return judge(config, namespaces, setup).not_called
 
 
 def unverifiable(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
-    break_glass_groups: Iterable[str] = (),
-    *,
-    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
+    setup: Setup = Setup(),
 ) -> list[str]:
     """``webhook: why`` for each guard webhook whose conditions Lockgate's CEL cannot evaluate (``judge``): the API
     server may skip it (``failurePolicy: Ignore``) or refuse requests (``Fail``) where Lockgate cannot tell."""
-    return judge(config, namespaces or {}, break_glass_groups, image_annotations=image_annotations).unverifiable
+    return judge(config, namespaces or {}, setup).unverifiable
 
 
 def gated_but_not_guarded(
     config: Mapping[str, Any] | None,
     namespaces: Mapping[str, Mapping[str, str]],
     gate_policies: Iterable[gatepolicy.GatePolicy],
-    break_glass_groups: Iterable[str] = (),
+    setup: Setup = Setup(),
     budget: int | None = None,
-    *,
-    image_annotations: Iterable[str] = imageguard.IMAGE_ANNOTATIONS,
-    served_at: str | None = None,
 ) -> Coverage:
     """``judge`` for the namespaces some GatePolicy gates: where a direct image change would pass."""
     chosen = list(gate_policies)
     gated = {ns: labels for ns, labels in namespaces.items() if policies.matching(chosen, labels)}
-    return judge(config, gated, break_glass_groups, budget, image_annotations=image_annotations, served_at=served_at)
+    return judge(config, gated, setup, budget)
 
 
 def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
@@ -578,9 +576,11 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
     why = "; ".join(first[:3]) + (f"; and {len(first) - 3} more webhooks" if len(first) > 3 else "")
     gaps = " ".join(gap for found in namespaces.values() for gap in found)
     advice = [text for cause, text in _ADVICE if cause in gaps]
+    skipped = all(_SKIPPED in gap for found in namespaces.values() for gap in found)  # called, but fails open
+    verb, would = ("may be skipped", "could") if skipped else ("is not called", "would")
     return (
-        f"the image guard is not called in gated namespace(s) {', '.join(shown)}{more}, so a direct image change "
-        f"there (kubectl set image, apply) would pass unjudged: {shown[0]}: {why}. {'; '.join(advice)}"
+        f"the image guard {verb} in gated namespace(s) {', '.join(shown)}{more}, so a direct image change there "
+        f"(kubectl set image, apply) {would} pass unjudged: {shown[0]}: {why}. {'; '.join(advice)}"
     )
 
 
@@ -605,7 +605,7 @@ _ADVICE = (
     ("matchCondition", "Restore the webhook's matchConditions as the chart renders them"),
     ("objectSelector", "Remove the webhook's objectSelector"),
     (
-        "failurePolicy is Ignore",
+        _SKIPPED,
         "Set the guard webhooks' failurePolicy to Fail (the chart's webhook.failurePolicy, Fail by default)",
     ),
     (

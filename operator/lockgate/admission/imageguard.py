@@ -61,6 +61,13 @@ class GuardedKind:
     def operations(self) -> list[Literal["CREATE", "UPDATE", "DELETE"]]:
         return ["DELETE"] if self.deletes else ["UPDATE"] if self.subresource else ["CREATE", "UPDATE"]
 
+    @property
+    def fails_open_when_operator_managed(self) -> bool:
+        """Whether this guard's webhook fails open (``failurePolicy: Ignore``) in the configurations Kopf writes
+        (``manage_webhooks``): with no selector or conditions there, every controller in the cluster (a ReplicaSet
+        replacing its Pods, autoscalers) would wait on it, so an operator outage must not stop them."""
+        return (self.kind in DERIVED and not self.subresource) or self.subresource == "scale"
+
 
 GUARDED = (
     GuardedKind("Deployment", "apps", "deployments"),

@@ -270,9 +270,7 @@ def _register_guard(
     # while the operator is down; nor may every Scale of a ReplicaSet or ReplicationController (scale-downs and
     # autoscalers everywhere) wait on it. The chart's configuration fails closed, skipping the controllers and
     # calling a Scale's guard only for a rise in gated namespaces.
-    fails_open = settings.manage_webhooks and (
-        (kind in imageguard.DERIVED and not guarded.subresource) or guarded.subresource == "scale"
-    )
+    fails_open = settings.manage_webhooks and guarded.fails_open_when_operator_managed
 
     async def removal(
         user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None

@@ -152,7 +152,10 @@ async def run_operator(
     await api.open()
     cluster = view.ClusterView()
     cluster.guard_setup = coverage.Setup(
-        tuple(settings.break_glass_groups), tuple(settings.image_annotations), settings.webhook_public_host
+        tuple(settings.break_glass_groups),
+        tuple(settings.image_annotations),
+        served_at=settings.webhook_public_host,
+        operator_managed=settings.manage_webhooks,
     )
     metrics = lockgate_metrics.Metrics(cluster)
     trail = auditing.AuditAdapter.from_settings(operator=settings.identity, trail=audit_trail, metrics=metrics)

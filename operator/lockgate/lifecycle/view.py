@@ -539,10 +539,8 @@ class ClusterView:
                     self.guard_configuration,
                     dict(self.namespaces),  # copies: the loop may change them while the metrics thread reads
                     list(self.policy_models.values()),
-                    self.guard_setup.break_glass_groups,
+                    self.guard_setup,
                     budget=COVERAGE_PROBES_PER_PASS,
-                    image_annotations=self.guard_setup.image_annotations,
-                    served_at=self.guard_setup.served_at,
                 )
             return self._coverage
 
