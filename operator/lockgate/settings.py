@@ -53,7 +53,8 @@ class OperatorSettings(BaseSettings):
     )
     webhook_public_host: str = Field(
         "localhost",
-        description="Host name the API server uses to reach the webhooks (SAN of a self-signed cert).",
+        description="Host name the API server uses to reach the webhooks (SAN of a self-signed cert); the guard "
+        "coverage check expects the guard webhooks' clientConfig to call it (<service>.<namespace>.svc: that Service).",
     )
     manage_webhooks: bool = Field(
         True,
