@@ -59,7 +59,8 @@ class OperatorSettings(BaseSettings):
     manage_webhooks: bool = Field(
         True,
         description="Let the operator create and update its webhook configurations (named lockgate.dev); "
-        "false when the Helm chart renders them.",
+        "false when the Helm chart renders them. Its own configurations let the Pod, ReplicaSet, Job and Scale "
+        "guards fail open (failurePolicy Ignore), which the guard coverage check then does not report.",
     )
     guard_new_workloads: bool = Field(
         False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -479,8 +480,12 @@ def test_the_chart_calls_the_operators_guard_at_the_host_its_deployment_names() 
     gated = {"production": {"lockgate.dev/environment": "production"}}
     assert SERVED_AT.endswith(".svc")
     assert coverage.not_called(CHART, gated, AT_THE_CHART_SERVICE) == {}
-    for host in (SERVED_AT.upper(), f"{SERVED_AT}.", f"{SERVED_AT}.cluster.local"):  # the same name to DNS
+    for host in (SERVED_AT.upper(), f"{SERVED_AT}.cluster.local"):  # the same Service
         assert coverage.not_called(CHART, gated, coverage.Setup(served_at=host)) == {}, host
+        by_url = copy.deepcopy(CHART)
+        for hook in by_url["webhooks"]:
+            hook["clientConfig"] = {"url": f"https://{host}:443/{hook['name'].removesuffix('.lockgate.dev')}"}
+        assert coverage.not_called(by_url, gated, AT_THE_CHART_SERVICE) == {}, host
 
 
 def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> None:
@@ -510,3 +515,43 @@ def test_a_guard_webhook_that_may_be_skipped_or_calls_elsewhere_is_a_gap() -> No
     assert len(coverage.not_called(edited, gated)["production"]) == 2
     hooks["guard-cronjobs.lockgate.dev"]["clientConfig"] = {"url": f"https://{SERVED_AT}:443/guard-cronjobs"}
     assert len(coverage.not_called(edited, gated, AT_THE_CHART_SERVICE)["production"]) == 3
+
+
+@pytest.mark.parametrize("operator_managed", [False, True], ids=["chart", "operator-managed"])
+def test_only_the_guards_the_operator_writes_fail_open_itself_may_be_ignore(operator_managed: bool) -> None:
+    """Where Kopf writes the configuration, the Pod, ReplicaSet, Job and Scale guards fail open by design; any other
+    guard with failurePolicy Ignore, or any at all in the chart's configuration, may be skipped: a gap."""
+    gated = {"production": {"lockgate.dev/environment": "production"}}
+    setup = coverage.Setup(served_at=SERVED_AT, operator_managed=operator_managed)
+    for guarded in imageguard.GUARDED:
+        edited = copy.deepcopy(CHART)
+        name = f"{guarded.webhook_id}.lockgate.dev"
+        for hook in edited["webhooks"]:
+            if hook["name"] == name:
+                hook["failurePolicy"] = "Ignore"
+        found = coverage.not_called(edited, gated, setup)
+        exempt = operator_managed and guarded.fails_open_when_operator_managed
+        if exempt:
+            assert found == {}, name
+        else:
+            [gap] = found["production"]
+            assert gap.startswith(f"{name}: its failurePolicy is Ignore, so the API server admits a change"), gap
+    assert {g.webhook_id for g in imageguard.GUARDED if g.fails_open_when_operator_managed} == {
+        "guard-pods",
+        "guard-replicasets",
+        "guard-replicasets-delete",
+        "guard-jobs",
+        "guard-replicasets-scale",
+        "guard-replicationcontrollers-scale",
+    }
+
+
+def test_a_guard_that_may_be_skipped_is_worded_apart_from_one_that_is_not_called() -> None:
+    ignore = "guard-deployments.lockgate.dev: its failurePolicy is Ignore, so the API server admits ..."
+    selector = "guard-pods.lockgate.dev: its namespaceSelector does not select this namespace"
+    only_skipped = coverage.message({"a": [ignore], "b": [ignore]})
+    assert only_skipped.startswith("the image guard may be skipped in gated namespace(s) a, b, so a direct image")
+    assert "could pass unjudged: a: guard-deployments" in only_skipped
+    mixed = coverage.message({"a": [ignore], "b": [ignore, selector]})
+    assert mixed.startswith("the image guard is not called in gated namespace(s) a, b, so")
+    assert "would pass unjudged: b: " in mixed and selector in mixed  # the example is a namespace not called at all

@@ -156,3 +156,8 @@ def test_every_reader_of_a_stored_promotions_spec_hash_agrees(
         engine = spechash.compute(spec)
     stored = obj if status is None else {**obj, "status": status}
     assert statuses.spec_hash(stored) == stamping.current_spec_hash(stored) == spechash.of_object(stored) == engine
+    remembered = {**stored, "metadata": {**obj["metadata"], "uid": f"uid-{engine}", "generation": 1}}
+    assert statuses.spec_hash(remembered) == statuses.spec_hash(remembered) == engine  # memoised by uid, generation
+    if engine != spechash.compute(spec):  # normalised: the spec as the API server would store it hashes the same
+        normalised = promotion.Promotion.from_k8s(obj).spec.to_k8s()
+        assert spechash.of_object({**stored, "spec": normalised}) == engine

@@ -170,6 +170,8 @@ def test_the_configuration_the_operator_writes_itself_calls_its_guard_in_every_g
         found = [c for c in (policy.get("status") or {}).get("conditions") or [] if c["type"] == "ImageGuardCalled"]
         return found[0] if found else None
 
+    namespace = json.loads(lockgate.kubectl("get", "namespace", "production", "-o", "json").stdout)
+    assert namespace["metadata"]["labels"].get("lockgate.dev/environment") == "production"  # the policy gates it
     condition = lockgate.wait_for(called, message="the policy's ImageGuardCalled condition")
     assert (condition["status"], condition["reason"]) == ("True", "Called"), condition
     written = json.loads(

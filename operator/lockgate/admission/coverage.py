@@ -460,8 +460,9 @@ def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, serve
 
 
 def _host(name: str) -> str:
-    """A host name as DNS compares it (any case, a trailing dot); a Service's ``.svc.cluster.local`` as ``.svc``."""
-    name = name.lower().rstrip(".")
+    """A host name as DNS compares it (in any case); a Service's ``.svc.cluster.local`` (the default cluster
+    domain, a SAN of the chart's certificate) as its ``.svc``."""
+    name = name.lower()
     return name.removesuffix(".cluster.local") if name.endswith(".svc.cluster.local") else name
 
 
@@ -572,15 +573,22 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
         return "the image guard is called in every namespace this policy gates"
     shown = sorted(namespaces)[:limit]
     more = f" (and {len(namespaces) - limit} more)" if len(namespaces) > limit else ""
-    first = namespaces[shown[0]]
-    why = "; ".join(first[:3]) + (f"; and {len(first) - 3} more webhooks" if len(first) > 3 else "")
     gaps = " ".join(gap for found in namespaces.values() for gap in found)
     advice = [text for cause, text in _ADVICE if cause in gaps]
-    skipped = all(_SKIPPED in gap for found in namespaces.values() for gap in found)  # called, but fails open
-    verb, would = ("may be skipped", "could") if skipped else ("is not called", "would")
+
+    def not_called(namespace: str) -> bool:
+        return any(_SKIPPED not in gap for gap in namespaces[namespace])
+
+    # Called, but failing open (``failurePolicy: Ignore``) only: it "may be skipped"; else the example shown is a
+    # namespace where some webhook is not called at all.
+    example = next((ns for ns in sorted(namespaces) if not_called(ns)), None)
+    verb, would = ("may be skipped", "could") if example is None else ("is not called", "would")
+    example = example or shown[0]
+    first = namespaces[example]
+    why = "; ".join(first[:3]) + (f"; and {len(first) - 3} more webhooks" if len(first) > 3 else "")
     return (
         f"the image guard {verb} in gated namespace(s) {', '.join(shown)}{more}, so a direct image change there "
-        f"(kubectl set image, apply) {would} pass unjudged: {shown[0]}: {why}. {'; '.join(advice)}"
+        f"(kubectl set image, apply) {would} pass unjudged: {example}: {why}. {'; '.join(advice)}"
     )
 
 
