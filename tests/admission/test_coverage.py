@@ -555,3 +555,12 @@ def test_a_guard_that_may_be_skipped_is_worded_apart_from_one_that_is_not_called
     mixed = coverage.message({"a": [ignore], "b": [ignore, selector]})
     assert mixed.startswith("the image guard is not called in gated namespace(s) a, b, so")
     assert "would pass unjudged: b: " in mixed and selector in mixed  # the example is a namespace not called at all
+
+
+def test_with_no_gap_the_message_says_which_guards_fail_open_by_design() -> None:
+    assert coverage.message({}) == "the image guard is called in every namespace this policy gates"
+    managed = coverage.message({}, setup=coverage.Setup(operator_managed=True))
+    assert managed.startswith("the image guard is called in every namespace this policy gates; the operator writes")
+    fail_open = {f"{g.webhook_id}.lockgate.dev" for g in imageguard.GUARDED if g.fails_open_when_operator_managed}
+    assert fail_open and all(name in managed for name in fail_open)
+    assert "guard-deployments.lockgate.dev" not in managed

@@ -174,6 +174,7 @@ def test_the_configuration_the_operator_writes_itself_calls_its_guard_in_every_g
     assert namespace["metadata"]["labels"].get("lockgate.dev/environment") == "production"  # the policy gates it
     condition = lockgate.wait_for(called, message="the policy's ImageGuardCalled condition")
     assert (condition["status"], condition["reason"]) == ("True", "Called"), condition
+    assert "guard-pods.lockgate.dev" in condition["message"] and "fail open" in condition["message"]  # said, though
     written = json.loads(
         lockgate.kubectl("get", "validatingwebhookconfiguration", coverage.CONFIGURATION, "-o", "json").stdout
     )

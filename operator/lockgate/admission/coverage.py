@@ -567,10 +567,19 @@ def gated_but_not_guarded(
     return judge(config, gated, setup, budget)
 
 
-def message(namespaces: Mapping[str, list[str]], limit: int = 5) -> str:
-    """What is wrong and what to do, for a status condition or a log line."""
+def message(namespaces: Mapping[str, list[str]], limit: int = 5, setup: Setup = Setup()) -> str:
+    """What is wrong and what to do, for a status condition or a log line; with no gap, what the guard's
+    configuration allows by design (``setup``)."""
     if not namespaces:
-        return "the image guard is called in every namespace this policy gates"
+        called = "the image guard is called in every namespace this policy gates"
+        if not setup.operator_managed:
+            return called
+        open_by_design = ", ".join(_hook_name(g) for g in imageguard.GUARDED if g.fails_open_when_operator_managed)
+        return (
+            f"{called}; the operator writes its webhook configuration itself (webhook.operatorManaged), where "
+            f"{open_by_design} fail open (failurePolicy Ignore): a change they judge passes unjudged while the "
+            "operator does not answer. Prefer the chart's configurations in production"
+        )
     shown = sorted(namespaces)[:limit]
     more = f" (and {len(namespaces) - limit} more)" if len(namespaces) > limit else ""
     gaps = " ".join(gap for found in namespaces.values() for gap in found)

@@ -98,7 +98,7 @@ class PolicyStatuses:
                 coverage.unverified_message(unverified),
             )
         else:
-            condition = ("ImageGuardCalled", "True", "Called", coverage.message(mine))
+            condition = ("ImageGuardCalled", "True", "Called", coverage.message(mine, setup=self.view.guard_setup))
         wanted["unguardedNamespaces"] = sorted(mine)
         wanted["conditions"] = statuses.policy_conditions(obj, self.clock(), [condition])
         return wanted
