@@ -441,21 +441,21 @@ def _elsewhere(client: Mapping[str, Any], guarded: imageguard.GuardedKind, serve
     ``served_at``: the host the API server reaches the operator's webhooks by (``webhook_public_host``); a
     ``<service>.<namespace>.svc`` name also names the Service. None: only the path is checked.
     """
-    path = f"/{guarded.webhook_id}"
     if client.get("url"):
         url = urllib.parse.urlsplit(str(client["url"]))
         if served_at and _host(url.hostname or "") != _host(served_at):
             return f"it calls {client['url']}, not the operator at {served_at}"
-        return None if url.path == path else f"it calls path {url.path or '/'}, not the guard's {path}"
-    service = client.get("service") or {}
-    if not service:
+        called_path = url.path or "/"
+    elif service := client.get("service") or {}:
+        labels = _host(served_at or "").split(".")
+        expected = (labels[1], labels[0]) if len(labels) >= 3 and labels[2] == "svc" else None
+        called = (str(service.get("namespace")), str(service.get("name")))
+        if expected is not None and called != expected:
+            return f"it calls service {'/'.join(called)}, not the operator's {'/'.join(expected)}"
+        called_path = str(service.get("path") or "/")
+    else:
         return None
-    labels = _host(served_at or "").split(".")
-    expected = (labels[1], labels[0]) if len(labels) >= 3 and labels[2] == "svc" else None
-    called = (str(service.get("namespace")), str(service.get("name")))
-    if expected is not None and called != expected:
-        return f"it calls service {'/'.join(called)}, not the operator's {'/'.join(expected)}"
-    called_path = str(service.get("path") or "/")
+    path = f"/{guarded.webhook_id}"
     return None if called_path == path else f"it calls path {called_path}, not the guard's {path}"
 
 
@@ -585,12 +585,12 @@ def message(namespaces: Mapping[str, list[str]], limit: int = 5, setup: Setup = 
     gaps = " ".join(gap for found in namespaces.values() for gap in found)
     advice = [text for cause, text in _ADVICE if cause in gaps]
 
-    def not_called(namespace: str) -> bool:
+    def some_webhook_not_called(namespace: str) -> bool:
         return any(_SKIPPED not in gap for gap in namespaces[namespace])
 
     # Called, but failing open (``failurePolicy: Ignore``) only: it "may be skipped"; else the example shown is a
     # namespace where some webhook is not called at all.
-    example = next((ns for ns in sorted(namespaces) if not_called(ns)), None)
+    example = next((ns for ns in sorted(namespaces) if some_webhook_not_called(ns)), None)
     verb, would = ("may be skipped", "could") if example is None else ("is not called", "would")
     example = example or shown[0]
     first = namespaces[example]
