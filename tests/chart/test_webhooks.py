@@ -5,6 +5,7 @@ they stamp an Approval and deny a direct ``kubectl set image`` in production.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from typing import Any
@@ -396,3 +397,31 @@ def test_the_operator_gets_the_charts_image_annotations_as_its_settings_read_the
         env = rendering.env(rendering.one(rendering.render(values), "Deployment"))
         monkeypatch.setenv("LOCKGATE_IMAGE_ANNOTATIONS", env["LOCKGATE_IMAGE_ANNOTATIONS"])
         assert settings.OperatorSettings().image_annotations == expected, values
+
+
+def test_a_guard_webhook_edited_to_fail_open_or_call_elsewhere_is_reported_until_restored() -> None:
+    """Someone who may edit webhook configurations sets ``failurePolicy: Ignore`` on one guard webhook (a change
+    passes unjudged whenever the guard does not answer) and points another's ``clientConfig`` at a Service of their
+    own: the policy says both (ImageGuardCalled=False, with what to do) until the chart's configuration is back."""
+    with installed.installed() as s:
+        s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+        assert s.wait_for(lambda: _guarded(s, "production", "True"), message="production guarded")
+        get = ("get", "validatingwebhookconfiguration", "lockgate.dev", "-o", "json")
+        edited = json.loads(s.kubectl(*get).stdout)
+        chart_hooks = copy.deepcopy(edited["webhooks"])
+        for hook in edited["webhooks"]:
+            if hook["name"] == "guard-deployments.lockgate.dev":
+                hook["failurePolicy"] = "Ignore"
+            if hook["name"] == "guard-statefulsets.lockgate.dev":
+                hook["clientConfig"]["service"]["name"] = "allow-all"
+        s.kubectl("replace", "-f", "-", input=json.dumps(edited))
+        reported = s.wait_for(lambda: _guarded(s, "production", "False"), message="production reported")
+        said = next(c for c in reported["status"]["conditions"] if c["type"] == "ImageGuardCalled")
+        assert "guard-deployments.lockgate.dev: its failurePolicy is Ignore" in said["message"]
+        assert f"guard-statefulsets.lockgate.dev: it calls service {rendering.NAMESPACE}/allow-all" in said["message"]
+        assert "Set the guard webhooks' failurePolicy to Fail" in said["message"]
+        assert reported["status"]["unguardedNamespaces"] == ["production"]
+        restored = {**json.loads(s.kubectl(*get).stdout), "webhooks": chart_hooks}
+        s.kubectl("replace", "-f", "-", input=json.dumps(restored))
+        assert s.wait_for(lambda: _guarded(s, "production", "True"), message="production guarded again")
+        assert scenario.refused(s) == []
