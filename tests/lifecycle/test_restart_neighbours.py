@@ -5,10 +5,8 @@ concerns none of its neighbours, so it touches no other Promotion of its target:
 ``Done`` pass per Promotion, not one per pair (``handlers/watching.py``; touching them all made 100
 ended Promotions of one Deployment take ~5,000 passes).
 
-Kopf, configured with no diff-base (``handlers/runtime.py``), writes no ``last-handled-configuration``
-annotation on anything. Kopf stores a diff-base only after change handlers (``on.create``/``on.update``
-...), and ours are ``on.event`` only, so the objects alone would not show a lost ``NoDiffBase``: the test
-also asks the configured storage what it would write.
+Kopf watches nothing of ours (the view's informers do, ``handlers/watching.py``), so it writes no
+``last-handled-configuration`` annotation or handler progress on anything: GitOps tools see no drift.
 """
 
 from __future__ import annotations
@@ -19,12 +17,11 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
-import kopf
 import pytest
 
-from lockgate.handlers import background, runtime, testing
+from lockgate.handlers import testing
 from lockgate.lifecycle import statuses, steps
 from tests.lifecycle import manifests
 
@@ -152,7 +149,7 @@ def kopf_annotations(obj: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if "kopf.zalando.org/" in k or "last-handled-configuration" in k}
 
 
-def test_kopf_writes_no_diff_base_on_our_objects(lockgate: testing.Stack) -> None:
+def test_kopf_writes_nothing_on_our_objects(lockgate: testing.Stack) -> None:
     lockgate.apply(manifests.promotion(), context="alice")
     lockgate.wait_phase("web-2", "AwaitingApproval")
     lockgate.apply(manifests.approval("web-2-bob", "web-2"), context="bob")
@@ -167,11 +164,3 @@ def test_kopf_writes_no_diff_base_on_our_objects(lockgate: testing.Stack) -> Non
     }
     assert {what: found for what, obj in seen.items() if (found := kopf_annotations(obj))} == {}
     assert "kopf" not in promo["status"]  # no handler progress either
-
-    # What Kopf would write if it stored a diff-base (it does, for change handlers): nothing.
-    storage = runtime._kopf_settings(background.local_settings()).persistence.diffbase_storage
-    body = kopf.Body(cast(kopf.RawBody, promo))
-    patch = kopf.Patch()
-    storage.store(body=body, patch=patch, essence=storage.build(body=body))
-    assert dict(patch) == {}
-    assert storage.fetch(body=body) is None

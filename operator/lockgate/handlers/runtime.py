@@ -10,16 +10,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from lockgate.handlers import kopfimport  # isort: skip  # noqa: F401  (before kopf: no kubernetes client)
 import kopf
 from kopf._cogs.structs import credentials  # Kopf's vault of API sessions (not exported; kopf 1.45)
-from kopf._core.reactor import inventory
 
 from lockgate import metrics as lockgate_metrics
 from lockgate import probes
@@ -34,6 +31,9 @@ logger = logging.getLogger("lockgate")
 
 
 def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.OperatorSettings:
+    """Kopf serves the admission webhooks (and, with ``manage_webhooks``, writes their configuration); it
+    watches nothing: the view's informers do (``handlers/watching.py``), so Kopf writes nothing on our
+    objects either (GitOps tools see no drift)."""
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.posting.level = logging.WARNING
     # Every replica watches (a warm view, webhooks served by all); a Lease, not Kopf peering, decides
@@ -41,97 +41,8 @@ def _kopf_settings(settings: lockgate_settings.OperatorSettings) -> kopf.Operato
     kopf_settings.peering.standalone = True
     kopf_settings.peering.clusterwide = True
     kopf_settings.scanning.disabled = True
-    kopf_settings.watching.connect_timeout = 10
-    kopf_settings.watching.server_timeout = 300
     kopf_settings.networking.request_timeout = settings.api_timeout_seconds * 3
-    kopf_settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
-    kopf_settings.persistence.diffbase_storage = NoDiffBase()
-    # Memory: the initial listing comes in pages (as client-go's pager does) instead of one response
-    # holding every object of a kind, and a per-object worker exits soon after its last event (it
-    # holds that event's whole body while it idles; Kopf's default is 5 s, so a listing kept nearly
-    # every listed body alive at once). Our handlers are quick and never patch: nothing to batch.
-    kopf_settings.watching.chunk_size = LIST_CHUNK
-    kopf_settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     return kopf_settings
-
-
-LIST_CHUNK = 500
-WORKER_IDLE_SECONDS = 0.2
-MEMORY_KEPT_SECONDS = 2.0
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """No diff-base: our handlers are ``on.event`` only, which never read one.
-
-    Kopf builds an object's "essence" (a deep copy of everything but its status) on every event, for
-    its on-create/update/field handlers' diffs, whether or not any is registered: about a seventh of
-    the operator's CPU while it lists 25,000 objects after a restart. Nothing is stored either (Kopf
-    would only store it for change handlers).
-    """
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        return None
-
-
-class ForgetfulMemories(inventory.ResourceMemories):
-    """Kopf's per-object memories, forgotten shortly after the object's last event when they hold nothing.
-
-    Kopf keeps a record per object (memo, error throttler, daemon and indexing state) until the
-    object is deleted: ~0.75 KB for each of tens of thousands of watched objects. Our handlers are
-    ``on.event`` only (no memo, daemons, indexes, diff-base or progress), so a record matters only
-    while it throttles a framework error; such records are kept, the others dropped
-    ``MEMORY_KEPT_SECONDS`` after they were last recalled.
-    """
-
-    def __init__(self, keep_seconds: float = MEMORY_KEPT_SECONDS) -> None:
-        super().__init__()
-        self.keep_seconds = keep_seconds
-        self._recalled: OrderedDict[str, float] = OrderedDict()  # uid -> when last recalled, oldest first
-
-    async def recall(
-        self,
-        raw_body: kopf.RawBody,
-        *,
-        memobase: Any = None,
-        noticed_by_listing: bool = False,
-        ephemeral: bool = False,
-    ) -> inventory.ResourceMemory:
-        memory = await super().recall(
-            raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=ephemeral
-        )
-        now = time.monotonic()
-        uid = str(raw_body.get("metadata", {}).get("uid") or "")
-        if not ephemeral and uid:
-            self._recalled[uid] = now
-            self._recalled.move_to_end(uid)
-        while self._recalled:
-            oldest, at = next(iter(self._recalled.items()))
-            if now - at < self.keep_seconds:
-                break
-            del self._recalled[oldest]
-            body: kopf.RawBody = {"metadata": {"uid": oldest}}
-            kept = await super().recall(body, ephemeral=True)  # the stored record, or a fresh one
-            if _holds_nothing(kept):
-                await self.forget(body)
-        return memory
-
-
-def _holds_nothing(memory: inventory.ResourceMemory) -> bool:
-    throttler = memory.error_throttler
-    return (
-        throttler.active_until is None
-        and throttler.source_of_delays is None
-        and memory.remaining_patch is None
-        and memory.indexing_memory.indexing_state is None
-        and not memory.daemons_memory.running_daemons
-        and not memory.daemons_memory.forever_stopped
-    )
 
 
 async def run_operator(
@@ -180,8 +91,8 @@ async def run_operator(
             default_namespace=creds.default_namespace,
         )
 
-    async def approval_deleted(old: dict[str, Any]) -> None:
-        await trail.approval_withdrawn(old, cluster.promotions.get(cluster.promotion_of(old)))
+    async def approval_deleted(old: dict[str, Any], promotion: dict[str, Any] | None) -> None:
+        await trail.approval_withdrawn(old, promotion)
 
     async def approval_deleting(old: dict[str, Any], user: Any) -> None:
         promotion = cluster.promotions.get(cluster.promotion_of(old))
@@ -193,8 +104,8 @@ async def run_operator(
             kind, workload, user.username, list(user.groups), verdict.message, settings.image_annotations
         )
 
-    watching.register(
-        registry,
+    watches = watching.Watches(
+        api,
         cluster,
         engine,
         policy_statuses,
@@ -217,6 +128,7 @@ async def run_operator(
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
     )
     engine.start()
+    watches.start()
     policy_statuses.start(read_configuration=settings.webhook_port >= 0 and not settings.manage_webhooks)
     rbac = rbacwatch.RbacWatch(api, approvers, engine.touch_waiting_soon)
     rbac_task = asyncio.create_task(rbac.run(), name="lockgate-rbac-watch")
@@ -253,7 +165,6 @@ async def run_operator(
         await kopf.operator(
             registry=registry,
             settings=kopf_settings,
-            memories=ForgetfulMemories(),
             clusterwide=True,
             stop_flag=stop_flag,
             ready_flag=ready,
@@ -265,6 +176,7 @@ async def run_operator(
             leader_task.cancel()
         with contextlib.suppress(Exception):  # whatever it says, the rest of the shutdown runs
             await vault.close()
+        await watches.stop()
         await engine.stop()
         await policy_statuses.stop()
         await api.close()

@@ -1,47 +1,142 @@
-"""Kopf event handlers: keep the operator's view current and tell the reconciler whom to look at.
+"""Watch handlers: keep the operator's view current and tell the reconciler whom to look at.
 
-They only translate watch events into ``view`` updates and ``reconciler.touch`` calls; no decisions.
+One informer (``kube/informer.py``: list, then watch) per kind the gate depends on. The handlers only
+translate its events into ``view`` updates and ``reconciler.touch`` calls; no decisions. What must
+await (an audit record for a deleted Approval or a Promotion deleted mid-rollout, a GatePolicy's
+status) runs as a task of its own, so one slow audit sink never holds up the events of other objects.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-import kopf
-
 from lockgate.admission import coverage
+from lockgate.kube import client as kclient
+from lockgate.kube import informer
 from lockgate.lifecycle import policystatus
 from lockgate.lifecycle import reconciler as lifecycle_reconciler
 from lockgate.lifecycle import steps as lifecycle_steps
 from lockgate.lifecycle import view as lifecycle_view
 
-GROUP = "lockgate.dev"
+logger = logging.getLogger("lockgate.watch")
+
+GROUP, VERSION = "lockgate.dev", "v1alpha1"
+DRAIN_SECONDS = 2.0  # at a stop, for audit records being written (Kopf gave its handlers as long)
 WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet"}
 
 
-def register(
-    registry: kopf.OperatorRegistry,
-    cluster: lifecycle_view.ClusterView,
-    reconciler: lifecycle_reconciler.Reconciler,
-    policy_statuses: policystatus.PolicyStatuses,
-    on_approval_deleted: Any = None,
-    *,
-    guard_served: bool = True,
-) -> None:
-    """Attach the watch handlers for every kind the gate depends on to ``registry``; with ``guard_served``,
-    also the watch of the guard's webhook configuration (where the image guard is called)."""
+# Records an Approval's withdrawal: the Approval as the view held it, and its Promotion then (None: none).
+ApprovalDeleted = Callable[[dict[str, Any], dict[str, Any] | None], Coroutine[Any, Any, None]]
 
-    @kopf.on.event(GROUP, "promotions", registry=registry)
-    async def promotion_event(type: str, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
-        key = lifecycle_view.key_of(obj)
-        if type == "DELETED":
+
+class Watches:
+    """Every watch of the operator, wired to the view, the reconciler and the GatePolicy statuses."""
+
+    def __init__(
+        self,
+        api: kclient.Client,
+        cluster: lifecycle_view.ClusterView,
+        reconciler: lifecycle_reconciler.Reconciler,
+        policy_statuses: policystatus.PolicyStatuses,
+        on_approval_deleted: ApprovalDeleted | None = None,
+        *,
+        guard_served: bool = True,
+    ) -> None:
+        """With ``guard_served``, also watch the guard's webhook configuration (where the image guard is called)."""
+        self.view = cluster
+        self.reconciler = reconciler
+        self.policy_statuses = policy_statuses
+        self.on_approval_deleted = on_approval_deleted
+        self._background: set[asyncio.Task[None]] = set()
+        self._last: dict[object, asyncio.Task[None]] = {}  # the latest background task per object
+        self._tasks: list[asyncio.Task[None]] = []
+
+        def watch(
+            group: str,
+            version: str,
+            plural: str,
+            on_event: Callable[[str, dict[str, Any]], None],
+            known: Callable[[], Iterable[informer.Key]],
+            field_selector: str = "",
+        ) -> informer.Informer:
+            path = kclient.resource_path(group, version, plural)
+            return informer.Informer(api, path, on_event, known=known, field_selector=field_selector)
+
+        self.informers = [
+            watch(GROUP, VERSION, "promotions", self.promotion_event, lambda: cluster.promotions),
+            watch(GROUP, VERSION, "approvals", self.approval_event, lambda: cluster.approvals),
+            watch(GROUP, VERSION, "gatepolicies", self.policy_event, lambda: (("", n) for n in cluster.policies)),
+            watch("", "v1", "namespaces", self.namespace_event, lambda: (("", n) for n in cluster.namespaces)),
+        ]
+        for plural, kind in WORKLOAD_KINDS.items():
+            self.informers.append(watch("apps", "v1", plural, self._workload_event(kind), self._workloads(kind)))
+        if guard_served:
+            self.informers.append(
+                watch(
+                    "admissionregistration.k8s.io",
+                    "v1",
+                    "validatingwebhookconfigurations",
+                    self.guard_configuration_event,
+                    lambda: [("", coverage.CONFIGURATION)] if cluster.guard_configuration is not None else [],
+                    field_selector=f"metadata.name={coverage.CONFIGURATION}",
+                )
+            )
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(i.run(), name=f"lockgate-watch-{i.kind}") for i in self.informers]
+
+    async def stop(self) -> None:
+        """Stop watching; the records still being written (a withdrawn approval, a deleted Promotion) get
+        ``DRAIN_SECONDS`` to finish, and each one cut off is logged."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._background:
+            _, cut = await asyncio.wait(self._background, timeout=DRAIN_SECONDS)
+            for task in cut:
+                logger.error("stopping: %s did not finish", task.get_name())
+                task.cancel()
+            await asyncio.gather(*cut, return_exceptions=True)
+
+    def _later(self, key: object, work: Callable[[], Coroutine[Any, Any, None]], what: str) -> None:
+        """Run ``work()`` as a task of its own, after the one still running for the same ``key`` (in event order)."""
+        before = self._last.get(key)
+
+        async def in_order() -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            await work()
+
+        task = asyncio.get_running_loop().create_task(in_order(), name=what)
+        self._background.add(task)
+        self._last[key] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._background.discard(task)
+            if self._last.get(key) is task:
+                del self._last[key]
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("%s failed", what, exc_info=task.exception())
+
+        task.add_done_callback(done)
+
+    # -- the handlers ------------------------------------------------------------------------------
+    def promotion_event(self, type_: str, obj: dict[str, Any]) -> None:
+        cluster, key = self.view, lifecycle_view.key_of(obj)
+        if type_ == "DELETED":
+            last = obj if obj.get("status") else cluster.promotions.get(key)  # a tombstone: what the view held
             cluster.drop_promotion(key)
-            await reconciler.promotion_deleted(obj)
+            if last is not None:
+                what = "recording the deletion of promotion {}/{}".format(*key)
+                self._later(("promotion", key), lambda: self.reconciler.promotion_deleted(last), what)
             return
         before = cluster.promotions.live.get(key)  # None: new, or settled (ended), so no decoding here
         if cluster.put_promotion(obj):
-            reconciler.touch(key)
+            self.reconciler.touch(key)
             target = cluster.target_of(obj)
             # A newer promotion may supersede, or free, another one; an ended one that stays ended
             # (every Promotion of a restart's listing, mostly) concerns none of them: touching all of
@@ -49,80 +144,69 @@ def register(
             if target is not None and not (_ended(obj) and (before is None or _ended(before))):
                 for other in cluster.promotions_targeting(target):
                     if other != key:
-                        reconciler.touch(other)
+                        self.reconciler.touch(other)
 
-    @kopf.on.event(GROUP, "approvals", registry=registry)
-    async def approval_event(type: str, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
-        key = lifecycle_view.key_of(obj)
-        if type == "DELETED":
+    def approval_event(self, type_: str, obj: dict[str, Any]) -> None:
+        cluster = self.view
+        if type_ == "DELETED":
+            key = lifecycle_view.key_of(obj)
             old = cluster.drop_approval(key)
             if old is not None:
-                if on_approval_deleted is not None:
-                    await on_approval_deleted(old)
-                reconciler.touch(cluster.promotion_of(old))
+                if self.on_approval_deleted is not None:
+                    withdrawn, promotion = self.on_approval_deleted, cluster.promotions.get(cluster.promotion_of(old))
+                    what = "recording the withdrawal of approval {}/{}".format(*key)
+                    self._later(("approval", key), lambda: withdrawn(old, promotion), what)
+                self.reconciler.touch(cluster.promotion_of(old))
             return
         if cluster.put_approval(obj):
-            reconciler.touch(cluster.promotion_of(obj))
+            self.reconciler.touch(cluster.promotion_of(obj))
 
-    @kopf.on.event(GROUP, "gatepolicies", registry=registry)
-    async def policy_event(type: str, body: kopf.Body, **_: Any) -> None:
-        if type == "DELETED":
-            cluster.drop_policy(str(body["metadata"]["name"]))
+    def policy_event(self, type_: str, obj: dict[str, Any]) -> None:
+        name = str(obj["metadata"]["name"])
+        if type_ == "DELETED":
+            self.view.drop_policy(name)
         else:
-            cluster.put_policy(dict(body))
-            await policy_statuses.publish(dict(body))
-        policy_statuses.changed()  # the namespaces it gates (and so where the guard must be called) may differ
-        reconciler.touch_all()
+            self.view.put_policy(obj)
+            self._later(
+                ("policy", name), lambda: self.policy_statuses.publish(obj), f"writing GatePolicy {name}'s status"
+            )
+        self.policy_statuses.changed()  # the namespaces it gates (and so where the guard must be called) may differ
+        self.reconciler.touch_all()
 
-    @kopf.on.event("v1", "namespaces", registry=registry)
-    async def namespace_event(type: str, body: kopf.Body, **_: Any) -> None:
-        name = str(body["metadata"]["name"])
-        old = cluster.namespaces.get(name)
-        if type == "DELETED":
-            cluster.drop_namespace(name)
+    def namespace_event(self, type_: str, obj: dict[str, Any]) -> None:
+        name = str(obj["metadata"]["name"])
+        old = self.view.namespaces.get(name)
+        if type_ == "DELETED":
+            self.view.drop_namespace(name)
         else:
-            cluster.put_namespace(dict(body))
-        if old != cluster.namespaces.get(name):
-            reconciler.touch_all([name])
-            policy_statuses.changed()
+            self.view.put_namespace(obj)
+        if old != self.view.namespaces.get(name):
+            self.reconciler.touch_all([name])
+            self.policy_statuses.changed()
 
-    if guard_served:
+    def guard_configuration_event(self, type_: str, obj: dict[str, Any]) -> None:
+        self.view.put_guard_configuration(None if type_ == "DELETED" else obj)
+        self.policy_statuses.changed()
 
-        @kopf.on.event(
-            "admissionregistration.k8s.io",
-            "v1",
-            "validatingwebhookconfigurations",
-            registry=registry,
-            when=lambda name, **_: name == coverage.CONFIGURATION,
-        )
-        async def guard_configuration_event(type: str, body: kopf.Body, **_: Any) -> None:
-            cluster.put_guard_configuration(None if type == "DELETED" else dict(body))
-            policy_statuses.changed()
+    def _workload_event(self, kind: str) -> Callable[[str, dict[str, Any]], None]:
+        def workload_event(type_: str, obj: dict[str, Any]) -> None:
+            cluster, key = self.view, lifecycle_view.key_of(obj)
+            if type_ == "DELETED":
+                cluster.drop_workload(kind, key)
+            elif not cluster.put_workload(kind, obj):
+                return
+            workload = (kind, key[0], key[1])
+            for promotion in cluster.promotions_targeting(workload) + cluster.promotions_sourcing(workload):
+                self.reconciler.touch(promotion)
 
-    for plural, kind in WORKLOAD_KINDS.items():
-        _register_workload(registry, cluster, reconciler, plural, kind)
+        return workload_event
+
+    def _workloads(self, kind: str) -> Callable[[], Iterable[informer.Key]]:
+        def known() -> Iterable[informer.Key]:
+            return ((namespace, name) for k, namespace, name in self.view.workloads if k == kind)
+
+        return known
 
 
 def _ended(obj: dict[str, Any]) -> bool:
     return str((obj.get("status") or {}).get("phase") or "") in lifecycle_steps.TERMINAL
-
-
-def _register_workload(
-    registry: kopf.OperatorRegistry,
-    cluster: lifecycle_view.ClusterView,
-    reconciler: lifecycle_reconciler.Reconciler,
-    plural: str,
-    kind: str,
-) -> None:
-    @kopf.on.event("apps", "v1", plural, registry=registry, id=f"workload-{plural}")
-    async def workload_event(type: str, body: kopf.Body, **_: Any) -> None:
-        obj = dict(body)
-        key = lifecycle_view.key_of(obj)
-        if type == "DELETED":
-            cluster.drop_workload(kind, key)
-        elif not cluster.put_workload(kind, obj):
-            return
-        workload = (kind, key[0], key[1])
-        for promotion in cluster.promotions_targeting(workload) + cluster.promotions_sourcing(workload):
-            reconciler.touch(promotion)

@@ -1,0 +1,163 @@
+"""Keeping a local copy of one kind current: list it in pages, then watch from the list's version.
+
+What client-go's reflector does, for the operator's view. Every listed or changed object goes to
+``on_event(type, obj)`` (``ADDED`` for a listed one), in the order the API sends them. A stream's normal
+end (after ``server_seconds``) or a cut connection continues from the last version seen, bookmarks
+included. ``410 Gone`` (that version is too old) lists again, and every object the caller still holds
+(``known()``) that the new list lacks is delivered as ``DELETED``, a tombstone carrying its namespace
+and name only. Repeated API errors are retried with backoff, each with a warning. An error raised by
+``on_event`` is logged and never ends the watch.
+
+Why not Kopf's watching: Kopf takes every event through its per-object machinery (a worker task,
+memories, loggers, the handler's kwargs), made for handlers that keep state on the object; ours only
+store the object in the view. After a restart that machinery was ~55-60 % of the CPU of listing
+25,000 objects (``docs/performance.md``, eleventh round).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lockgate.kube import client as kclient
+
+logger = logging.getLogger("lockgate.watch")
+
+Key = tuple[str, str]  # namespace ("" for a cluster-scoped object), name
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Objects per page of a listing: no response holds a whole kind. client-go asks 500; with 500 the operator
+# held ~30 MB more after listing 25,000 objects than with 250 (bench/scale.py: 150 against 119 MB), and
+# the listing took no longer.
+PAGE = 250
+YIELD_EVERY = 100  # objects delivered between two turns of the event loop (webhooks answer meanwhile)
+QUICK_END_SECONDS = 1.0  # a stream that ends sooner, with no event, counts as a failure (no hot loop)
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def tombstone(key: Key) -> dict[str, Any]:
+    """What is delivered for an object that vanished while no stream was open."""
+    namespace, name = key
+    return {"metadata": {"namespace": namespace, "name": name} if namespace else {"name": name}}
+
+
+class Informer:
+    def __init__(
+        self,
+        api: kclient.Client,
+        path: str,
+        on_event: Callable[[str, dict[str, Any]], None],
+        *,
+        known: Callable[[], Iterable[Key]],
+        field_selector: str = "",
+        page: int = PAGE,
+        server_seconds: int = 300,
+    ) -> None:
+        """``path``: the kind's collection (cluster-wide); ``known()``: the keys the caller holds of it."""
+        self.api = api
+        self.path = path
+        self.on_event = on_event
+        self.known = known
+        self.field_selector = field_selector
+        self.page = page
+        self.server_seconds = server_seconds
+        self.synced = asyncio.Event()  # set once the first listing has been delivered whole
+        self.version = ""  # the last resourceVersion seen; "" means: list first
+        self.delivered = 0  # changes delivered by the current stream
+        self.kind = path.rstrip("/").rsplit("/", 1)[-1]
+
+    async def run(self) -> None:
+        """List and watch until cancelled. The first failure after a healthy stream (one that delivered, or
+        lasted ``QUICK_END_SECONDS``) is retried at once; the next ones, and every failed listing, wait
+        ``RETRY_SECONDS``, with a warning."""
+        failures = 0
+        while True:
+            watching: float | None = None  # when the stream opened; None: listing
+            self.delivered = 0
+            try:
+                if not self.version:
+                    await self._list()
+                    self.synced.set()
+                watching = time.monotonic()
+                await self._watch()
+                problem = "" if self._healthy(watching) else "the watch ended at once"
+            except kclient.ApiError as exc:
+                problem = str(exc)
+                if exc.status == 410:  # that version is too old: list again
+                    self.version = ""
+            except (kclient.ApiUnavailable, ValueError) as exc:
+                problem = str(exc)
+            except Exception as exc:  # never a silent end of the watch: say what, and go on
+                logger.exception("watch of %s failed", self.kind)
+                problem = repr(exc)
+            if watching is not None and self._healthy(watching):
+                failures = 0
+            if not problem:
+                continue
+            if not failures and watching is not None:
+                logger.info("watch of %s ended (%s); %s", self.kind, problem, "resuming" if self.version else "listing")
+                failures += 1
+                continue
+            wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+            failures += 1
+            logger.warning("watch of %s lost (%s); retrying in %.1fs", self.kind, problem, wait)
+            await asyncio.sleep(wait)
+
+    def _healthy(self, watching: float) -> bool:
+        return self.delivered > 0 or time.monotonic() - watching >= QUICK_END_SECONDS
+
+    async def _list(self) -> None:
+        params = {"limit": str(self.page)}
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
+        listed: set[Key] = set()
+        version = ""
+        while True:
+            page = await self.api.get(self.path, params=dict(params), agent=f"watch {self.kind}")
+            meta = page.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")
+            kind, api_version = str(page.get("kind") or "").removesuffix("List"), page.get("apiVersion")
+            for n, obj in enumerate(page.get("items") or [], start=1):
+                if kind:  # list items may omit them (built-in kinds); watch events never do
+                    obj.setdefault("kind", kind)
+                if api_version:
+                    obj.setdefault("apiVersion", api_version)
+                listed.add(key_of(obj))
+                self._deliver("ADDED", obj)
+                if n % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            token = meta.get("continue")
+            if not token:
+                break
+            params["continue"] = str(token)
+            await asyncio.sleep(0)
+        for key in sorted(set(self.known()) - listed):
+            self._deliver("DELETED", tombstone(key))
+        self.version = version
+
+    async def _watch(self) -> None:
+        """One stream from ``version``, counting the changes it delivers (``delivered``)."""
+        async for event in self.api.watch(
+            self.path,
+            self.version,
+            server_seconds=self.server_seconds,
+            field_selector=self.field_selector,
+            agent=f"watch {self.kind}",
+        ):
+            obj = event.get("object") or {}
+            if event.get("type") != "BOOKMARK":
+                self._deliver(str(event.get("type")), obj)
+                self.delivered += 1
+            self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+
+    def _deliver(self, type_: str, obj: dict[str, Any]) -> None:
+        try:
+            self.on_event(type_, obj)
+        except Exception:  # one object's trouble never ends the watch of all others
+            logger.exception("watch of %s: handling %s of %s/%s failed", self.kind, type_, *key_of(obj))

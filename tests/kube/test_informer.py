@@ -1,0 +1,220 @@
+"""The view's informer (``kube/informer.py``) against the embedded API, through faults a real API serves.
+
+It lists in pages, then delivers every change once and in order; a dropped stream continues from the last
+version without listing again; an expired version (410) lists again and reports what vanished meanwhile
+as deleted; a refusing API is retried with backoff, not in a hot loop; one object's handler error leaves
+the others' events flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from lockgate.devcluster import runner, server
+from lockgate.devcluster import testing as devtesting
+from lockgate.kube import client as kclient
+from lockgate.kube import config, informer
+
+NS = "staging"
+CONFIGMAPS = kclient.resource_path("", "v1", "configmaps")
+
+
+def configmap(name: str, value: str = "1") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS}, "data": {"v": value}}
+
+
+class Copy:
+    """What the operator's view does with the events: a local copy, and the events of ``NS`` in order."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.objects: dict[informer.Key, dict[str, Any]] = {}
+        self.events: list[tuple[str, str]] = []
+        self.fail_on = fail_on
+
+    def on_event(self, type_: str, obj: dict[str, Any]) -> None:
+        key = informer.key_of(obj)
+        if key[0] != NS:
+            return
+        if key[1] == self.fail_on:
+            raise RuntimeError("a handler's own bug")
+        self.events.append((type_, key[1]))
+        if type_ == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = obj
+
+    def names(self) -> set[str]:
+        return {name for _, name in self.objects}
+
+
+async def until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[runner.RunningCluster]:
+    with devtesting.running() as running:
+        yield running
+        running.cluster.fault_hook = None
+
+
+@contextlib.asynccontextmanager
+async def informing(
+    cluster: runner.RunningCluster, copy: Copy, **kw: Any
+) -> AsyncIterator[tuple[informer.Informer, kclient.Client]]:
+    """An informer on ConfigMaps, and a client to change them."""
+    async with (
+        kclient.Client(config.load(cluster.kubeconfig, "admin")) as api,
+        kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin,
+    ):
+        watch = informer.Informer(api, CONFIGMAPS, copy.on_event, known=lambda: list(copy.objects), **kw)
+        task = asyncio.create_task(watch.run())
+        try:
+            yield watch, admin
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class Requests:
+    """The informer's requests (its User-Agent says ``watch configmaps``), by verb; ``fault`` answers them."""
+
+    def __init__(self) -> None:
+        self.verbs: list[str] = []
+        self.fault: Callable[[str], server.Fault | None] = lambda verb: None
+
+    def __call__(self, record: server.RequestRecord) -> server.Fault | None:
+        if "(watch configmaps)" not in record.user_agent:
+            return None
+        self.verbs.append(record.verb)
+        return self.fault(record.verb)
+
+
+async def test_lists_in_pages_then_delivers_each_change_once_in_order(cluster: runner.RunningCluster) -> None:
+    requests = Requests()
+    cluster.cluster.fault_hook = requests
+    copy = Copy()
+    async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
+        for n in range(7):
+            await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(f"c{n}"))
+    async with informing(cluster, copy, page=3) as (watch, admin):
+        await asyncio.wait_for(watch.synced.wait(), 10)
+        assert copy.names() == {f"c{n}" for n in range(7)}
+        assert requests.verbs.count("list") >= 3  # 7 objects (and the world's) in pages of 3
+        listed = len(copy.events)
+
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("new"))
+        await admin.patch(kclient.resource_path("", "v1", "configmaps", NS, "c1"), {"data": {"v": "2"}})
+        await admin.request("DELETE", kclient.resource_path("", "v1", "configmaps", NS, "c2"))
+        await until(lambda: len(copy.events) == listed + 3)
+        assert copy.events[listed:] == [("ADDED", "new"), ("MODIFIED", "c1"), ("DELETED", "c2")]
+        assert copy.objects[(NS, "c1")]["data"] == {"v": "2"}
+        assert copy.names() == {"c0", "c1", "c3", "c4", "c5", "c6", "new"}
+
+
+async def test_a_dropped_stream_continues_from_the_last_version_without_listing_again(
+    cluster: runner.RunningCluster,
+) -> None:
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(drop_watch_after=0.2) if verb == "watch" else None
+    cluster.cluster.fault_hook = requests
+    copy = Copy()
+    async with informing(cluster, copy) as (watch, admin):
+        await asyncio.wait_for(watch.synced.wait(), 10)
+        for n in range(8):
+            await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(f"d{n}"))
+            await asyncio.sleep(0.1)  # spread over several streams
+        await until(lambda: len(copy.events) == 8)
+        assert copy.events == [("ADDED", f"d{n}") for n in range(8)]  # each once, in order
+        assert requests.verbs.count("watch") >= 3  # it was cut off, and came back, several times
+        assert requests.verbs.count("list") == 1
+
+
+async def test_an_expired_version_lists_again_and_reports_what_vanished_meanwhile(
+    cluster: runner.RunningCluster,
+) -> None:
+    requests = Requests()
+    cluster.cluster.fault_hook = requests
+    copy = Copy()
+    async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
+        for name in ("gone", "kept", "changed"):
+            await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(name))
+    async with informing(cluster, copy, server_seconds=1) as (watch, admin):
+        await asyncio.wait_for(watch.synced.wait(), 10)
+        # No stream from now on: the one open ends after its second, and every new one is refused.
+        requests.fault = lambda verb: server.Fault(code=503, message="down") if verb == "watch" else None
+        await asyncio.sleep(1.5)
+        refused = requests.verbs.count("watch")
+        await admin.request("DELETE", kclient.resource_path("", "v1", "configmaps", NS, "gone"))
+        await admin.patch(kclient.resource_path("", "v1", "configmaps", NS, "changed"), {"data": {"v": "2"}})
+        assert copy.names() == {"gone", "kept", "changed"}  # nothing told it yet
+
+        requests.fault = lambda verb: (
+            server.Fault(code=410, reason="Expired", message="too old") if verb == "watch" else None
+        )
+        await until(lambda: "gone" not in copy.names(), within=15)
+        assert requests.verbs.count("watch") > refused
+        assert ("DELETED", "gone") in copy.events
+        assert copy.objects[(NS, "changed")]["data"] == {"v": "2"}
+        assert copy.names() == {"kept", "changed"}
+
+        requests.fault = lambda verb: None  # the API serves watches again: changes flow again
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("after"))
+        await until(lambda: "after" in copy.names(), within=15)
+
+
+async def test_an_object_larger_than_a_stream_buffer_arrives_whole(cluster: runner.RunningCluster) -> None:
+    copy = Copy()
+    big = "x" * 300_000  # a watch event of ~300 KB in one line: large annotations or managed fields
+    async with informing(cluster, copy) as (watch, admin):
+        await asyncio.wait_for(watch.synced.wait(), 10)
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("big", big))
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("next"))
+        await until(lambda: "next" in copy.names())
+        assert copy.objects[(NS, "big")]["data"] == {"v": big}
+
+
+async def test_a_slow_failing_listing_backs_off_with_warnings(
+    cluster: runner.RunningCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(delay=1.2, code=403, reason="Forbidden", message="no")
+    cluster.cluster.fault_hook = requests
+    async with informing(cluster, Copy()):
+        await until(lambda: len(requests.verbs) >= 3, within=15)
+    lost = [r for r in caplog.records if r.name == "lockgate.watch" and "lost" in r.getMessage()]
+    assert len(lost) >= 2  # every failed listing is a warning and a wait, however long it took
+
+
+async def test_a_refusing_api_is_retried_with_backoff_not_in_a_hot_loop(cluster: runner.RunningCluster) -> None:
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(code=403, reason="Forbidden", message="no")
+    cluster.cluster.fault_hook = requests
+    copy = Copy()
+    async with informing(cluster, copy) as (watch, _):
+        await asyncio.sleep(3)
+        assert not watch.synced.is_set()
+        assert 2 <= len(requests.verbs) <= 6  # 0.5 + 1 + 2 s of backoff between the attempts
+
+        requests.fault = lambda verb: None
+        await asyncio.wait_for(watch.synced.wait(), 15)  # and it comes back by itself
+
+
+async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runner.RunningCluster) -> None:
+    copy = Copy(fail_on="bad")
+    async with informing(cluster, copy) as (watch, admin):
+        await asyncio.wait_for(watch.synced.wait(), 10)
+        for name in ("before", "bad", "after"):
+            await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(name))
+        await until(lambda: "after" in copy.names())
+        assert copy.events == [("ADDED", "before"), ("ADDED", "after")]
