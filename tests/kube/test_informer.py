@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -184,16 +185,47 @@ async def test_an_object_larger_than_a_stream_buffer_arrives_whole(cluster: runn
         assert copy.objects[(NS, "big")]["data"] == {"v": big}
 
 
-async def test_a_slow_failing_listing_backs_off_with_warnings(
-    cluster: runner.RunningCluster, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("slow", ["list", "watch"])
+async def test_a_slowly_refused_request_backs_off_with_warnings(
+    cluster: runner.RunningCluster, caplog: pytest.LogCaptureFixture, slow: str
 ) -> None:
+    """However long the API took to refuse a listing or a watch, the next attempt waits, with a warning."""
     requests = Requests()
-    requests.fault = lambda verb: server.Fault(delay=1.2, code=403, reason="Forbidden", message="no")
     cluster.cluster.fault_hook = requests
+    refused_at: list[float] = []
+
+    def refuse(verb: str) -> server.Fault | None:
+        if verb != slow:
+            return None
+        refused_at.append(time.monotonic() + 1.2)
+        return server.Fault(delay=1.2, code=403, reason="Forbidden", message="no")
+
+    requests.fault = refuse
     async with informing(cluster, Copy()):
-        await until(lambda: len(requests.verbs) >= 3, within=15)
+        await until(lambda: len(refused_at) >= 4, within=20)
     lost = [r for r in caplog.records if r.name == "lockgate.watch" and "lost" in r.getMessage()]
-    assert len(lost) >= 2  # every failed listing is a warning and a wait, however long it took
+    assert len(lost) >= 2
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refused_at)]
+    assert min(gaps) > 1.6  # the 1.2 s the API took, and 0.5 s or more of waiting
+
+
+async def test_lines_of_a_stream_are_whole_however_they_are_cut() -> None:
+    class Chunks:
+        def __init__(self, *chunks: bytes) -> None:
+            self.chunks = chunks
+
+        async def iter_any(self) -> AsyncIterator[bytes]:
+            for chunk in self.chunks:
+                yield chunk
+
+    async def lines(*chunks: bytes) -> list[bytes]:
+        return [line async for line in kclient._lines(cast(Any, Chunks(*chunks)))]
+
+    assert await lines(b'{"a": 1}\n{"b"', b": 2}\r\n\n", b'{"c": 3}') == [b'{"a": 1}', b'{"b": 2}\r', b'{"c": 3}']
+    long = b"x" * 1_000_000
+    assert await lines(*[long[i : i + 4096] for i in range(0, len(long), 4096)], b"\nz\n") == [long, b"z"]
+    with pytest.raises(ValueError, match="longer than"):
+        await lines(*[b"y" * 1_000_000] * 70)
 
 
 async def test_a_refusing_api_is_retried_with_backoff_not_in_a_hot_loop(cluster: runner.RunningCluster) -> None:

@@ -12,7 +12,7 @@ import logging
 import random
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,8 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 RETRIABLE = frozenset({429, 500, 502, 503, 504})
+MAX_LINE = 64 * 1024 * 1024  # a watch event, at most (an object is at most ~1.5 MB in etcd)
+WATCH_CONNECT_SECONDS = 10.0
 
 
 class ApiError(Exception):
@@ -170,11 +172,13 @@ class Client:
         server_seconds: int = 60,
         field_selector: str = "",
         agent: str | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+        opened: Callable[[], None] | None = None,
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Watch events (``{"type", "object"}``, bookmarks included) after ``resource_version``.
 
-        The API server ends the stream after ``server_seconds``; a stream silent for longer (a dead
-        connection) raises ``ApiUnavailable``, and an error answer or ERROR event raises ``ApiError``.
+        The API server ends the stream after ``server_seconds``; a stream still open 30 s later (a dead
+        connection), or one not connected within ``WATCH_CONNECT_SECONDS``, raises ``ApiUnavailable``, and an
+        error answer or ERROR event raises ``ApiError``. ``opened()`` is called once the API accepted it.
         """
         await self.open()
         assert self._streams is not None
@@ -187,12 +191,14 @@ class Client:
         if field_selector:
             params["fieldSelector"] = field_selector
         headers = {"User-Agent": f"{self.user_agent} ({agent})" if agent else self.user_agent}
-        timeout = aiohttp.ClientTimeout(total=server_seconds + 30)
+        timeout = aiohttp.ClientTimeout(total=server_seconds + 30, sock_connect=WATCH_CONNECT_SECONDS)
         try:
             async with self._streams.get(path, params=params, headers=headers, timeout=timeout) as response:
                 if response.status >= 400:
                     text = await response.text()
                     raise ApiError(response.status, str(response.reason), text[:200])
+                if opened is not None:
+                    opened()
                 async for line in _lines(response.content):
                     event: dict[str, Any] = json.loads(line)
                     if event.get("type") == "ERROR":
@@ -219,17 +225,25 @@ class Client:
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """The stream's non-empty lines, however long (aiohttp's own line iterator refuses one over 128 KiB:
-    a watch event of an object with large annotations or managed fields)."""
-    pending = b""
+    """The stream's non-empty lines, however long up to ``MAX_LINE`` (aiohttp's own line iterator refuses one
+    over 128 KiB: a watch event of an object with large annotations or managed fields)."""
+    pieces: list[bytes] = []  # of the line not ended yet
+    size = 0
     async for chunk in content.iter_any():
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            line = b"".join([*pieces, chunk[start:end]]) if pieces else chunk[start:end]
+            pieces, size = [], 0
             if line.strip():
                 yield line
-    if pending.strip():
-        yield pending
+            start = end + 1
+        if start < len(chunk):
+            pieces.append(chunk[start:])
+            size += len(chunk) - start
+            if size > MAX_LINE:
+                raise ValueError(f"a watch event longer than {MAX_LINE} bytes")
+    if pieces and b"".join(pieces).strip():
+        yield b"".join(pieces)
 
 
 def resource_path(

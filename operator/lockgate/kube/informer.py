@@ -17,6 +17,7 @@ store the object in the view. After a restart that machinery was ~55-60 % of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -70,23 +71,22 @@ class Informer:
         self.synced = asyncio.Event()  # set once the first listing has been delivered whole
         self.version = ""  # the last resourceVersion seen; "" means: list first
         self.delivered = 0  # changes delivered by the current stream
+        self.opened_at: float | None = None  # when the API accepted the current stream
         self.kind = path.rstrip("/").rsplit("/", 1)[-1]
 
     async def run(self) -> None:
-        """List and watch until cancelled. The first failure after a healthy stream (one that delivered, or
-        lasted ``QUICK_END_SECONDS``) is retried at once; the next ones, and every failed listing, wait
-        ``RETRY_SECONDS``, with a warning."""
+        """List and watch until cancelled. The first failure after a healthy stream (accepted by the API, and
+        then delivering or lasting ``QUICK_END_SECONDS``) is retried at once; the next ones, and every failed
+        listing or refused watch, wait ``RETRY_SECONDS``, with a warning."""
         failures = 0
         while True:
-            watching: float | None = None  # when the stream opened; None: listing
-            self.delivered = 0
+            self.opened_at, self.delivered = None, 0
             try:
                 if not self.version:
                     await self._list()
                     self.synced.set()
-                watching = time.monotonic()
                 await self._watch()
-                problem = "" if self._healthy(watching) else "the watch ended at once"
+                problem = ""
             except kclient.ApiError as exc:
                 problem = str(exc)
                 if exc.status == 410:  # that version is too old: list again
@@ -96,11 +96,16 @@ class Informer:
             except Exception as exc:  # never a silent end of the watch: say what, and go on
                 logger.exception("watch of %s failed", self.kind)
                 problem = repr(exc)
-            if watching is not None and self._healthy(watching):
+            healthy = self.opened_at is not None and (
+                self.delivered > 0 or time.monotonic() - self.opened_at >= QUICK_END_SECONDS
+            )
+            if healthy:
                 failures = 0
-            if not problem:
-                continue
-            if not failures and watching is not None:
+                if not problem:
+                    continue
+            elif not problem:
+                problem = "the watch ended at once"
+            if not failures and self.opened_at is not None:
                 logger.info("watch of %s ended (%s); %s", self.kind, problem, "resuming" if self.version else "listing")
                 failures += 1
                 continue
@@ -109,8 +114,8 @@ class Informer:
             logger.warning("watch of %s lost (%s); retrying in %.1fs", self.kind, problem, wait)
             await asyncio.sleep(wait)
 
-    def _healthy(self, watching: float) -> bool:
-        return self.delivered > 0 or time.monotonic() - watching >= QUICK_END_SECONDS
+    def _opened(self) -> None:
+        self.opened_at = time.monotonic()
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
@@ -143,18 +148,21 @@ class Informer:
 
     async def _watch(self) -> None:
         """One stream from ``version``, counting the changes it delivers (``delivered``)."""
-        async for event in self.api.watch(
+        stream = self.api.watch(
             self.path,
             self.version,
             server_seconds=self.server_seconds,
             field_selector=self.field_selector,
             agent=f"watch {self.kind}",
-        ):
-            obj = event.get("object") or {}
-            if event.get("type") != "BOOKMARK":
-                self._deliver(str(event.get("type")), obj)
-                self.delivered += 1
-            self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+            opened=self._opened,
+        )
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                obj = event.get("object") or {}
+                if event.get("type") != "BOOKMARK":
+                    self._deliver(str(event.get("type")), obj)
+                    self.delivered += 1
+                self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
 
     def _deliver(self, type_: str, obj: dict[str, Any]) -> None:
         try:
