@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
+import time
+
+from lockgate.devcluster import server, world
 from lockgate.handlers import testing
 from tests.lifecycle import manifests
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def approve(stack: testing.Stack) -> None:
@@ -33,3 +39,42 @@ def test_a_promotion_deleted_mid_rollout_leaves_a_failed_record(lockgate: testin
     )
     assert len(failed) == 1
     assert failed[0].image.endswith(manifests.DIGEST)
+
+
+def test_a_promotion_deleted_while_its_watch_was_down_still_leaves_a_failed_record() -> None:
+    """The deletion is found by the listing after the watch's version expired (410), not by an event."""
+    mode = {"now": "cut"}
+    refused: list[str] = []
+
+    def promotions_watch(record: server.RequestRecord) -> server.Fault | None:
+        if record.user != world.OPERATOR_USERNAME or record.resource != "promotions" or record.verb != "watch":
+            return None
+        if mode["now"] == "cut":  # every stream ends after 1.5 s, without a clean end: it resumes at once
+            return server.Fault(drop_watch_after=1.5)
+        refused.append(mode["now"])
+        if mode["now"] == "down":
+            return server.Fault(code=503, reason="ServiceUnavailable", message="injected")
+        return server.Fault(code=410, reason="Expired", message="too old resource version")
+
+    with testing.stack(operator=False, workload_delay=2.0) as stack:
+        stack.cluster.cluster.fault_hook = promotions_watch
+        stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
+        stack.start_operator()
+        approve(stack)
+        stack.wait_phase("web-2", "Verifying", timeout=20)
+
+        mode["now"] = "down"
+        stack.wait_for(lambda: refused, message="a refused watch of Promotions", timeout=10)
+        stack.kubectl("delete", "promo", "web-2", "-n", "production")
+        time.sleep(1.0)
+        assert [r.event for r in stack.trail().records() if r.promotion.name == "web-2"][-1] != "failed"
+
+        mode["now"] = "expired"
+        failed = stack.wait_for(
+            lambda: [r for r in stack.trail().records() if r.promotion.name == "web-2" and r.event == "failed"],
+            message="a failed record",
+            timeout=30,
+        )
+        assert "expired" in refused
+        assert len(failed) == 1
+        assert failed[0].image.endswith(manifests.DIGEST)
