@@ -2,8 +2,8 @@
 
 It lists in pages, then delivers every change once and in order; a dropped stream continues from the last
 version without listing again; an expired version (410) lists again and reports what vanished meanwhile
-as deleted; a refusing API is retried with backoff, not in a hot loop; one object's handler error leaves
-the others' events flowing.
+(or was replaced under its name) as deleted; a refusing API is retried with backoff, not in a hot loop;
+one object's handler error leaves the others' events flowing.
 """
 
 from __future__ import annotations
@@ -148,9 +148,13 @@ async def test_an_expired_version_lists_again_and_reports_what_vanished_meanwhil
     cluster.cluster.fault_hook = requests
     copy = Copy()
     async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
-        for name in ("gone", "kept", "changed"):
+        for name in ("gone", "kept", "changed", "replaced"):
             await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(name))
-    async with informing(cluster, copy, server_seconds=1) as (watch, admin):
+
+    def held_uid(key: informer.Key) -> str | None:
+        return str(copy.objects[key]["metadata"]["uid"]) if key in copy.objects else None
+
+    async with informing(cluster, copy, server_seconds=1, held_uid=held_uid) as (watch, admin):
         await asyncio.wait_for(watch.synced.wait(), 10)
         # No stream from now on: the one open ends after its second, and every new one is refused.
         requests.fault = lambda verb: server.Fault(code=503, message="down") if verb == "watch" else None
@@ -158,7 +162,11 @@ async def test_an_expired_version_lists_again_and_reports_what_vanished_meanwhil
         refused = requests.verbs.count("watch")
         await admin.request("DELETE", kclient.resource_path("", "v1", "configmaps", NS, "gone"))
         await admin.patch(kclient.resource_path("", "v1", "configmaps", NS, "changed"), {"data": {"v": "2"}})
-        assert copy.names() == {"gone", "kept", "changed"}  # nothing told it yet
+        old_uid = held_uid((NS, "replaced"))
+        await admin.request("DELETE", kclient.resource_path("", "v1", "configmaps", NS, "replaced"))
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("replaced", "new"))
+        assert copy.names() == {"gone", "kept", "changed", "replaced"}  # nothing told it yet
+        listed = len(copy.events)
 
         requests.fault = lambda verb: (
             server.Fault(code=410, reason="Expired", message="too old") if verb == "watch" else None
@@ -167,7 +175,10 @@ async def test_an_expired_version_lists_again_and_reports_what_vanished_meanwhil
         assert requests.verbs.count("watch") > refused
         assert ("DELETED", "gone") in copy.events
         assert copy.objects[(NS, "changed")]["data"] == {"v": "2"}
-        assert copy.names() == {"kept", "changed"}
+        assert copy.names() == {"kept", "changed", "replaced"}
+        replaced = [event for event in copy.events[listed:] if event[1] == "replaced"]
+        assert replaced == [("DELETED", "replaced"), ("ADDED", "replaced")]  # the one held went, a new one came
+        assert held_uid((NS, "replaced")) != old_uid
 
         requests.fault = lambda verb: None  # the API serves watches again: changes flow again
         await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("after"))

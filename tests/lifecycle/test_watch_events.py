@@ -139,3 +139,17 @@ async def test_one_objects_work_runs_in_event_order() -> None:
     await handlers.stop()
     statuses = cast(PolicyStatuses, handlers.policy_statuses)
     assert statuses.published == ["1", "2", "3"]  # an older status is never written after a newer one
+
+
+async def test_the_informers_know_the_uid_of_each_promotion_and_approval_held() -> None:
+    """What lets a new listing report one replaced under its name (deleted and created again) as deleted first."""
+    handlers, _ = watches(Reconciler())
+    handlers.promotion_event("ADDED", promotion("Verifying"))
+    handlers.approval_event("ADDED", approval("web-2-bob"))
+    by_kind = {i.kind: i for i in handlers.informers}
+    assert by_kind["promotions"].held_uid is not None and by_kind["approvals"].held_uid is not None
+    assert by_kind["promotions"].held_uid(("production", "web-2")) == "uid-web-2"
+    assert by_kind["approvals"].held_uid(("production", "web-2-bob")) == "uid-web-2-bob"
+    assert by_kind["approvals"].held_uid(("production", "web-2-carol")) is None
+    assert set(by_kind["promotions"].known()) == {("production", "web-2")}
+    await handlers.stop()

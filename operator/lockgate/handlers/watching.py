@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from lockgate.admission import coverage
@@ -30,6 +30,9 @@ WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "d
 
 # Records an Approval's withdrawal: the Approval as the view held it, and its Promotion then (None: none).
 ApprovalDeleted = Callable[[dict[str, Any], dict[str, Any] | None], Coroutine[Any, Any, None]]
+
+
+Held = Mapping[tuple[str, str], Mapping[str, Any]]  # the view's objects of a kind, by namespace and name
 
 
 class Watches:
@@ -65,9 +68,20 @@ class Watches:
             path = kclient.resource_path(group, version, plural)
             return informer.Informer(api, path, on_event, known=known, field_selector=field_selector)
 
+        def watch_held(plural: str, on_event: Callable[[str, dict[str, Any]], None], held: Held) -> informer.Informer:
+            """Promotions and Approvals: one replaced under its name while no stream was open is reported deleted
+            first, so the trail records the deletion of the one held (mid-rollout, or a withdrawn approval)."""
+
+            def held_uid(key: informer.Key) -> str | None:
+                obj = held.get(key)
+                return None if obj is None else str(obj.get("metadata", {}).get("uid") or "") or None
+
+            path = kclient.resource_path(GROUP, VERSION, plural)
+            return informer.Informer(api, path, on_event, known=lambda: held, held_uid=held_uid)
+
         self.informers = [
-            watch(GROUP, VERSION, "promotions", self.promotion_event, lambda: cluster.promotions),
-            watch(GROUP, VERSION, "approvals", self.approval_event, lambda: cluster.approvals),
+            watch_held("promotions", self.promotion_event, cluster.promotions),
+            watch_held("approvals", self.approval_event, cluster.approvals),
             watch(GROUP, VERSION, "gatepolicies", self.policy_event, lambda: (("", n) for n in cluster.policies)),
             watch("", "v1", "namespaces", self.namespace_event, lambda: (("", n) for n in cluster.namespaces)),
         ]

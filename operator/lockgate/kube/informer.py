@@ -5,8 +5,9 @@ What client-go's reflector does, for the operator's view. Every listed or change
 end (after ``server_seconds``) or a cut connection continues from the last version seen, bookmarks
 included. ``410 Gone`` (that version is too old) lists again, and every object the caller still holds
 (``known()``) that the new list lacks is delivered as ``DELETED``, a tombstone carrying its namespace
-and name only. Repeated API errors are retried with backoff, each with a warning. An error raised by
-``on_event`` is logged and never ends the watch.
+and name only; so is one the list has under another uid (``held_uid``), before the new one. Repeated API
+errors are retried with backoff, each with a warning. An error raised by ``on_event`` is logged and never
+ends the watch.
 
 Why not Kopf's watching: Kopf takes every event through its per-object machinery (a worker task,
 memories, loggers, the handler's kwargs), made for handlers that keep state on the object; ours only
@@ -56,15 +57,19 @@ class Informer:
         on_event: Callable[[str, dict[str, Any]], None],
         *,
         known: Callable[[], Iterable[Key]],
+        held_uid: Callable[[Key], str | None] | None = None,
         field_selector: str = "",
         page: int = PAGE,
         server_seconds: int = 300,
     ) -> None:
-        """``path``: the kind's collection (cluster-wide); ``known()``: the keys the caller holds of it."""
+        """``path``: the kind's collection (cluster-wide); ``known()``: the keys the caller holds of it;
+        ``held_uid(key)``: the uid of the object it holds there, if it should hear of one replaced meanwhile
+        (deleted and created again under its name while no stream was open: DELETED, then ADDED)."""
         self.api = api
         self.path = path
         self.on_event = on_event
         self.known = known
+        self.held_uid = held_uid
         self.field_selector = field_selector
         self.page = page
         self.server_seconds = server_seconds
@@ -133,7 +138,12 @@ class Informer:
                     obj.setdefault("kind", kind)
                 if api_version:
                     obj.setdefault("apiVersion", api_version)
-                listed.add(key_of(obj))
+                key = key_of(obj)
+                listed.add(key)
+                if self.held_uid is not None:
+                    held = self.held_uid(key)
+                    if held and held != (obj.get("metadata") or {}).get("uid"):
+                        self._deliver("DELETED", tombstone(key))
                 self._deliver("ADDED", obj)
                 if n % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
