@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
+import aiohttp.web
 import pytest
 
 from lockgate.devcluster import runner, server
@@ -261,3 +263,50 @@ async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runn
             await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(name))
         await until(lambda: "after" in copy.names())
         assert copy.events == [("ADDED", "before"), ("ADDED", "after")]
+
+
+async def test_an_expiry_sent_inside_the_stream_lists_again() -> None:
+    """A real API server answers an expired version with 200 and an ERROR event of code 410 in the stream."""
+    asked: list[str] = []
+
+    async def configmaps(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        asked.append("watch" if request.query.get("watch") == "true" else "list")
+        if asked[-1] == "list":
+            item = configmap("only") | {"metadata": {"name": "only", "namespace": NS, "resourceVersion": "5"}}
+            return aiohttp.web.json_response(
+                {"kind": "ConfigMapList", "metadata": {"resourceVersion": "5"}, "items": [item]}
+            )
+        response = aiohttp.web.StreamResponse()
+        await response.prepare(request)
+        status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
+        await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+        return response
+
+    app = aiohttp.web.Application()
+    app.router.add_get(CONFIGMAPS, configmaps)
+    runner_ = aiohttp.web.AppRunner(app)
+    await runner_.setup()
+    site = aiohttp.web.TCPSite(runner_, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    copy = Copy()
+    try:
+        async with kclient.Client(config.Credentials(server=f"http://127.0.0.1:{port}")) as api:
+            with pytest.raises(kclient.ApiError) as caught:
+                async for _ in api.watch(CONFIGMAPS, "5"):
+                    pass
+            assert caught.value.status == 410
+
+            asked.clear()
+            watch = informer.Informer(api, CONFIGMAPS, copy.on_event, known=lambda: list(copy.objects))
+            task = asyncio.create_task(watch.run())
+            try:
+                await until(lambda: asked.count("list") >= 2, within=5)  # listed, expired, listed again
+                assert asked[:4] == ["list", "watch", "list", "watch"]
+                assert copy.names() == {"only"}
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        await runner_.cleanup()
