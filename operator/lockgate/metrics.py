@@ -156,6 +156,13 @@ class Metrics:
         self.emergency = prometheus_client.Counter(
             "lockgate_emergency_changes", "Emergency changes (break-glass or emergency path)", registry=r
         )
+        self.watch_up = prometheus_client.Gauge(
+            "lockgate_watch_up",
+            "1 while the operator watches the resource; 0 while it cannot list or watch it and its view of that "
+            "kind goes stale (a GatePolicy tightened meanwhile is not applied, an Approval is not seen)",
+            ["resource"],
+            registry=r,
+        )
         self._seen_approvals: set[tuple[str, str]] = set()
         self._seen_denials: set[tuple[str, str, str]] = set()
         if source is not None:

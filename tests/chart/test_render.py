@@ -142,6 +142,7 @@ def test_monitoring_toggles_render_the_alerts_and_the_dashboard() -> None:
         "lockgate_paused_deployments",
         "lockgate_unguarded_webhooks",
         "lockgate_unverified_guard_conditions",
+        "lockgate_watch_up",
     ):
         assert metric in exprs
     assert "> 3600" in exprs

@@ -246,13 +246,16 @@ async def test_a_refusing_api_is_retried_with_backoff_not_in_a_hot_loop(cluster:
     requests.fault = lambda verb: server.Fault(code=403, reason="Forbidden", message="no")
     cluster.cluster.fault_hook = requests
     copy = Copy()
-    async with informing(cluster, copy) as (watch, _):
+    states: list[bool] = []
+    async with informing(cluster, copy, on_state=states.append) as (watch, _):
         await asyncio.sleep(3)
         assert not watch.synced.is_set()
         assert 2 <= len(requests.verbs) <= 6  # 0.5 + 1 + 2 s of backoff between the attempts
+        assert states and not any(states)  # told it is down (the gauge lockgate_watch_up)
 
         requests.fault = lambda verb: None
         await asyncio.wait_for(watch.synced.wait(), 15)  # and it comes back by itself
+        await until(lambda: states[-1])
 
 
 async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runner.RunningCluster) -> None:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import parser
 
 from lockgate import settings
+from lockgate.devcluster import server, world
 from lockgate.handlers import testing
 from tests.lifecycle import manifests
 
@@ -121,3 +122,33 @@ def test_live_gauges_are_rebuilt_after_an_operator_restart(lockgate: testing.Sta
         before, "lockgate_oldest_awaiting_approval_seconds"
     )
     assert value(after, "lockgate_gate_latency_seconds_count") == 0  # counters start again; gauges do not
+
+
+def test_a_watch_the_api_refuses_shows_as_down_until_it_is_back(port: int) -> None:
+    mode = {"now": "cut"}
+
+    def policies_watch(record: server.RequestRecord) -> server.Fault | None:
+        if record.user != world.OPERATOR_USERNAME or record.resource != "gatepolicies" or record.verb != "watch":
+            return None
+        if mode["now"] == "cut":  # every stream ends after 1.5 s, without a clean end: it resumes at once
+            return server.Fault(drop_watch_after=1.5)
+        if mode["now"] == "refused":  # RBAC lost for GatePolicies, say
+            return server.Fault(code=403, reason="Forbidden", message="injected")
+        return None
+
+    def up(resource: str) -> float:
+        return value(scrape(port), "lockgate_watch_up", resource=resource)
+
+    every = ("promotions", "approvals", "gatepolicies", "namespaces", "deployments", "statefulsets", "daemonsets")
+    with testing.stack(operator=False) as stack:
+        stack.cluster.cluster.fault_hook = policies_watch
+        stack.start_operator(settings=operator_settings(port))
+        stack.wait_for(lambda: all(up(r) == 1 for r in every), message="every watch up")
+        assert up("validatingwebhookconfigurations") == 1
+
+        mode["now"] = "refused"
+        stack.wait_for(lambda: up("gatepolicies") == 0, message="the GatePolicy watch down", timeout=30)
+        assert up("promotions") == 1
+
+        mode["now"] = "served"
+        stack.wait_for(lambda: up("gatepolicies") == 1, message="the GatePolicy watch back", timeout=30)

@@ -111,6 +111,7 @@ async def run_operator(
         policy_statuses,
         on_approval_deleted=approval_deleted,
         guard_served=settings.webhook_port >= 0,
+        metrics=metrics,
     )
     kopf_settings = _kopf_settings(settings)
     reviews = admission.register(

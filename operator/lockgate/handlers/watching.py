@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
+from lockgate import metrics as lockgate_metrics
 from lockgate.admission import coverage
 from lockgate.kube import client as kclient
 from lockgate.kube import informer
@@ -47,8 +48,10 @@ class Watches:
         on_approval_deleted: ApprovalDeleted | None = None,
         *,
         guard_served: bool = True,
+        metrics: lockgate_metrics.Metrics | None = None,
     ) -> None:
-        """With ``guard_served``, also watch the guard's webhook configuration (where the image guard is called)."""
+        """With ``guard_served``, also watch the guard's webhook configuration (where the image guard is called);
+        ``metrics``: its ``lockgate_watch_up{resource}`` gauge follows each watch."""
         self.view = cluster
         self.reconciler = reconciler
         self.policy_statuses = policy_statuses
@@ -56,6 +59,13 @@ class Watches:
         self._background: set[asyncio.Task[None]] = set()
         self._last: dict[object, asyncio.Task[None]] = {}  # the latest background task per object
         self._tasks: list[asyncio.Task[None]] = []
+
+        def state(plural: str) -> Callable[[bool], None] | None:
+            if metrics is None:
+                return None
+            gauge = metrics.watch_up.labels(plural)
+            gauge.set(0)  # until its first stream opens
+            return lambda up: gauge.set(1 if up else 0)
 
         def watch(
             group: str,
@@ -66,7 +76,9 @@ class Watches:
             field_selector: str = "",
         ) -> informer.Informer:
             path = kclient.resource_path(group, version, plural)
-            return informer.Informer(api, path, on_event, known=known, field_selector=field_selector)
+            return informer.Informer(
+                api, path, on_event, known=known, on_state=state(plural), field_selector=field_selector
+            )
 
         def watch_held(plural: str, on_event: Callable[[str, dict[str, Any]], None], held: Held) -> informer.Informer:
             """Promotions and Approvals: one replaced under its name while no stream was open is reported deleted
@@ -77,7 +89,7 @@ class Watches:
                 return None if obj is None else str(obj.get("metadata", {}).get("uid") or "") or None
 
             path = kclient.resource_path(GROUP, VERSION, plural)
-            return informer.Informer(api, path, on_event, known=lambda: held, held_uid=held_uid)
+            return informer.Informer(api, path, on_event, known=lambda: held, held_uid=held_uid, on_state=state(plural))
 
         self.informers = [
             watch_held("promotions", self.promotion_event, cluster.promotions),

@@ -58,18 +58,21 @@ class Informer:
         *,
         known: Callable[[], Iterable[Key]],
         held_uid: Callable[[Key], str | None] | None = None,
+        on_state: Callable[[bool], None] | None = None,
         field_selector: str = "",
         page: int = PAGE,
         server_seconds: int = 300,
     ) -> None:
         """``path``: the kind's collection (cluster-wide); ``known()``: the keys the caller holds of it;
         ``held_uid(key)``: the uid of the object it holds there, if it should hear of one replaced meanwhile
-        (deleted and created again under its name while no stream was open: DELETED, then ADDED)."""
+        (deleted and created again under its name while no stream was open: DELETED, then ADDED);
+        ``on_state(up)``: told False when a failure makes it wait before trying again, True once a stream opens."""
         self.api = api
         self.path = path
         self.on_event = on_event
         self.known = known
         self.held_uid = held_uid
+        self.on_state = on_state or (lambda up: None)
         self.field_selector = field_selector
         self.page = page
         self.server_seconds = server_seconds
@@ -117,10 +120,12 @@ class Informer:
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
             failures += 1
             logger.warning("watch of %s lost (%s); retrying in %.1fs", self.kind, problem, wait)
+            self.on_state(False)
             await asyncio.sleep(wait)
 
     def _opened(self) -> None:
         self.opened_at = time.monotonic()
+        self.on_state(True)
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
