@@ -268,12 +268,20 @@ async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runn
         assert copy.events == [("ADDED", "before"), ("ADDED", "after")]
 
 
-async def test_an_expiry_sent_inside_the_stream_lists_again() -> None:
-    """A real API server answers an expired version with 200 and an ERROR event of code 410 in the stream."""
+@pytest.mark.parametrize("sent", ["in the stream", "as the status"])
+async def test_an_expired_version_lists_again_at_once(caplog: pytest.LogCaptureFixture, sent: str) -> None:
+    """A real API server answers an expired version with 200 and an ERROR event of code 410 in the stream (or,
+    some, with the status 410): the informer lists again at once, without a warning; only a second expiry in
+    a row waits."""
     asked: list[str] = []
+    at: list[float] = []
 
     async def configmaps(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
         asked.append("watch" if request.query.get("watch") == "true" else "list")
+        at.append(time.monotonic())
+        status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
+        if asked[-1] == "watch" and sent == "as the status":
+            return aiohttp.web.json_response(status, status=410)
         if asked[-1] == "list":
             item = configmap("only") | {"metadata": {"name": "only", "namespace": NS, "resourceVersion": "5"}}
             return aiohttp.web.json_response(
@@ -281,7 +289,6 @@ async def test_an_expiry_sent_inside_the_stream_lists_again() -> None:
             )
         response = aiohttp.web.StreamResponse()
         await response.prepare(request)
-        status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
         await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
         return response
 
@@ -301,12 +308,19 @@ async def test_an_expiry_sent_inside_the_stream_lists_again() -> None:
             assert caught.value.status == 410
 
             asked.clear()
+            at.clear()
             watch = informer.Informer(api, CONFIGMAPS, copy.on_event, known=lambda: list(copy.objects))
             task = asyncio.create_task(watch.run())
             try:
-                await until(lambda: asked.count("list") >= 2, within=5)  # listed, expired, listed again
-                assert asked[:4] == ["list", "watch", "list", "watch"]
+                await until(lambda: asked.count("list") >= 3, within=10)  # listed, expired, listed again, ...
+                assert asked[:5] == ["list", "watch", "list", "watch", "list"]
                 assert copy.names() == {"only"}
+                assert at[2] - at[1] < 0.4  # the first expiry: at once
+                assert at[4] - at[3] >= 0.5  # the second in a row: after a wait, with a warning
+                lost = [
+                    r.getMessage() for r in caplog.records if r.name == "lockgate.watch" and r.levelname == "WARNING"
+                ]
+                assert lost and lost[0].endswith("retrying in 0.5s")  # the first warning is the second expiry's
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

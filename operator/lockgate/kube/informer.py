@@ -84,11 +84,11 @@ class Informer:
 
     async def run(self) -> None:
         """List and watch until cancelled. The first failure after a healthy stream (accepted by the API, and
-        then delivering or lasting ``QUICK_END_SECONDS``) is retried at once; the next ones, and every failed
-        listing or refused watch, wait ``RETRY_SECONDS``, with a warning."""
-        failures = 0
+        then delivering or lasting ``QUICK_END_SECONDS``), or an expired version, is retried at once; the next
+        ones, and every failed listing or refused watch, wait ``RETRY_SECONDS``, with a warning."""
+        failures = waits = 0  # failures in a row; waits among them
         while True:
-            self.opened_at, self.delivered = None, 0
+            self.opened_at, self.delivered, expired = None, 0, False
             try:
                 if not self.version:
                     await self._list()
@@ -98,7 +98,7 @@ class Informer:
             except kclient.ApiError as exc:
                 problem = str(exc)
                 if exc.status == 410:  # that version is too old: list again
-                    self.version = ""
+                    self.version, expired = "", True
             except (kclient.ApiUnavailable, ValueError) as exc:
                 problem = str(exc)
             except Exception as exc:  # never a silent end of the watch: say what, and go on
@@ -108,17 +108,17 @@ class Informer:
                 self.delivered > 0 or time.monotonic() - self.opened_at >= QUICK_END_SECONDS
             )
             if healthy:
-                failures = 0
+                failures = waits = 0
                 if not problem:
                     continue
             elif not problem:
                 problem = "the watch ended at once"
-            if not failures and self.opened_at is not None:
+            if not failures and (self.opened_at is not None or expired):
                 logger.info("watch of %s ended (%s); %s", self.kind, problem, "resuming" if self.version else "listing")
                 failures += 1
                 continue
-            wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-            failures += 1
+            wait = RETRY_SECONDS[min(waits, len(RETRY_SECONDS) - 1)]
+            failures, waits = failures + 1, waits + 1
             logger.warning("watch of %s lost (%s); retrying in %.1fs", self.kind, problem, wait)
             self.on_state(False)
             await asyncio.sleep(wait)
