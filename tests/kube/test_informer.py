@@ -268,62 +268,97 @@ async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runn
         assert copy.events == [("ADDED", "before"), ("ADDED", "after")]
 
 
-@pytest.mark.parametrize("sent", ["in the stream", "as the status"])
-async def test_an_expired_version_lists_again_at_once(caplog: pytest.LogCaptureFixture, sent: str) -> None:
-    """A real API server answers an expired version with 200 and an ERROR event of code 410 in the stream (or,
-    some, with the status 410): the informer lists again at once, without a warning; only a second expiry in
-    a row waits."""
-    asked: list[str] = []
-    at: list[float] = []
+EXPIRED = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
 
-    async def configmaps(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
-        asked.append("watch" if request.query.get("watch") == "true" else "list")
-        at.append(time.monotonic())
-        status = {"kind": "Status", "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}
-        if asked[-1] == "watch" and sent == "as the status":
-            return aiohttp.web.json_response(status, status=410)
-        if asked[-1] == "list":
-            item = configmap("only") | {"metadata": {"name": "only", "namespace": NS, "resourceVersion": "5"}}
+
+class ScriptedApi:
+    """A minimal API on 127.0.0.1 for ConfigMaps: each watch request is answered by the next of ``watches``:
+    ``"expired"`` (200 and an ERROR event of code 410, as kube-apiserver does), ``"expired status"`` (the
+    status 410, as some do) or ``"cut"`` (one event, then the connection drops: a restarting API server)."""
+
+    def __init__(self, *watches: str) -> None:
+        self.watches = list(watches)
+        self.asked: list[tuple[str, float]] = []
+        self.url = ""
+        self._runner: aiohttp.web.AppRunner | None = None
+
+    async def _serve(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        verb = "watch" if request.query.get("watch") == "true" else "list"
+        self.asked.append((verb, time.monotonic()))
+        item = configmap("only") | {"metadata": {"name": "only", "namespace": NS, "resourceVersion": "5"}}
+        if verb == "list":
             return aiohttp.web.json_response(
                 {"kind": "ConfigMapList", "metadata": {"resourceVersion": "5"}, "items": [item]}
             )
+        answer = self.watches.pop(0) if self.watches else "expired"
+        if answer == "expired status":
+            return aiohttp.web.json_response(EXPIRED, status=410)
         response = aiohttp.web.StreamResponse()
         await response.prepare(request)
-        await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+        if answer == "cut":
+            await response.write(json.dumps({"type": "MODIFIED", "object": item}).encode() + b"\n")
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        await response.write(json.dumps({"type": "ERROR", "object": EXPIRED}).encode() + b"\n")
         return response
 
-    app = aiohttp.web.Application()
-    app.router.add_get(CONFIGMAPS, configmaps)
-    runner_ = aiohttp.web.AppRunner(app)
-    await runner_.setup()
-    site = aiohttp.web.TCPSite(runner_, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    copy = Copy()
-    try:
-        async with kclient.Client(config.Credentials(server=f"http://127.0.0.1:{port}")) as api:
-            with pytest.raises(kclient.ApiError) as caught:
-                async for _ in api.watch(CONFIGMAPS, "5"):
-                    pass
-            assert caught.value.status == 410
+    def verbs(self) -> list[str]:
+        return [verb for verb, _ in self.asked]
 
-            asked.clear()
-            at.clear()
-            watch = informer.Informer(api, CONFIGMAPS, copy.on_event, known=lambda: list(copy.objects))
-            task = asyncio.create_task(watch.run())
-            try:
-                await until(lambda: asked.count("list") >= 3, within=10)  # listed, expired, listed again, ...
-                assert asked[:5] == ["list", "watch", "list", "watch", "list"]
-                assert copy.names() == {"only"}
-                assert at[2] - at[1] < 0.4  # the first expiry: at once
-                assert at[4] - at[3] >= 0.5  # the second in a row: after a wait, with a warning
-                lost = [
-                    r.getMessage() for r in caplog.records if r.name == "lockgate.watch" and r.levelname == "WARNING"
-                ]
-                assert lost and lost[0].endswith("retrying in 0.5s")  # the first warning is the second expiry's
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    finally:
-        await runner_.cleanup()
+    async def __aenter__(self) -> ScriptedApi:
+        app = aiohttp.web.Application()
+        app.router.add_get(CONFIGMAPS, self._serve)
+        self._runner = aiohttp.web.AppRunner(app)
+        await self._runner.setup()
+        site = aiohttp.web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def test_the_clients_watch_raises_an_expiry_sent_inside_the_stream() -> None:
+    async with ScriptedApi("expired") as scripted, kclient.Client(config.Credentials(server=scripted.url)) as api:
+        with pytest.raises(kclient.ApiError) as caught:
+            async for _ in api.watch(CONFIGMAPS, "5"):
+                pass
+        assert caught.value.status == 410
+
+
+@pytest.mark.parametrize(
+    "watches",
+    [("expired",), ("expired status",), ("cut", "expired")],
+    ids=["in the stream", "as the status", "after a restart cut the stream"],
+)
+async def test_an_expired_version_lists_again_at_once_and_a_second_in_a_row_waits(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, watches: tuple[str, ...]
+) -> None:
+    """An expiry (whichever way the API says it, and also right after the stream was cut, as when the API
+    server restarts) lists again at once, without a warning; only a second expiry in a row waits."""
+    monkeypatch.setattr(informer, "RETRY_SECONDS", (3.0,))
+    copy = Copy()
+    async with ScriptedApi(*watches) as scripted, kclient.Client(config.Credentials(server=scripted.url)) as api:
+        watch = informer.Informer(api, CONFIGMAPS, copy.on_event, known=lambda: list(copy.objects))
+        task = asyncio.create_task(watch.run())
+        try:
+            await until(lambda: scripted.verbs().count("list") >= 3, within=15)
+            expected = ["list", *(["watch"] if "cut" in watches else []), "watch", "list", "watch", "list"]
+            assert scripted.verbs()[: len(expected)] == expected
+            times = [at for _, at in scripted.asked]
+            first_relist, second_relist = len(expected) - 3, len(expected) - 1
+            assert times[first_relist] - times[first_relist - 1] < 2.0  # the first expiry: at once
+            assert times[second_relist] - times[second_relist - 1] >= 3.0  # the second in a row: after a wait
+            warnings = [
+                r.getMessage() for r in caplog.records if r.name == "lockgate.watch" and r.levelname == "WARNING"
+            ]
+            assert warnings and all("410" in w for w in warnings)
+            assert len(warnings) <= scripted.verbs().count("watch") - 1 - ("cut" in watches)  # not the first's
+            assert copy.names() == {"only"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

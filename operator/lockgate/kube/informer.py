@@ -66,7 +66,8 @@ class Informer:
         """``path``: the kind's collection (cluster-wide); ``known()``: the keys the caller holds of it;
         ``held_uid(key)``: the uid of the object it holds there, if it should hear of one replaced meanwhile
         (deleted and created again under its name while no stream was open: DELETED, then ADDED);
-        ``on_state(up)``: told False when a failure makes it wait before trying again, True once a stream opens."""
+        ``on_state(up)``: told False when a failure makes it wait before trying again, True once a stream proves
+        healthy (it delivered, or lasted ``QUICK_END_SECONDS``)."""
         self.api = api
         self.path = path
         self.on_event = on_event
@@ -80,15 +81,17 @@ class Informer:
         self.version = ""  # the last resourceVersion seen; "" means: list first
         self.delivered = 0  # changes delivered by the current stream
         self.opened_at: float | None = None  # when the API accepted the current stream
+        self._healthy_timer: asyncio.TimerHandle | None = None  # until the current stream proves healthy
         self.kind = path.rstrip("/").rsplit("/", 1)[-1]
 
     async def run(self) -> None:
         """List and watch until cancelled. The first failure after a healthy stream (accepted by the API, and
-        then delivering or lasting ``QUICK_END_SECONDS``), or an expired version, is retried at once; the next
-        ones, and every failed listing or refused watch, wait ``RETRY_SECONDS``, with a warning."""
+        then delivering or lasting ``QUICK_END_SECONDS``), or an expired version after none, is retried at once;
+        the next ones, and every failed listing or refused watch, wait ``RETRY_SECONDS``, with a warning."""
         failures = waits = 0  # failures in a row; waits among them
+        expired = False
         while True:
-            self.opened_at, self.delivered, expired = None, 0, False
+            self.opened_at, self.delivered, expired_before, expired = None, 0, expired, False
             try:
                 if not self.version:
                     await self._list()
@@ -113,7 +116,9 @@ class Informer:
                     continue
             elif not problem:
                 problem = "the watch ended at once"
-            if not failures and (self.opened_at is not None or expired):
+            # Retried at once: the first failure after a healthy stream, and an expiry that follows none (an API
+            # server restarted: the stream is cut, and the new one answers 410); a second in a row waits.
+            if (not failures and self.opened_at is not None) or (expired and not expired_before):
                 logger.info("watch of %s ended (%s); %s", self.kind, problem, "resuming" if self.version else "listing")
                 failures += 1
                 continue
@@ -125,7 +130,14 @@ class Informer:
 
     def _opened(self) -> None:
         self.opened_at = time.monotonic()
-        self.on_state(True)
+        self._healthy_timer = asyncio.get_running_loop().call_later(QUICK_END_SECONDS, self._up)
+
+    def _up(self) -> None:
+        """The stream proved healthy (it delivered, or lasted ``QUICK_END_SECONDS``): the kind is watched."""
+        if self._healthy_timer is not None:
+            self._healthy_timer.cancel()
+            self._healthy_timer = None
+            self.on_state(True)
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
@@ -171,13 +183,19 @@ class Informer:
             agent=f"watch {self.kind}",
             opened=self._opened,
         )
-        async with contextlib.aclosing(stream):
-            async for event in stream:
-                obj = event.get("object") or {}
-                if event.get("type") != "BOOKMARK":
-                    self._deliver(str(event.get("type")), obj)
-                    self.delivered += 1
-                self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+        try:
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    obj = event.get("object") or {}
+                    if event.get("type") != "BOOKMARK":
+                        self._deliver(str(event.get("type")), obj)
+                        self.delivered += 1
+                        self._up()
+                    self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+        finally:
+            if self._healthy_timer is not None:  # ended before it proved healthy: the state stays as it was
+                self._healthy_timer.cancel()
+                self._healthy_timer = None
 
     def _deliver(self, type_: str, obj: dict[str, Any]) -> None:
         try:
