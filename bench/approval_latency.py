@@ -150,8 +150,8 @@ def start_floor(running: runner.RunningCluster, work: pathlib.Path) -> subproces
             str(pathlib.Path(__file__).with_name("floor.py")),
             "--url",
             running.url,
-            "--token",
-            running.users["lockgate-operator"].token,
+            # one argument: a random token may begin with "-", which argparse would take for an option
+            f"--token={running.users['lockgate-operator'].token}",
             "--cafile",
             str(cafile),
             "--namespace",
