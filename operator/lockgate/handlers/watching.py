@@ -33,7 +33,7 @@ WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "d
 ApprovalDeleted = Callable[[dict[str, Any], dict[str, Any] | None], Coroutine[Any, Any, None]]
 
 
-Held = Mapping[tuple[str, str], Mapping[str, Any]]  # the view's objects of a kind, by namespace and name
+Held = Mapping[informer.Key, Mapping[str, Any]]  # the view's objects of a kind, by namespace and name
 
 
 class Watches:
@@ -64,7 +64,7 @@ class Watches:
             if metrics is None:
                 return None
             gauge = metrics.watch_up.labels(plural)
-            gauge.set(0)  # until its first stream opens
+            gauge.set(0)  # until its first stream proves healthy
             return lambda up: gauge.set(1 if up else 0)
 
         def watch(
@@ -74,10 +74,17 @@ class Watches:
             on_event: Callable[[str, dict[str, Any]], None],
             known: Callable[[], Iterable[informer.Key]],
             field_selector: str = "",
+            held_uid: Callable[[informer.Key], str | None] | None = None,
         ) -> informer.Informer:
             path = kclient.resource_path(group, version, plural)
             return informer.Informer(
-                api, path, on_event, known=known, on_state=state(plural), field_selector=field_selector
+                api,
+                path,
+                on_event,
+                known=known,
+                held_uid=held_uid,
+                on_state=state(plural),
+                field_selector=field_selector,
             )
 
         def watch_held(plural: str, on_event: Callable[[str, dict[str, Any]], None], held: Held) -> informer.Informer:
@@ -88,8 +95,7 @@ class Watches:
                 obj = held.get(key)
                 return None if obj is None else str(obj.get("metadata", {}).get("uid") or "") or None
 
-            path = kclient.resource_path(GROUP, VERSION, plural)
-            return informer.Informer(api, path, on_event, known=lambda: held, held_uid=held_uid, on_state=state(plural))
+            return watch(GROUP, VERSION, plural, on_event, lambda: held, held_uid=held_uid)
 
         self.informers = [
             watch_held("promotions", self.promotion_event, cluster.promotions),

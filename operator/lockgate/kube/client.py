@@ -242,8 +242,9 @@ async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             size += len(chunk) - start
             if size > MAX_LINE:
                 raise ValueError(f"a watch event longer than {MAX_LINE} bytes")
-    if pieces and b"".join(pieces).strip():
-        yield b"".join(pieces)
+    rest = b"".join(pieces)
+    if rest.strip():
+        yield rest
 
 
 def resource_path(
