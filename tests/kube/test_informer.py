@@ -258,6 +258,24 @@ async def test_a_refusing_api_is_retried_with_backoff_not_in_a_hot_loop(cluster:
         await until(lambda: states[-1])
 
 
+async def test_it_says_whether_a_stream_is_open_each_time_one_ends_and_proves_healthy(
+    cluster: runner.RunningCluster,
+) -> None:
+    """``on_current``: what a decision to deploy trusts the view by; ``on_state`` (the gauge) does not flap."""
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(drop_watch_after=1.5) if verb == "watch" else None
+    cluster.cluster.fault_hook = requests
+    states: list[bool] = []
+    current: list[bool] = []
+    async with informing(cluster, Copy(), on_state=states.append, on_current=current.append):
+        await until(lambda: current[-2:] == [True, False] and len(current) >= 3, within=15)
+        assert current[:4] == [True, False, True, False][: len(current[:4])]  # up after 1 s, down at each cut
+        assert states and all(states)  # each cut stream resumed at once: the watch was never down
+        requests.fault = lambda verb: server.Fault(code=403, reason="Forbidden", message="no")
+        await until(lambda: states[-1] is False, within=15)
+        assert current[-1] is False
+
+
 async def test_one_objects_handler_error_leaves_the_others_flowing(cluster: runner.RunningCluster) -> None:
     copy = Copy(fail_on="bad")
     async with informing(cluster, copy) as (watch, admin):

@@ -1,15 +1,19 @@
 """The decisive moment: a gate result opens the gate on cached approver answers only if they were
-as fresh as new ones (every RBAC watch open, and no RBAC change while the result was made)."""
+as fresh as new ones (every RBAC watch open, and no RBAC change while the result was made), and on the
+view's policies only while the watches of GatePolicies and Namespaces stream (else they are read afresh)."""
 
 from __future__ import annotations
 
 import datetime
 from typing import Any
 
+import pytest
+
 from lockgate.admission import stamping
 from lockgate.api import promotion, samples
 from lockgate.gates import spechash
-from lockgate.kube import access
+from lockgate.kube import access, policyreads
+from lockgate.kube import client as kclient
 from lockgate.lifecycle import gating, view
 
 KEY = b"k" * 32
@@ -87,3 +91,89 @@ async def test_without_every_rbac_watch_open_a_result_is_fresh_only_when_asked_f
     gate = gating.Gate(cluster, approvers, KEY)
     assert not (await gate.evaluate(body, NOW)).fresh
     assert (await gate.evaluate(body, NOW, fresh=True)).fresh
+
+
+# -- the policies: read afresh at the decisive moment while their watches are down ---------------------
+
+
+class PolicyApi:
+    """Serves GatePolicies and Namespaces as the API has them now (``policies``; ``broken``: every read fails)."""
+
+    def __init__(self, *policies: dict[str, Any]) -> None:
+        self.policies = list(policies)
+        self.labels = {"lockgate.dev/environment": "production"}
+        self.broken: Exception | None = None
+        self.reads: list[str] = []
+
+    async def get(self, path: str, **_: Any) -> dict[str, Any]:
+        self.reads.append(path)
+        if self.broken is not None:
+            raise self.broken
+        return {"items": self.policies, "metadata": {}}
+
+    async def get_or_none(self, path: str, **_: Any) -> dict[str, Any] | None:
+        self.reads.append(path)
+        return {"metadata": {"name": path.rsplit("/", 1)[-1], "labels": self.labels}}
+
+
+def tightened() -> dict[str, Any]:
+    """The production policy with two technical approvals required: bob's alone no longer fills the rule."""
+    rules = [
+        {"name": "technical", "groups": ["engineering-leads"], "count": 2},
+        {"name": "security", "groups": ["security-leads"], "count": 1},
+    ]
+    policy = samples.gate_policy_dict()
+    policy["spec"]["approvals"]["rules"] = rules
+    return policy
+
+
+def policy_gate(api: PolicyApi, *streaming: str) -> tuple[gating.Gate, view.ClusterView, dict[str, Any]]:
+    cluster, body = approved_world()
+    cluster.current_kinds.update(streaming)
+    approvers = access.ApproverAccess(RbacChangingApi(), ttl=60)  # type: ignore[arg-type]
+    watching(approvers)
+    reads = policyreads.PolicyReads(api)  # type: ignore[arg-type]
+    return gating.Gate(cluster, approvers, KEY, policy_reads=reads), cluster, body
+
+
+async def test_while_the_policy_watches_stream_the_view_decides_and_nothing_is_read() -> None:
+    api = PolicyApi(tightened())
+    gate, _, body = policy_gate(api, "gatepolicies", "namespaces")
+    result = await gate.evaluate(body, NOW)
+    assert result.view.may_deploy and result.fresh
+    assert api.reads == []
+
+
+async def test_a_policy_tightened_while_its_watch_was_down_applies_to_the_decision_to_deploy() -> None:
+    api = PolicyApi(tightened())
+    gate, _, body = policy_gate(api, "namespaces")  # the GatePolicy watch is down
+    first = await gate.evaluate(body, NOW)
+    assert first.view.may_deploy and not first.fresh  # the view's policy: the reconciler asks again, fresh
+    decisive = await gate.evaluate(body, NOW, fresh=True)
+    assert not decisive.view.may_deploy and decisive.fresh
+    assert "technical" in decisive.view.summary
+    assert any(path.endswith("/gatepolicies") for path in api.reads)
+
+
+async def test_a_namespace_relabelled_while_its_watch_was_down_is_judged_by_its_labels_now() -> None:
+    api = PolicyApi(samples.gate_policy_dict())
+    api.labels = {"lockgate.dev/environment": "staging"}  # no policy selects it now
+    gate, _, body = policy_gate(api, "gatepolicies")  # the Namespace watch is down
+    decisive = await gate.evaluate(body, NOW, fresh=True)
+    assert not decisive.view.may_deploy
+    assert any(path.endswith("/namespaces/production") for path in api.reads)
+
+
+async def test_a_malformed_policy_read_afresh_counts_as_the_last_good_one() -> None:
+    broken = samples.gate_policy_dict()
+    broken["spec"]["approvals"]["rules"] = "not a list"
+    gate, _, body = policy_gate(PolicyApi(broken))
+    assert (await gate.evaluate(body, NOW, fresh=True)).view.may_deploy  # the view's good policy, not none
+
+
+async def test_policies_that_cannot_be_read_afresh_stop_the_decision() -> None:
+    api = PolicyApi(samples.gate_policy_dict())
+    api.broken = kclient.ApiError(403, "Forbidden", "gatepolicies is forbidden")
+    gate, _, body = policy_gate(api)
+    with pytest.raises(policyreads.PoliciesUnreadable, match=r"listing GatePolicies failed: .*forbidden"):
+        await gate.evaluate(body, NOW, fresh=True)

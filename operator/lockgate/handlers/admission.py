@@ -23,7 +23,7 @@ from lockgate.admission import imageguard, stamping
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.kube import client as kclient
-from lockgate.kube import objects
+from lockgate.kube import objects, policyreads
 from lockgate.lifecycle import view as lifecycle_view
 from lockgate.rollout import verification
 
@@ -32,6 +32,8 @@ GROUP = "lockgate.dev"
 MANAGED_NAME = "lockgate.dev"
 #: How long the image guard waits for the operator's view to load before refusing (webhooks time out at 10 s+).
 PRIMED_WAIT_SECONDS = 5.0
+#: While the watch of GatePolicies or Namespaces is down, the guard reads a namespace's policies this often.
+READ_REUSE_SECONDS = 1.0
 #: The webhooks that enforce the gate stay configured when the operator stops (Kopf removes the others
 #: on exit): while no operator runs, stamping and the image guard fail closed instead of vanishing.
 PERSISTENT = True
@@ -77,12 +79,14 @@ def register(
     on_break_glass: Any = None,
     on_approval_delete: Any = None,
     primed: asyncio.Event | None = None,
+    policy_reads: policyreads.PolicyReads | None = None,
 ) -> DirectReviews | None:
     """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``); returns the
     webhook server (None: webhooks are off).
 
     ``primed`` is set once the view holds every GatePolicy and Namespace: until then the image guard
-    cannot tell a gated namespace from another, so it waits for it (then refuses, 503).
+    cannot tell a gated namespace from another, so it waits for it (then refuses, 503). While the watch of
+    either is down, the guard asks ``policy_reads`` whether a namespace is gated (None: the view answers).
     """
     if settings.webhook_port < 0:
         return None
@@ -178,7 +182,7 @@ def register(
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 
     for guarded in imageguard.GUARDED:
-        guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed)
+        guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed, policy_reads)
         server.routes[guarded.webhook_id] = guard
     return server
 
@@ -259,6 +263,7 @@ def _register_guard(
     guarded: imageguard.GuardedKind,
     on_break_glass: Any,
     primed: asyncio.Event | None = None,
+    policy_reads: policyreads.PolicyReads | None = None,
 ) -> DirectReview:
     """Declare the guard of one kind to Kopf and return the same guard for ``DirectReviews``."""
     kind = guarded.kind
@@ -272,15 +277,32 @@ def _register_guard(
     # calling a Scale's guard only for a rise in gated namespaces.
     fails_open = settings.manage_webhooks and guarded.fails_open_when_operator_managed
 
+    async def gated(ns: str) -> bool:
+        """Whether a GatePolicy selects ``ns``: the view's answer while its watches stream, else the API's."""
+        if policy_reads is None or cluster.policies_current():
+            return cluster.gated(ns)
+        try:
+            found, labels = await policy_reads.current(ns, cluster.policy_models, within=READ_REUSE_SECONDS)
+        except policyreads.PoliciesUnreadable as exc:
+            if fails_open:  # as the webhook would, were the operator down
+                logger.warning("%s; namespace %s judged by the operator's last view", exc, ns)
+                return cluster.gated(ns)
+            raise kopf.AdmissionError(
+                f"Lockgate cannot tell whether namespace {ns} is gated: its watch of GatePolicies or Namespaces is "
+                f"down, and {exc}; retry in a few seconds (the operator's lockgate_watch_up metric says which)",
+                code=503,
+            ) from None
+        return bool(policies.matching(found, labels))
+
     async def removal(
-        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None
+        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any] | None, gated: bool
     ) -> imageguard.Verdict | None:
         """A ReplicaSet leaving its Deployment: deleted (``new`` None), or relabelled out of its selector or
         re-owned; judged against the Deployment as the API has it now (None: nothing to judge)."""
         owner_name = imageguard.owning_deployment(old)
         before, after = old.get("metadata") or {}, (new or {}).get("metadata") or {}
         same = all(before.get(k) == after.get(k) for k in ("labels", "ownerReferences"))
-        if owner_name is None or (new is not None and same) or not cluster.gated(ns):
+        if owner_name is None or (new is not None and same) or not gated:
             return None  # judge_removal's NotGated, without reading the owner
         owner = await objects.get_workload(api, "Deployment", ns, owner_name)
         if new is not None and (owner is None or not imageguard.leaves_owner(owner, old, new)):
@@ -307,7 +329,7 @@ def _register_guard(
             return None
 
     async def change(
-        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any]
+        user: stamping.User, ns: str, name: str, old: Mapping[str, Any], new: Mapping[str, Any], gated: bool
     ) -> imageguard.Verdict:
         """A create or an update: its images, replicas, pause and provenance."""
         ref = (new.get("metadata", {}).get("annotations") or {}).get(imageguard.ANNOTATION_PROMOTION, "")
@@ -315,7 +337,7 @@ def _register_guard(
         mine = user.username == settings.identity and promo_ns == ns and bool(promo_name)
         mine = mine and kind in imageguard.PROMOTABLE  # the operator's rollout, its Promotion to check
 
-        launched = imageguard.launching_cronjob(new) if kind == "Job" and not old and cluster.gated(ns) else None
+        launched = imageguard.launching_cronjob(new) if kind == "Job" and not old and gated else None
         cronjob = await launching(ns, name, launched) if launched else None  # kubectl create job --from=cronjob
 
         def judge(promotion: Any) -> imageguard.Verdict:
@@ -326,7 +348,7 @@ def _register_guard(
                 old=dict(old),
                 new=dict(new),
                 user=user,
-                namespace_gated=cluster.gated(ns),
+                namespace_gated=gated,
                 operator_identity=settings.identity,
                 break_glass_groups=settings.break_glass_groups,
                 promotion=promotion,
@@ -364,16 +386,17 @@ def _register_guard(
         meta = judged.get("metadata") or {}
         ns = namespace or str(meta.get("namespace"))
         named = str(name or meta.get("name") or meta.get("generateName"))
+        ns_gated = await gated(ns)
         if guarded.deletes:
             assert old is not None
-            verdict = await removal(user, ns, named, old, None)
+            verdict = await removal(user, ns, named, old, None, ns_gated)
             if verdict is None:
                 return
         else:
             assert new is not None
-            verdict = await change(user, ns, named, old or {}, new)  # old empty: a new workload, every image new
+            verdict = await change(user, ns, named, old or {}, new, ns_gated)  # old empty: new, every image new
         if verdict.allowed and kind == "ReplicaSet" and old and new:  # one record names all the request does
-            verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new))
+            verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new, ns_gated))
         if not verdict.allowed:
             logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, named, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)

@@ -23,7 +23,7 @@ from lockgate import probes
 from lockgate import settings as lockgate_settings
 from lockgate.admission import coverage
 from lockgate.handlers import admission, watching
-from lockgate.kube import access, config, leadership, rbacwatch, stampkeys
+from lockgate.kube import access, config, leadership, policyreads, rbacwatch, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, policystatus, reconciler, view
 
@@ -73,7 +73,8 @@ async def run_operator(
     await trail.prepare()  # the first decision does not pay for opening the audit file
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
-    gate = gating.Gate(cluster, approvers, key, metrics=metrics)
+    policy_reads = policyreads.PolicyReads(api)  # while the view's watches of policies are down
+    gate = gating.Gate(cluster, approvers, key, metrics=metrics, policy_reads=policy_reads)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics, verification_hosts=settings.verification_hosts)
     policy_statuses = policystatus.PolicyStatuses(api, cluster, primed=engine.primed)
     registry = kopf.OperatorRegistry()
@@ -124,6 +125,7 @@ async def run_operator(
         on_break_glass=break_glass,
         on_approval_delete=approval_deleting,
         primed=engine.primed,
+        policy_reads=policy_reads,
     )
     metrics_server = (
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None

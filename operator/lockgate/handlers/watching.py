@@ -76,6 +76,9 @@ class Watches:
             field_selector: str = "",
             held_uid: Callable[[informer.Key], str | None] | None = None,
         ) -> informer.Informer:
+            def current(streaming: bool) -> None:
+                (cluster.current_kinds.add if streaming else cluster.current_kinds.discard)(plural)
+
             path = kclient.resource_path(group, version, plural)
             return informer.Informer(
                 api,
@@ -84,6 +87,7 @@ class Watches:
                 known=known,
                 held_uid=held_uid,
                 on_state=state(plural),
+                on_current=current,
                 field_selector=field_selector,
             )
 

@@ -59,6 +59,7 @@ class Informer:
         known: Callable[[], Iterable[Key]],
         held_uid: Callable[[Key], str | None] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        on_current: Callable[[bool], None] | None = None,
         field_selector: str = "",
         page: int = PAGE,
         server_seconds: int = 300,
@@ -67,13 +68,16 @@ class Informer:
         ``held_uid(key)``: the uid of the object it holds there, if it should hear of one replaced meanwhile
         (deleted and created again under its name while no stream was open: DELETED, then ADDED);
         ``on_state(up)``: told False when a failure makes it wait before trying again, True once a stream proves
-        healthy (it delivered, or lasted ``QUICK_END_SECONDS``)."""
+        healthy (it delivered, or lasted ``QUICK_END_SECONDS``); ``on_current(streaming)``: True at that same
+        moment, False whenever that stream ends (even when the next one opens at once, as every few minutes):
+        while it is False, changes may have happened that the caller has not been told of yet."""
         self.api = api
         self.path = path
         self.on_event = on_event
         self.known = known
         self.held_uid = held_uid
         self.on_state = on_state or (lambda up: None)
+        self.on_current = on_current or (lambda streaming: None)
         self.field_selector = field_selector
         self.page = page
         self.server_seconds = server_seconds
@@ -138,6 +142,7 @@ class Informer:
             self._healthy_timer.cancel()
             self._healthy_timer = None
             self.on_state(True)
+            self.on_current(True)
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
@@ -196,6 +201,8 @@ class Informer:
             if self._healthy_timer is not None:  # ended before it proved healthy: the state stays as it was
                 self._healthy_timer.cancel()
                 self._healthy_timer = None
+            elif self.opened_at is not None:  # a healthy stream ended: changes may go unseen until the next
+                self.on_current(False)
 
     def _deliver(self, type_: str, obj: dict[str, Any]) -> None:
         try:

@@ -140,6 +140,22 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     return Step(Action.START_DEPLOY, "Deploying", "approved: recording the decision and deploying")
 
 
+POLICIES_RETRY = datetime.timedelta(seconds=5)
+
+
+def policies_unreadable(problem: str, now: datetime.datetime) -> Step:
+    """Approved on the view's policies, but their watch is down and reading them afresh failed: not deployed."""
+    return Step(
+        Action.HOLD,
+        "PoliciesUnverified",
+        f"approved, but not deployed: the operator's watch of GatePolicies or Namespaces is down, so before "
+        f"deploying it reads them from the API (a policy tightened meanwhile must apply), and {problem}. It "
+        f"tries again every {POLICIES_RETRY.seconds}s; check that the operator may list gatepolicies and get "
+        "namespaces (metric lockgate_watch_up, alert LockgateWatchDown)",
+        now + POLICIES_RETRY,
+    )
+
+
 def _hold(gate: GateView, reason: str, message: str) -> Step:
     """Not deployed, approved or not, for ``reason``; still saying what else the gate waits for."""
     meanwhile = "" if gate.may_deploy else f" Meanwhile: {gate.summary}"

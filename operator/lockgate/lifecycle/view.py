@@ -168,6 +168,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: machine with the default image annotations, each of which is one more probe; on the event loop): a large
 #: cluster's first pass is spread over several (republished once a second until done).
 COVERAGE_PROBES_PER_PASS = 100
+POLICY_KINDS = frozenset({"gatepolicies", "namespaces"})  # the watches whose objects decide which policies apply
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -369,6 +370,7 @@ class ClusterView:
         self._coverage: coverage.Coverage | None = None  # cached gated_but_not_guarded; None: to recompute
         self._coverage_lock = threading.Lock()
         self.guard_setup = coverage.Setup()  # the operator's settings its coverage check reads
+        self.current_kinds: set[str] = set()  # kinds (plurals) whose watch stream is open and proved healthy
         self._approvals_by_promotion: dict[Key, set[str]] = collections.defaultdict(set)
         self._approvals_by_promotion_name: dict[str, set[Key]] = collections.defaultdict(set)
         self._unjudged_approvals: set[Key] = set()  # with no verdict in their status yet (rare once settled)
@@ -568,6 +570,10 @@ class ClusterView:
     def drop_workload(self, kind: str, key: Key) -> None:
         self.workloads.pop((kind, key[0], key[1]))
         self.paused_deployments.discard((kind, key[0], key[1]))
+
+    def policies_current(self) -> bool:
+        """The watches of GatePolicies and Namespaces are streaming: the view has every change the API sent."""
+        return self.current_kinds >= POLICY_KINDS
 
     def gated(self, namespace: str) -> bool:
         """Whether some GatePolicy selects ``namespace``."""
