@@ -159,7 +159,8 @@ class Metrics:
         self.watch_up = prometheus_client.Gauge(
             "lockgate_watch_up",
             "1 while the operator watches the resource; 0 while it cannot list or watch it and its view of that "
-            "kind goes stale (a GatePolicy tightened meanwhile is not applied, an Approval is not seen)",
+            "kind goes stale (deploy decisions then read GatePolicies, Namespaces, Approvals and approver "
+            "permissions from the API; a new Approval or Promotion waits)",
             ["resource"],
             registry=r,
         )

@@ -105,35 +105,59 @@ async def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+class RecordingAccess(access.ApproverAccess):
+    """Remembers which RBAC kinds were reported changed."""
+
+    changes: list[str]
+
+    def rbac_changed(self, kind: str) -> None:
+        self.changes.append(kind)
+        super().rbac_changed(kind)
+
+
 async def test_the_rbac_watch_opens_forgets_on_changes_and_reports_a_refused_watch() -> None:
     with devtesting.running() as cluster:
         creds = config.load(cluster.kubeconfig, world.OPERATOR_CONTEXT)
         async with kclient.Client(creds) as api:
-            checker = access.ApproverAccess(api, ttl=60)
+            checker = RecordingAccess(api, ttl=60)
+            checker.changes = []
             looks: list[int] = []
-            watch = rbacwatch.RbacWatch(api, checker, lambda: looks.append(1), server_seconds=2)
+            states: list[tuple[str, bool]] = []
+            watch = rbacwatch.RbacWatch(
+                api,
+                checker,
+                lambda: looks.append(1),
+                server_seconds=3,
+                state=lambda plural: lambda up: states.append((plural, up)),
+            )
             task = asyncio.create_task(watch.run())
             try:
                 await wait_until(lambda: checker.watching_rbac)
-                await wait_until(lambda: len(looks) == 4)  # one look after each kind's list
+                assert len(looks) >= 4  # a look after each kind's stream opened (changes may have been missed)
+                assert sorted(set(states)) == [(kind, True) for kind in sorted(access.RBAC_KINDS)]  # lockgate_watch_up
                 await checker.can_approve("bob", [], "production", fresh=True)
+                # Between two streams (each ends after server_seconds) changes may go unseen: not watched, the
+                # answers forgotten; watched again once the next stream proves healthy.
                 generation = checker._generation
-                await asyncio.sleep(2.5)  # the streams end after server_seconds and continue, still open
-                assert checker.watching_rbac and checker._generation == generation
+                await wait_until(lambda: not checker.watching_rbac)
+                assert checker._generation > generation and not checker._cache
+                await wait_until(lambda: checker.watching_rbac)
 
+                checker.changes.clear()
                 role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "rules": []}
                 role["metadata"] = {"name": "new-role", "namespace": "production"}
                 async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
                     await admin.create(kclient.resource_path(rbacwatch.GROUP, "v1", "roles", "production"), role)
-                await wait_until(lambda: checker._generation > generation)  # the answers are forgotten
-                assert len(looks) > 4
+                await wait_until(lambda: "roles" in checker.changes)  # the answers are forgotten
+                assert set(checker.changes) == {"roles"}
 
                 def refuse(record: server.RequestRecord) -> server.Fault | None:
                     refused = record.resource == "rolebindings" and record.user == world.OPERATOR_USERNAME
                     return server.Fault(code=403, reason="Forbidden", message="no") if refused else None
 
                 cluster.cluster.fault_hook = refuse
-                await wait_until(lambda: not checker.watching_rbac, within=10)  # the next stream is refused
+                await wait_until(lambda: ("rolebindings", False) in states, within=10)  # the next stream is refused
+                assert not checker.watching_rbac
                 cluster.cluster.fault_hook = None
                 await wait_until(lambda: checker.watching_rbac, within=15)  # and it comes back
             finally:

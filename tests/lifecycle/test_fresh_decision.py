@@ -1,6 +1,7 @@
 """The decisive moment: a gate result opens the gate on cached approver answers only if they were
 as fresh as new ones (every RBAC watch open, and no RBAC change while the result was made), and on the
-view's policies only while the watches of GatePolicies and Namespaces stream (else they are read afresh)."""
+view's policies and Approvals only while the watches of GatePolicies, Namespaces and Approvals stream (else
+they are read afresh)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from lockgate.admission import stamping
 from lockgate.api import promotion, samples
 from lockgate.gates import spechash
-from lockgate.kube import access, policyreads
+from lockgate.kube import access, freshreads
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import gating, view
 
@@ -96,24 +97,26 @@ async def test_without_every_rbac_watch_open_a_result_is_fresh_only_when_asked_f
 # -- the policies: read afresh at the decisive moment while their watches are down ---------------------
 
 
-class PolicyApi:
-    """Serves GatePolicies and Namespaces as the API has them now (``policies``; ``broken``: every read fails)."""
+class ApiNow:
+    """Serves GatePolicies, Namespaces and Approvals as the API has them now (``broken``: every read fails)."""
 
-    def __init__(self, *policies: dict[str, Any]) -> None:
+    def __init__(self, *policies: dict[str, Any], approvals: list[dict[str, Any]] | None = None) -> None:
         self.policies = list(policies)
         self.labels = {"lockgate.dev/environment": "production"}
+        self.approvals = approvals or []
         self.broken: Exception | None = None
         self.reads: list[str] = []
 
-    async def get(self, path: str, **_: Any) -> dict[str, Any]:
-        self.reads.append(path)
+    async def get(self, path: str, params: dict[str, str], **_: Any) -> dict[str, Any]:
+        self.reads.append(f"{path}?{params.get('fieldSelector', '')}")
         if self.broken is not None:
             raise self.broken
+        if path.endswith("/namespaces"):
+            name = params["fieldSelector"].removeprefix("metadata.name=")
+            return {"items": [{"metadata": {"name": name, "labels": self.labels}}], "metadata": {}}
+        if path.endswith("/approvals"):
+            return {"items": self.approvals, "metadata": {}}
         return {"items": self.policies, "metadata": {}}
-
-    async def get_or_none(self, path: str, **_: Any) -> dict[str, Any] | None:
-        self.reads.append(path)
-        return {"metadata": {"name": path.rsplit("/", 1)[-1], "labels": self.labels}}
 
 
 def tightened() -> dict[str, Any]:
@@ -127,53 +130,70 @@ def tightened() -> dict[str, Any]:
     return policy
 
 
-def policy_gate(api: PolicyApi, *streaming: str) -> tuple[gating.Gate, view.ClusterView, dict[str, Any]]:
+def gate_reading(api: ApiNow, *streaming: str) -> tuple[gating.Gate, view.ClusterView, dict[str, Any]]:
+    """The approved world's gate, the watches of ``streaming`` kinds open (the others' objects read from ``api``)."""
     cluster, body = approved_world()
     cluster.current_kinds.update(streaming)
     approvers = access.ApproverAccess(RbacChangingApi(), ttl=60)  # type: ignore[arg-type]
     watching(approvers)
-    reads = policyreads.PolicyReads(api)  # type: ignore[arg-type]
-    return gating.Gate(cluster, approvers, KEY, policy_reads=reads), cluster, body
+    reads = freshreads.FreshReads(api)  # type: ignore[arg-type]
+    return gating.Gate(cluster, approvers, KEY, fresh_reads=reads), cluster, body
 
 
-async def test_while_the_policy_watches_stream_the_view_decides_and_nothing_is_read() -> None:
-    api = PolicyApi(tightened())
-    gate, _, body = policy_gate(api, "gatepolicies", "namespaces")
+EVERY_KIND = ("gatepolicies", "namespaces", "approvals")
+
+
+async def test_while_every_watch_streams_the_view_decides_and_nothing_is_read() -> None:
+    api = ApiNow(tightened())
+    gate, _, body = gate_reading(api, *EVERY_KIND)
     result = await gate.evaluate(body, NOW)
     assert result.view.may_deploy and result.fresh
     assert api.reads == []
 
 
 async def test_a_policy_tightened_while_its_watch_was_down_applies_to_the_decision_to_deploy() -> None:
-    api = PolicyApi(tightened())
-    gate, _, body = policy_gate(api, "namespaces")  # the GatePolicy watch is down
+    api = ApiNow(tightened())
+    gate, _, body = gate_reading(api, "namespaces", "approvals")  # the GatePolicy watch is down
     first = await gate.evaluate(body, NOW)
     assert first.view.may_deploy and not first.fresh  # the view's policy: the reconciler asks again, fresh
     decisive = await gate.evaluate(body, NOW, fresh=True)
     assert not decisive.view.may_deploy and decisive.fresh
     assert "technical" in decisive.view.summary
-    assert any(path.endswith("/gatepolicies") for path in api.reads)
+    assert any(path.endswith("/gatepolicies?") for path in api.reads)
 
 
 async def test_a_namespace_relabelled_while_its_watch_was_down_is_judged_by_its_labels_now() -> None:
-    api = PolicyApi(samples.gate_policy_dict())
+    api = ApiNow(samples.gate_policy_dict())
     api.labels = {"lockgate.dev/environment": "staging"}  # no policy selects it now
-    gate, _, body = policy_gate(api, "gatepolicies")  # the Namespace watch is down
+    gate, _, body = gate_reading(api, "gatepolicies", "approvals")  # the Namespace watch is down
     decisive = await gate.evaluate(body, NOW, fresh=True)
     assert not decisive.view.may_deploy
-    assert any(path.endswith("/namespaces/production") for path in api.reads)
+    assert "/api/v1/namespaces?metadata.name=production" in api.reads
+
+
+async def test_an_approval_withdrawn_while_the_approval_watch_was_down_does_not_count() -> None:
+    cluster, _ = approved_world()
+    kept = [a for a in cluster.approvals_for(("production", "web-1-4-2")) if a["metadata"]["name"].endswith("bob")]
+    api = ApiNow(samples.gate_policy_dict(), approvals=kept)  # carol's was deleted meanwhile
+    gate, _, body = gate_reading(api, "gatepolicies", "namespaces")  # the Approval watch is down
+    assert not (await gate.evaluate(body, NOW)).fresh
+    decisive = await gate.evaluate(body, NOW, fresh=True)
+    assert not decisive.view.may_deploy and "security" in decisive.view.summary
+    assert api.reads == ["/apis/lockgate.dev/v1alpha1/namespaces/production/approvals?"]
 
 
 async def test_a_malformed_policy_read_afresh_counts_as_the_last_good_one() -> None:
     broken = samples.gate_policy_dict()
     broken["spec"]["approvals"]["rules"] = "not a list"
-    gate, _, body = policy_gate(PolicyApi(broken))
+    api = ApiNow(broken)
+    gate, _, body = gate_reading(api, "approvals")
     assert (await gate.evaluate(body, NOW, fresh=True)).view.may_deploy  # the view's good policy, not none
+    assert any(path.endswith("/gatepolicies?") for path in api.reads)
 
 
-async def test_policies_that_cannot_be_read_afresh_stop_the_decision() -> None:
-    api = PolicyApi(samples.gate_policy_dict())
+async def test_facts_that_cannot_be_read_afresh_stop_the_decision() -> None:
+    api = ApiNow(samples.gate_policy_dict())
     api.broken = kclient.ApiError(403, "Forbidden", "gatepolicies is forbidden")
-    gate, _, body = policy_gate(api)
-    with pytest.raises(policyreads.PoliciesUnreadable, match=r"listing GatePolicies failed: .*forbidden"):
+    gate, _, body = gate_reading(api)
+    with pytest.raises(freshreads.Unreadable, match=r"reading GatePolicies failed: .*forbidden"):
         await gate.evaluate(body, NOW, fresh=True)

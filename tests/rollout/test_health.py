@@ -105,3 +105,47 @@ def test_a_paused_deployment_waits_for_a_resume_and_says_so() -> None:
     done = deployment()
     done["spec"]["paused"] = True
     assert health.judge("Deployment", done).state is health.RolloutState.COMPLETE  # paused after it finished
+
+
+def statefulset(updated: int, *, partition: int | None = None, strategy: str = "RollingUpdate") -> dict[str, Any]:
+    update: dict[str, Any] = {"type": strategy}
+    if partition is not None:
+        update["rollingUpdate"] = {"partition": partition}
+    return {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 5, "updateStrategy": update},
+        "status": {
+            "observedGeneration": 2,
+            "readyReplicas": 5,
+            "updatedReplicas": updated,
+            "currentRevision": "a",  # the controller leaves it at the old revision while a partition holds Pods back
+            "updateRevision": "b",
+        },
+    }
+
+
+def test_a_partitioned_statefulset_is_complete_once_the_ordinals_above_the_partition_are_updated() -> None:
+    """A staged rollout (partition 3 of 5): Pods 3 and 4 take the new image, 0-2 keep the old one until the
+    partition is lowered; kubectl rollout status calls that complete, and so does the verification."""
+    assert health.judge("StatefulSet", statefulset(1, partition=3)).reason == "UpdatingPartition"
+    done = health.judge("StatefulSet", statefulset(2, partition=3))
+    assert done.state is health.RolloutState.COMPLETE and done.reason == "PartitionedRolloutComplete"
+    assert "partition 3 keeps the 3 below it on the previous image" in done.message
+    # partition 0 (the API server's default) is a whole rollout: every Pod, at the new revision
+    assert health.judge("StatefulSet", statefulset(5, partition=0)).reason == "WaitingForRevision"
+    assert health.judge("StatefulSet", statefulset(4, partition=0)).reason == "UpdatingReplicas"
+
+
+def test_an_on_delete_workload_says_its_pods_take_the_image_only_when_deleted() -> None:
+    judged = health.judge("StatefulSet", statefulset(0, strategy="OnDelete"))
+    assert judged.state is health.RolloutState.PROGRESSING and judged.reason == "OnDeleteStrategy"
+    assert "only when it is deleted" in judged.message and "RollingUpdate" in judged.message
+    replaced = statefulset(5, strategy="OnDelete")  # someone deleted every Pod: judged as any rollout
+    replaced["status"]["currentRevision"] = "b"
+    assert health.judge("StatefulSet", replaced).state is health.RolloutState.COMPLETE
+    ds = {
+        "metadata": {"generation": 1},
+        "spec": {"updateStrategy": {"type": "OnDelete"}},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 1},
+    }
+    assert health.judge("DaemonSet", ds).reason == "OnDeleteStrategy"

@@ -23,7 +23,7 @@ from lockgate.admission import imageguard, stamping
 from lockgate.api import gatepolicy
 from lockgate.gates import policies
 from lockgate.kube import client as kclient
-from lockgate.kube import objects, policyreads
+from lockgate.kube import freshreads, objects
 from lockgate.lifecycle import view as lifecycle_view
 from lockgate.rollout import verification
 
@@ -32,8 +32,8 @@ GROUP = "lockgate.dev"
 MANAGED_NAME = "lockgate.dev"
 #: How long the image guard waits for the operator's view to load before refusing (webhooks time out at 10 s+).
 PRIMED_WAIT_SECONDS = 5.0
-#: While the watch of GatePolicies or Namespaces is down, the guard reads a namespace's policies this often.
-READ_REUSE_SECONDS = 1.0
+#: How long the guard waits for GatePolicies and a Namespace read afresh (webhooks time out at 10 s+).
+READ_TIMEOUT_SECONDS = 3.0
 #: The webhooks that enforce the gate stay configured when the operator stops (Kopf removes the others
 #: on exit): while no operator runs, stamping and the image guard fail closed instead of vanishing.
 PERSISTENT = True
@@ -79,14 +79,15 @@ def register(
     on_break_glass: Any = None,
     on_approval_delete: Any = None,
     primed: asyncio.Event | None = None,
-    policy_reads: policyreads.PolicyReads | None = None,
+    fresh_reads: freshreads.FreshReads | None = None,
 ) -> DirectReviews | None:
     """Serve the webhooks and let Kopf manage their configurations (named ``lockgate.dev``); returns the
     webhook server (None: webhooks are off).
 
     ``primed`` is set once the view holds every GatePolicy and Namespace: until then the image guard
     cannot tell a gated namespace from another, so it waits for it (then refuses, 503). While the watch of
-    either is down, the guard asks ``policy_reads`` whether a namespace is gated (None: the view answers).
+    either is not streaming, the guard asks ``fresh_reads`` whether a namespace is gated when its verdict depends
+    on it (None: the view answers).
     """
     if settings.webhook_port < 0:
         return None
@@ -182,7 +183,7 @@ def register(
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 
     for guarded in imageguard.GUARDED:
-        guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed, policy_reads)
+        guard = _register_guard(registry, settings, cluster, api, guarded, on_break_glass, primed, fresh_reads)
         server.routes[guarded.webhook_id] = guard
     return server
 
@@ -263,7 +264,7 @@ def _register_guard(
     guarded: imageguard.GuardedKind,
     on_break_glass: Any,
     primed: asyncio.Event | None = None,
-    policy_reads: policyreads.PolicyReads | None = None,
+    fresh_reads: freshreads.FreshReads | None = None,
 ) -> DirectReview:
     """Declare the guard of one kind to Kopf and return the same guard for ``DirectReviews``."""
     kind = guarded.kind
@@ -277,19 +278,24 @@ def _register_guard(
     # calling a Scale's guard only for a rise in gated namespaces.
     fails_open = settings.manage_webhooks and guarded.fails_open_when_operator_managed
 
-    async def gated(ns: str) -> bool:
-        """Whether a GatePolicy selects ``ns``: the view's answer while its watches stream, else the API's."""
-        if policy_reads is None or cluster.policies_current():
+    async def gated_afresh(ns: str, *, unreadable: bool | None) -> bool:
+        """Whether a GatePolicy selects ``ns``, while the view's watch of them is not streaming: the view saying so
+        is enough (a namespace ungated meanwhile is judged as gated, the safe side), else the API's answer; if
+        that cannot be read, ``unreadable``, or (None) a refusal saying why (a guard that fails open: the view's)."""
+        if cluster.gated(ns) or fresh_reads is None:
             return cluster.gated(ns)
         try:
-            found, labels = await policy_reads.current(ns, cluster.policy_models, within=READ_REUSE_SECONDS)
-        except policyreads.PoliciesUnreadable as exc:
+            found, labels = await fresh_reads.policies(ns, cluster.policy_models, seconds=READ_TIMEOUT_SECONDS)
+        except freshreads.Unreadable as exc:
+            if unreadable is not None:
+                return unreadable
             if fails_open:  # as the webhook would, were the operator down
                 logger.warning("%s; namespace %s judged by the operator's last view", exc, ns)
-                return cluster.gated(ns)
+                return False
             raise kopf.AdmissionError(
-                f"Lockgate cannot tell whether namespace {ns} is gated: its watch of GatePolicies or Namespaces is "
-                f"down, and {exc}; retry in a few seconds (the operator's lockgate_watch_up metric says which)",
+                f"Lockgate cannot tell whether namespace {ns} is gated: its view of GatePolicies and Namespaces is not "
+                f"current (a watch is down or between two streams), and {exc}. Retry in a few seconds; if it goes on, "
+                "the operator needs list and watch on gatepolicies.lockgate.dev and namespaces",
                 code=503,
             ) from None
         return bool(policies.matching(found, labels))
@@ -386,17 +392,27 @@ def _register_guard(
         meta = judged.get("metadata") or {}
         ns = namespace or str(meta.get("namespace"))
         named = str(name or meta.get("name") or meta.get("generateName"))
-        ns_gated = await gated(ns)
-        if guarded.deletes:
-            assert old is not None
-            verdict = await removal(user, ns, named, old, None, ns_gated)
-            if verdict is None:
-                return
-        else:
+
+        async def judged_as(gated: bool) -> imageguard.Verdict | None:
+            if guarded.deletes:
+                assert old is not None
+                return await removal(user, ns, named, old, None, gated)
             assert new is not None
-            verdict = await change(user, ns, named, old or {}, new, ns_gated)  # old empty: new, every image new
-        if verdict.allowed and kind == "ReplicaSet" and old and new:  # one record names all the request does
-            verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new, ns_gated))
+            verdict = await change(user, ns, named, old or {}, new, gated)  # old empty: new, every image new
+            if verdict.allowed and kind == "ReplicaSet" and old and new:  # one record names all the request does
+                verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new, gated))
+            return verdict
+
+        if fresh_reads is None or cluster.policies_current():
+            verdict = await judged_as(cluster.gated(ns))
+        else:  # the view may miss a namespace gated meanwhile: judged as gated first, read only if that matters
+            verdict = await judged_as(True)  # what it allows plainly, an ungated namespace allows too
+            if verdict is not None and not verdict.allowed and not await gated_afresh(ns, unreadable=None):
+                verdict = await judged_as(False)
+            elif verdict is not None and verdict.emergency and not await gated_afresh(ns, unreadable=True):
+                verdict = await judged_as(False)  # not gated after all: nothing to record
+        if verdict is None:
+            return
         if not verdict.allowed:
             logger.warning("denied change of %s %s/%s by %s: %s", kind, ns, named, user.username, verdict.message)
             raise kopf.AdmissionError(verdict.message, code=403)

@@ -23,7 +23,7 @@ from lockgate import probes
 from lockgate import settings as lockgate_settings
 from lockgate.admission import coverage
 from lockgate.handlers import admission, watching
-from lockgate.kube import access, config, leadership, policyreads, rbacwatch, stampkeys
+from lockgate.kube import access, config, freshreads, leadership, rbacwatch, stampkeys
 from lockgate.kube import client as kclient
 from lockgate.lifecycle import auditing, gating, policystatus, reconciler, view
 
@@ -73,8 +73,8 @@ async def run_operator(
     await trail.prepare()  # the first decision does not pay for opening the audit file
     key = await stampkeys.ensure(api, settings.namespace, settings.stamp_secret)
     approvers = access.ApproverAccess(api, ttl=settings.sar_cache_seconds)
-    policy_reads = policyreads.PolicyReads(api)  # while the view's watches of policies are down
-    gate = gating.Gate(cluster, approvers, key, metrics=metrics, policy_reads=policy_reads)
+    fresh_reads = freshreads.FreshReads(api)  # while a view's watch is not streaming
+    gate = gating.Gate(cluster, approvers, key, metrics=metrics, fresh_reads=fresh_reads)
     engine = reconciler.Reconciler(api, cluster, gate, trail, metrics, verification_hosts=settings.verification_hosts)
     policy_statuses = policystatus.PolicyStatuses(api, cluster, primed=engine.primed)
     registry = kopf.OperatorRegistry()
@@ -125,7 +125,7 @@ async def run_operator(
         on_break_glass=break_glass,
         on_approval_delete=approval_deleting,
         primed=engine.primed,
-        policy_reads=policy_reads,
+        fresh_reads=fresh_reads,
     )
     metrics_server = (
         lockgate_metrics.serve(settings.metrics_host, settings.metrics_port, metrics) if settings.metrics_port else None
@@ -133,7 +133,9 @@ async def run_operator(
     engine.start()
     watches.start()
     policy_statuses.start(read_configuration=settings.webhook_port >= 0 and not settings.manage_webhooks)
-    rbac = rbacwatch.RbacWatch(api, approvers, engine.touch_waiting_soon)
+    rbac = rbacwatch.RbacWatch(
+        api, approvers, engine.touch_waiting_soon, state=lambda plural: watching.watch_gauge(metrics, plural)
+    )
     rbac_task = asyncio.create_task(rbac.run(), name="lockgate-rbac-watch")
     leader_task = None
     if not settings.standalone:

@@ -60,13 +60,6 @@ class Watches:
         self._last: dict[object, asyncio.Task[None]] = {}  # the latest background task per object
         self._tasks: list[asyncio.Task[None]] = []
 
-        def state(plural: str) -> Callable[[bool], None] | None:
-            if metrics is None:
-                return None
-            gauge = metrics.watch_up.labels(plural)
-            gauge.set(0)  # until its first stream proves healthy
-            return lambda up: gauge.set(1 if up else 0)
-
         def watch(
             group: str,
             version: str,
@@ -86,7 +79,7 @@ class Watches:
                 on_event,
                 known=known,
                 held_uid=held_uid,
-                on_state=state(plural),
+                on_state=watch_gauge(metrics, plural),
                 on_current=current,
                 field_selector=field_selector,
             )
@@ -242,6 +235,15 @@ class Watches:
             return ((namespace, name) for k, namespace, name in self.view.workloads if k == kind)
 
         return known
+
+
+def watch_gauge(metrics: lockgate_metrics.Metrics | None, plural: str) -> Callable[[bool], None] | None:
+    """What sets ``lockgate_watch_up{resource=plural}``: 0 until the watch's first stream proves healthy."""
+    if metrics is None:
+        return None
+    gauge = metrics.watch_up.labels(plural)
+    gauge.set(0)
+    return lambda up: gauge.set(1 if up else 0)
 
 
 def _ended(obj: dict[str, Any]) -> bool:

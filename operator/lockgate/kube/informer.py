@@ -68,9 +68,10 @@ class Informer:
         ``held_uid(key)``: the uid of the object it holds there, if it should hear of one replaced meanwhile
         (deleted and created again under its name while no stream was open: DELETED, then ADDED);
         ``on_state(up)``: told False when a failure makes it wait before trying again, True once a stream proves
-        healthy (it delivered, or lasted ``QUICK_END_SECONDS``); ``on_current(streaming)``: True at that same
-        moment, False whenever that stream ends (even when the next one opens at once, as every few minutes):
-        while it is False, changes may have happened that the caller has not been told of yet."""
+        healthy (it delivered, or lasted ``QUICK_END_SECONDS``); ``on_current(streaming)``: True once a stream has
+        lasted ``QUICK_END_SECONDS`` (what changed while none was open has arrived by then, as a rule), False
+        whenever that stream ends (even when the next one opens at once, as every few minutes): while it is
+        False, changes may have happened that the caller has not been told of yet."""
         self.api = api
         self.path = path
         self.on_event = on_event
@@ -85,7 +86,9 @@ class Informer:
         self.version = ""  # the last resourceVersion seen; "" means: list first
         self.delivered = 0  # changes delivered by the current stream
         self.opened_at: float | None = None  # when the API accepted the current stream
-        self._healthy_timer: asyncio.TimerHandle | None = None  # until the current stream proves healthy
+        self._healthy_timer: asyncio.TimerHandle | None = None  # until the current stream lasted QUICK_END_SECONDS
+        self._proved = False  # the current stream proved healthy (on_state told)
+        self._current = False  # on_current last told True
         self.kind = path.rstrip("/").rsplit("/", 1)[-1]
 
     async def run(self) -> None:
@@ -133,16 +136,21 @@ class Informer:
             await asyncio.sleep(wait)
 
     def _opened(self) -> None:
-        self.opened_at = time.monotonic()
-        self._healthy_timer = asyncio.get_running_loop().call_later(QUICK_END_SECONDS, self._up)
+        self.opened_at, self._proved = time.monotonic(), False
+        self._healthy_timer = asyncio.get_running_loop().call_later(QUICK_END_SECONDS, self._lasted)
 
     def _up(self) -> None:
         """The stream proved healthy (it delivered, or lasted ``QUICK_END_SECONDS``): the kind is watched."""
-        if self._healthy_timer is not None:
-            self._healthy_timer.cancel()
-            self._healthy_timer = None
+        if not self._proved:
+            self._proved = True
             self.on_state(True)
-            self.on_current(True)
+
+    def _lasted(self) -> None:
+        """The stream lasted ``QUICK_END_SECONDS``: healthy, and what changed before it has arrived, as a rule."""
+        self._healthy_timer = None
+        self._up()
+        self._current = True
+        self.on_current(True)
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
@@ -190,18 +198,21 @@ class Informer:
         )
         try:
             async with contextlib.aclosing(stream):
-                async for event in stream:
-                    obj = event.get("object") or {}
-                    if event.get("type") != "BOOKMARK":
-                        self._deliver(str(event.get("type")), obj)
-                        self.delivered += 1
-                        self._up()
-                    self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+                try:
+                    async for event in stream:
+                        obj = event.get("object") or {}
+                        if event.get("type") != "BOOKMARK":
+                            self._deliver(str(event.get("type")), obj)
+                            self.delivered += 1
+                            self._up()
+                        self.version = str((obj.get("metadata") or {}).get("resourceVersion") or self.version)
+                finally:  # before the stream closes: the timer must not fire for a stream that has ended
+                    if self._healthy_timer is not None:
+                        self._healthy_timer.cancel()
+                        self._healthy_timer = None
         finally:
-            if self._healthy_timer is not None:  # ended before it proved healthy: the state stays as it was
-                self._healthy_timer.cancel()
-                self._healthy_timer = None
-            elif self.opened_at is not None:  # a healthy stream ended: changes may go unseen until the next
+            if self._current:  # the stream ended: changes may go unseen until the next one
+                self._current = False
                 self.on_current(False)
 
     def _deliver(self, type_: str, obj: dict[str, Any]) -> None:

@@ -1,10 +1,10 @@
 """Watching RBAC objects so cached approver answers are forgotten the moment RBAC changes.
 
-One loop per kind (Roles, RoleBindings, ClusterRoles, ClusterRoleBindings): list, then watch from the
-list's resourceVersion, again after every server timeout. Every change, and every (re)list, forgets
-the cached answers (``ApproverAccess.rbac_changed``); a kind counts as watched only while its stream
-is open (``watch_opened`` / ``watch_lost``), so an expired, refused or dead watch makes the decision
-to deploy ask the authorizer again instead of trusting the cache.
+One informer per kind (Roles, RoleBindings, ClusterRoles, ClusterRoleBindings; ``kube/informer.py``).
+Every change, and every listed object, forgets the cached answers (``ApproverAccess.rbac_changed``); a
+kind counts as watched only while its stream is open and proved healthy (``watch_opened`` /
+``watch_lost``, from the informer's ``on_current``), so an expired, refused or dead watch, or the moment
+between two streams, makes the decision to deploy ask the authorizer again instead of trusting the cache.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from lockgate.kube import access
+from lockgate.kube import access, informer
 from lockgate.kube import client as kclient
 
 logger = logging.getLogger("lockgate.rbac")
 
 GROUP, VERSION = "rbac.authorization.k8s.io", "v1"
-RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+# Told, per kind, whether its watch is up (False while a failure makes it wait): the lockgate_watch_up gauge.
+WatchState = Callable[[str], Callable[[bool], None] | None]
 
 
 class RbacWatch:
@@ -29,47 +32,64 @@ class RbacWatch:
         approvers: access.ApproverAccess,
         on_change: Callable[[], None],
         *,
-        server_seconds: int = 60,
+        server_seconds: int = 300,
+        state: WatchState = lambda plural: None,
     ) -> None:
-        self.api = api
+        """``on_change()``: RBAC changed, or a watch (re)opened after changes may have been missed."""
         self.approvers = approvers
         self.on_change = on_change
-        self.server_seconds = server_seconds
+        self.informers = [
+            informer.Informer(
+                api,
+                kclient.resource_path(GROUP, VERSION, plural),
+                self._changed(plural),
+                known=tuple,  # a deleted object is delivered as such by the stream; a vanished one needs no tombstone
+                on_state=self._state(plural, state(plural)),
+                on_current=self._current(plural),
+                server_seconds=server_seconds,
+            )
+            for plural in sorted(access.RBAC_KINDS)
+        ]
 
     async def run(self) -> None:
         """Watch every RBAC kind until cancelled."""
-        await asyncio.gather(*(self._watch(plural) for plural in sorted(access.RBAC_KINDS)))
+        try:
+            await asyncio.gather(*(i.run() for i in self.informers))
+        finally:
+            for plural in access.RBAC_KINDS:
+                self.approvers.watch_lost(plural)
 
-    async def _watch(self, plural: str) -> None:
-        path = kclient.resource_path(GROUP, VERSION, plural)
-        failures = 0
-        while True:
-            try:
-                listing = await self.api.get(path, agent=f"rbac-watch {plural}")
-                version = str(listing.get("metadata", {}).get("resourceVersion") or "")
+    def _changed(self, plural: str) -> Callable[[str, dict[str, Any]], None]:
+        def changed(type_: str, obj: dict[str, Any]) -> None:
+            self.approvers.rbac_changed(plural)
+            self.on_change()
+
+        return changed
+
+    def _current(self, plural: str) -> Callable[[bool], None]:
+        def current(streaming: bool) -> None:
+            if streaming:
                 self.approvers.watch_opened(plural)  # forgets answers: changes may have been missed meanwhile
                 self.on_change()
-                failures = 0
-                while True:  # each stream ends after server_seconds; continue from the last version seen
-                    async for event in self.api.watch(
-                        path, version, server_seconds=self.server_seconds, agent=f"rbac-watch {plural}"
-                    ):
-                        version = str(event.get("object", {}).get("metadata", {}).get("resourceVersion") or version)
-                        if event.get("type") != "BOOKMARK":
-                            self.approvers.rbac_changed(plural)
-                            self.on_change()
-            except asyncio.CancelledError:
+            else:
                 self.approvers.watch_lost(plural)
-                raise
-            except (kclient.ApiError, kclient.ApiUnavailable, ValueError) as exc:
-                self.approvers.watch_lost(plural)
-                wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
+
+        return current
+
+    @staticmethod
+    def _state(plural: str, gauge: Callable[[bool], None] | None) -> Callable[[bool], None]:
+        was_up = True
+
+        def state(up: bool) -> None:
+            nonlocal was_up
+            if was_up and not up:
                 logger.warning(
-                    "watch of %s lost (%s): deploy decisions ask every approver's SubjectAccessReview again "
-                    "until it is back; retrying in %.1fs",
+                    "watch of %s down: deploy decisions ask every approver's SubjectAccessReview again until it is "
+                    "back",
                     plural,
-                    exc,
-                    wait,
                 )
-                await asyncio.sleep(wait)
+            was_up = up
+            if gauge is not None:
+                gauge(up)
+
+        return state

@@ -1,6 +1,6 @@
 """Asking the gate: gather the facts for one Promotion (the only I/O: SubjectAccessReviews, and the
-policies read afresh at a decision to deploy while their watches are down), call the pure engine, and
-shape its Decision for the lifecycle, the status and the audit trail.
+policies and Approvals read afresh at a decision to deploy while their watches are not streaming), call
+the pure engine, and shape its Decision for the lifecycle, the status and the audit trail.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from lockgate import metrics as lockgate_metrics
 from lockgate.api import approval, phases, promotion
 from lockgate.gates import decision, engine, facts, policies, stamps
-from lockgate.kube import access, policyreads
+from lockgate.kube import access, freshreads
 from lockgate.lifecycle import steps, view
 from lockgate.rollout import health, plan
 
@@ -35,8 +35,8 @@ class GateResult:
     decision: decision.Decision
     fresh: bool = False
     """Its facts are as fresh as a decision to deploy needs: the approver answers (asked with ``fresh``, or
-    cached while the RBAC watch would have forgotten any answer that a change made stale), and the policies
-    and namespace labels (read with ``fresh``, or from the view while their watches were streaming)."""
+    cached while the RBAC watch would have forgotten any answer that a change made stale), and the policies,
+    namespace labels and Approvals (read with ``fresh``, or from the view while their watches streamed)."""
 
 
 def _time(value: Any) -> datetime.datetime | None:
@@ -103,15 +103,15 @@ class Gate:
         key: bytes,
         metrics: lockgate_metrics.Metrics | None = None,
         *,
-        policy_reads: policyreads.PolicyReads | None = None,
+        fresh_reads: freshreads.FreshReads | None = None,
     ) -> None:
-        """``policy_reads``: where a decision to deploy reads the policies while the view's watches of them are
-        down (None: the view is always taken as current, as in tests without watches)."""
+        """``fresh_reads``: where a decision to deploy reads the policies and Approvals while the view's watches of
+        them are not streaming (None: the view is always taken as current, as in tests without watches)."""
         self.view = cluster
         self.access = approvers
         self.key = key
         self.metrics = metrics
-        self.policy_reads = policy_reads
+        self.fresh_reads = fresh_reads
         self.parsed = Parsed()
 
     def _promotion(self, obj: Mapping[str, Any]) -> tuple[promotion.Promotion, facts.Identity | None]:
@@ -123,24 +123,30 @@ class Gate:
         return model, stamps.verify_approval(self.key, model)
 
     async def evaluate(self, obj: Mapping[str, Any], now: datetime.datetime, *, fresh: bool = False) -> GateResult:
-        """Judge ``obj``; ``fresh`` (right before a deploy) re-asks every SubjectAccessReview and, while the watch
-        of GatePolicies or Namespaces is down, reads them from the API (``policyreads.PoliciesUnreadable``)."""
+        """Judge ``obj``; ``fresh`` (right before a deploy) re-asks every SubjectAccessReview and reads from the API
+        what the view may lack: the GatePolicies and the Namespace while either's stream is not open, the
+        Approvals while theirs is not (``freshreads.Unreadable`` if it cannot)."""
         # While every RBAC watch is open a cached answer is as good as a fresh one: the result counts as
         # fresh if no RBAC change or watch loss (each forgets the cache) happened while it was made. So do
-        # the view's policies while their watches stream.
+        # the view's policies and Approvals while their watches stream.
         watched, generation = self.access.watching_rbac, self.access.generation
-        streaming = self.policy_reads is None or self.view.policies_current()
+        reads = self.fresh_reads
+        policies_current = reads is None or self.view.current_kinds >= view.POLICY_KINDS
+        approvals_current = reads is None or "approvals" in self.view.current_kinds
         model, requester = self.parsed.get("Promotion", obj, self._promotion)
         namespace, name = view.key_of(obj)
-        raw_approvals = self.view.approvals_for((namespace, name))
-        judged = [self.parsed.get("Approval", a, self._approval) for a in raw_approvals]
-        approvals = [a for a, _ in judged]
-        if fresh and not streaming and self.policy_reads is not None:
-            read, labels = await self.policy_reads.current(namespace, self.view.policy_models)
-            matched, policies_fresh = policies.matching(read, labels), True
+        if fresh and reads is not None and not policies_current:
+            read, labels = await reads.policies(namespace, self.view.policy_models)
+            matched = policies.matching(read, labels)
         else:
             labels = self.view.namespaces.get(namespace, {})
-            matched, policies_fresh = policies.matching(self.view.policy_models.values(), labels), streaming
+            matched = policies.matching(self.view.policy_models.values(), labels)
+        if fresh and reads is not None and not approvals_current:  # one withdrawn meanwhile must not count
+            raw_approvals = await reads.approvals(namespace, name)
+        else:
+            raw_approvals = self.view.approvals_for((namespace, name))
+        judged = [self.parsed.get("Approval", a, self._approval) for a in raw_approvals]
+        approvals = [a for a, _ in judged]
         verified = frozenset(a.metadata.name for a, stamped in judged if stamped)
         identities = {
             (a.spec.approver, tuple(a.spec.groups))
@@ -169,7 +175,7 @@ class Gate:
         comments = {str(a["metadata"]["name"]): a.get("spec", {}).get("comment") for a in raw_approvals}
         unchanged = watched and self.access.watching_rbac and self.access.generation == generation
         shaped = self._shape(obj, made, requester, comments)
-        return dataclasses.replace(shaped, fresh=(fresh or unchanged) and policies_fresh)
+        return dataclasses.replace(shaped, fresh=fresh or (unchanged and policies_current and approvals_current))
 
     def _shape(
         self,

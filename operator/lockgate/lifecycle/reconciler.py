@@ -21,7 +21,7 @@ from lockgate.api import conditions, durations
 from lockgate.audit import record
 from lockgate.gates import decision
 from lockgate.kube import client as kclient
-from lockgate.kube import events, objects, policyreads
+from lockgate.kube import events, freshreads, objects
 from lockgate.lifecycle import auditing, gating, queue, statuses, steps, view
 from lockgate.rollout import plan, verification
 
@@ -358,16 +358,18 @@ class Reconciler:
         if phase in steps.TERMINAL and statuses.retro_review_open(status, situation.spec_hash):
             await self._retro_review(key, obj, situation, now)
             return False
-        unreadable: steps.Step | None = None
+        unreadable = ""
         if phase in steps.WAITING:
             result = await self.gate.evaluate(obj, now)
             if result.view.may_deploy and not result.fresh:  # the decisive moment: no stale fact may open it
                 try:
                     result = await self.gate.evaluate(obj, now, fresh=True)
-                except policyreads.PoliciesUnreadable as exc:
-                    unreadable = steps.policies_unreadable(str(exc), now)
+                except freshreads.Unreadable as exc:
+                    unreadable = str(exc)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
-        step = unreadable or steps.next_step(situation, result.view if result else None, now)
+        step = steps.next_step(situation, result.view if result else None, now)
+        if unreadable and step.action is steps.Action.START_DEPLOY:  # only the deploy needs the fresh facts
+            step = steps.facts_unreadable(unreadable, now)
         logger.log(
             logging.DEBUG if step.action is steps.Action.DONE else logging.INFO,
             "promotion %s/%s: %s (%s) %s",

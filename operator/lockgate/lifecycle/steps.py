@@ -140,19 +140,20 @@ def _waiting(s: Situation, gate: GateView | None) -> Step:
     return Step(Action.START_DEPLOY, "Deploying", "approved: recording the decision and deploying")
 
 
-POLICIES_RETRY = datetime.timedelta(seconds=5)
+FACTS_RETRY = datetime.timedelta(seconds=5)
 
 
-def policies_unreadable(problem: str, now: datetime.datetime) -> Step:
-    """Approved on the view's policies, but their watch is down and reading them afresh failed: not deployed."""
+def facts_unreadable(problem: str, now: datetime.datetime) -> Step:
+    """Approved on the view, but a watch it depends on is not streaming and reading afresh failed: not deployed."""
     return Step(
         Action.HOLD,
         "PoliciesUnverified",
-        f"approved, but not deployed: the operator's watch of GatePolicies or Namespaces is down, so before "
-        f"deploying it reads them from the API (a policy tightened meanwhile must apply), and {problem}. It "
-        f"tries again every {POLICIES_RETRY.seconds}s; check that the operator may list gatepolicies and get "
-        "namespaces (metric lockgate_watch_up, alert LockgateWatchDown)",
-        now + POLICIES_RETRY,
+        "approved by the operator's last view, but not deployed: its watch of GatePolicies, Namespaces or Approvals "
+        "is not streaming, so before deploying it reads them from the API (a policy tightened or an Approval "
+        f"withdrawn meanwhile must apply), and {problem}. It tries again every {FACTS_RETRY.seconds}s; the operator "
+        "must be able to list gatepolicies, namespaces and approvals (metric lockgate_watch_up, alert "
+        "LockgateWatchDown)",
+        now + FACTS_RETRY,
     )
 
 

@@ -53,7 +53,7 @@ def _judge(kind: str, workload: Mapping[str, Any], min_generation: int) -> Rollo
     if kind == "StatefulSet":
         return _statefulset(spec, status)
     if kind == "DaemonSet":
-        return _daemonset(status)
+        return _daemonset(spec, status)
     return RolloutHealth(RolloutState.FAILED, "UnsupportedKind", f"cannot judge rollouts of kind {kind}")
 
 
@@ -85,12 +85,39 @@ def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHe
     )
 
 
+def _on_delete(kind: str, spec: Mapping[str, Any], updated: int, total: int) -> RolloutHealth | None:
+    """A workload whose Pods take a new template only when deleted, not all of them yet: say what to do."""
+    if (spec.get("updateStrategy") or {}).get("type") != "OnDelete" or updated >= total:
+        return None
+    return _progressing(
+        "OnDeleteStrategy",
+        f"{updated} of {total} pods updated: the {kind}'s spec.updateStrategy is OnDelete, so a Pod takes the new "
+        "image only when it is deleted; delete its Pods before the verification timeout, or use RollingUpdate",
+    )
+
+
 def _statefulset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHealth:
     replicas = _int(spec.get("replicas", 1))
+    updated = _int(status.get("updatedReplicas"))
+    on_delete = _on_delete("StatefulSet", spec, updated, replicas)
+    if on_delete is not None:
+        return on_delete
     ready = _int(status.get("readyReplicas"))
     if ready < replicas:
         return _progressing("WaitingForReadiness", f"{ready} of {replicas} pods ready")
-    updated = _int(status.get("updatedReplicas"))
+    partition = _int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition"))
+    if partition > 0:  # only ordinals >= partition take the new revision (a staged rollout): kubectl's rule
+        wanted = max(replicas - partition, 0)
+        if updated < wanted:
+            return _progressing(
+                "UpdatingPartition", f"{updated} of {wanted} pods updated (ordinals {partition} and up: partition)"
+            )
+        return RolloutHealth(
+            RolloutState.COMPLETE,
+            "PartitionedRolloutComplete",
+            f"{wanted} pods at the new revision (ordinals {partition} and up); spec.updateStrategy.rollingUpdate."
+            f"partition {partition} keeps the {min(partition, replicas)} below it on the previous image until lowered",
+        )
     if updated < replicas:
         return _progressing("UpdatingReplicas", f"{updated} of {replicas} pods updated")
     if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
@@ -98,9 +125,12 @@ def _statefulset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutH
     return RolloutHealth(RolloutState.COMPLETE, "RolloutComplete", f"{replicas} pods at the new revision")
 
 
-def _daemonset(status: Mapping[str, Any]) -> RolloutHealth:
+def _daemonset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHealth:
     desired = _int(status.get("desiredNumberScheduled"))
     updated = _int(status.get("updatedNumberScheduled"))
+    on_delete = _on_delete("DaemonSet", spec, updated, desired)
+    if on_delete is not None:
+        return on_delete
     if updated < desired:
         return _progressing("UpdatingPods", f"{updated} of {desired} pods updated")
     available = _int(status.get("numberAvailable"))

@@ -1,0 +1,90 @@
+"""Facts read from the API itself, for when the view's watch of them may have missed a change: every
+GatePolicy, one Namespace's labels, the Approvals of one Promotion.
+
+The view (kept by the watches) answers these at every pass. Only while the stream of GatePolicies,
+Namespaces or Approvals is not open (down, or between two streams) does a decision to deploy (and, for
+the policies, the image guard) read them here instead: a policy tightened, a namespace labelled into a
+policy or an Approval withdrawn meanwhile must apply. Each read is bounded in time (``seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from lockgate.api import gatepolicy
+from lockgate.kube import client as kclient
+
+logger = logging.getLogger("lockgate.gate")
+
+PAGE = 250
+TIMEOUT_SECONDS = 5.0
+GROUP, VERSION = "lockgate.dev", "v1alpha1"
+NAMESPACES = kclient.resource_path("", "v1", "namespaces")
+
+Policies = tuple[list[gatepolicy.GatePolicy], dict[str, str]]  # every GatePolicy, and one namespace's labels
+
+
+class Unreadable(Exception):
+    """What could not be read from the API, and why (the message says both)."""
+
+
+class FreshReads:
+    def __init__(self, api: kclient.Client) -> None:
+        self.api = api
+
+    async def policies(
+        self,
+        namespace: str,
+        last_good: Mapping[str, gatepolicy.GatePolicy],
+        *,
+        seconds: float = TIMEOUT_SECONDS,
+    ) -> Policies:
+        """Every GatePolicy as the API has it now, and ``namespace``'s labels (none if it does not exist).
+
+        A malformed policy (admission refuses them) counts as its ``last_good`` model, as in the view."""
+        policies: list[gatepolicy.GatePolicy] = []
+        for obj in await self._list(kclient.resource_path(GROUP, VERSION, "gatepolicies"), "GatePolicies", seconds):
+            name = str(obj["metadata"]["name"])
+            try:
+                policies.append(gatepolicy.GatePolicy.from_k8s(obj))
+            except pydantic.ValidationError as exc:
+                logger.error("GatePolicy %s is malformed and is ignored: %s", name, exc)
+                if name in last_good:
+                    policies.append(last_good[name])
+        # Listed by name: the operator's RBAC lists and watches Namespaces; it need not get them.
+        found = await self._list(NAMESPACES, f"Namespace {namespace}", seconds, f"metadata.name={namespace}")
+        labels = (found[0].get("metadata", {}).get("labels") or {}) if found else {}
+        return policies, {str(k): str(v) for k, v in labels.items()}
+
+    async def approvals(
+        self, namespace: str, promotion: str, *, seconds: float = TIMEOUT_SECONDS
+    ) -> list[dict[str, Any]]:
+        """The Approvals of Promotion ``namespace``/``promotion`` as the API has them now."""
+        path = kclient.resource_path(GROUP, VERSION, "approvals", namespace)
+        listed = await self._list(path, f"the Approvals in {namespace}", seconds)
+        return [a for a in listed if (a.get("spec") or {}).get("promotion") == promotion]
+
+    async def _list(self, path: str, what: str, seconds: float, field_selector: str = "") -> list[dict[str, Any]]:
+        """Every item of a collection, in pages; ``Unreadable`` naming ``what`` if the API does not answer in time."""
+        items: list[dict[str, Any]] = []
+        params = {"limit": str(PAGE)}
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    page = await self.api.get(path, params=dict(params), agent=f"fresh {path.rsplit('/', 1)[-1]}")
+                    items.extend(page.get("items") or [])
+                    token = (page.get("metadata") or {}).get("continue")
+                    if not token:
+                        return items
+                    params["continue"] = str(token)
+        except TimeoutError:
+            raise Unreadable(f"reading {what} failed: no answer within {seconds:g}s") from None
+        except (kclient.ApiError, kclient.ApiUnavailable) as exc:
+            raise Unreadable(f"reading {what} failed: {exc}") from None
