@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from lockgate.devcluster import server, world
 from lockgate.devcluster import testing as devtesting
@@ -165,3 +165,29 @@ async def test_the_rbac_watch_opens_forgets_on_changes_and_reports_a_refused_wat
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def test_what_arrives_before_a_kind_is_open_is_one_look_and_a_quiet_renewal_is_none() -> None:
+    """A listing of many RBAC objects must not overtake every answer asked meanwhile ("RBAC kept changing"), and
+    a stream renewed with nothing new (every few minutes) must not re-judge every waiting Promotion."""
+    checker = RecordingAccess(cast(Any, None), ttl=60)
+    checker.changes = []
+    looks: list[int] = []
+    watch = rbacwatch.RbacWatch(cast(Any, None), checker, lambda: looks.append(1))
+    roles = next(i for i in watch.informers if i.kind == "roles")
+    binding = {"metadata": {"name": "b", "namespace": "production", "resourceVersion": "1"}}
+    generation = checker.generation
+    for _ in range(1000):  # a listing, before the stream opened
+        roles.on_event("ADDED", binding)
+    assert checker.generation == generation and checker.changes == [] and looks == []
+    roles.on_current(True)
+    assert looks == [1] and checker.generation == generation + 1  # opened: forgotten once, judged again once
+    roles.on_event("MODIFIED", binding)  # a change on the open stream
+    assert checker.changes == ["roles"] and looks == [1, 1]
+    roles.on_current(False)
+    roles.on_current(True)  # renewed, nothing new: forgotten (cheap), nobody re-judged
+    assert looks == [1, 1]
+    roles.on_current(False)
+    roles.on_event("DELETED", binding)  # the resumed stream's backlog
+    roles.on_current(True)
+    assert looks == [1, 1, 1]

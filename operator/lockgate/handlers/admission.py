@@ -403,14 +403,22 @@ def _register_guard(
                 verdict = imageguard.combined(verdict, await removal(user, ns, named, old, new, gated))
             return verdict
 
-        if fresh_reads is None or cluster.policies_current():
-            verdict = await judged_as(cluster.gated(ns))
-        else:  # the view may miss a namespace gated meanwhile: judged as gated first, read only if that matters
-            verdict = await judged_as(True)  # what it allows plainly, an ungated namespace allows too
+        async def verdict_now() -> imageguard.Verdict | None:
+            if fresh_reads is None or cluster.policies_current():
+                return await judged_as(cluster.gated(ns))
+            # The view may miss a namespace gated meanwhile: judged as gated first (what that allows plainly, an
+            # ungated namespace allows too), and whether it is gated read only if the verdict depends on it.
+            try:
+                verdict = await judged_as(True)
+            except (kclient.ApiError, kclient.ApiUnavailable):  # a read only a gated namespace needs failed
+                return await judged_as(await gated_afresh(ns, unreadable=None))
             if verdict is not None and not verdict.allowed and not await gated_afresh(ns, unreadable=None):
-                verdict = await judged_as(False)
-            elif verdict is not None and verdict.emergency and not await gated_afresh(ns, unreadable=True):
-                verdict = await judged_as(False)  # not gated after all: nothing to record
+                return await judged_as(False)
+            if verdict is not None and verdict.emergency and not await gated_afresh(ns, unreadable=True):
+                return await judged_as(False)  # not gated after all: nothing to record
+            return verdict
+
+        verdict = await verdict_now()
         if verdict is None:
             return
         if not verdict.allowed:

@@ -4,14 +4,15 @@ GatePolicy, one Namespace's labels, the Approvals of one Promotion.
 The view (kept by the watches) answers these at every pass. Only while the stream of GatePolicies,
 Namespaces or Approvals is not open (down, or between two streams) does a decision to deploy (and, for
 the policies, the image guard) read them here instead: a policy tightened, a namespace labelled into a
-policy or an Approval withdrawn meanwhile must apply. Each read is bounded in time (``seconds``).
+policy or an Approval withdrawn meanwhile must apply. Each read is bounded in time as a whole (``seconds``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pydantic
@@ -44,11 +45,16 @@ class FreshReads:
         *,
         seconds: float = TIMEOUT_SECONDS,
     ) -> Policies:
-        """Every GatePolicy as the API has it now, and ``namespace``'s labels (none if it does not exist).
+        """Every GatePolicy as the API has it now, and ``namespace``'s labels (none if it does not exist), within
+        ``seconds`` in all.
 
         A malformed policy (admission refuses them) counts as its ``last_good`` model, as in the view."""
+        async with _within(seconds, f"GatePolicies and Namespace {namespace}"):
+            listed = await self._list(kclient.resource_path(GROUP, VERSION, "gatepolicies"), "GatePolicies")
+            # Listed by name: the operator's RBAC lists and watches Namespaces; it need not get them.
+            found = await self._list(NAMESPACES, f"Namespace {namespace}", f"metadata.name={namespace}")
         policies: list[gatepolicy.GatePolicy] = []
-        for obj in await self._list(kclient.resource_path(GROUP, VERSION, "gatepolicies"), "GatePolicies", seconds):
+        for obj in listed:
             name = str(obj["metadata"]["name"])
             try:
                 policies.append(gatepolicy.GatePolicy.from_k8s(obj))
@@ -56,35 +62,41 @@ class FreshReads:
                 logger.error("GatePolicy %s is malformed and is ignored: %s", name, exc)
                 if name in last_good:
                     policies.append(last_good[name])
-        # Listed by name: the operator's RBAC lists and watches Namespaces; it need not get them.
-        found = await self._list(NAMESPACES, f"Namespace {namespace}", seconds, f"metadata.name={namespace}")
         labels = (found[0].get("metadata", {}).get("labels") or {}) if found else {}
         return policies, {str(k): str(v) for k, v in labels.items()}
 
     async def approvals(
         self, namespace: str, promotion: str, *, seconds: float = TIMEOUT_SECONDS
     ) -> list[dict[str, Any]]:
-        """The Approvals of Promotion ``namespace``/``promotion`` as the API has them now."""
-        path = kclient.resource_path(GROUP, VERSION, "approvals", namespace)
-        listed = await self._list(path, f"the Approvals in {namespace}", seconds)
+        """The Approvals of Promotion ``namespace``/``promotion`` as the API has them now, within ``seconds``."""
+        async with _within(seconds, f"the Approvals in {namespace}"):
+            path = kclient.resource_path(GROUP, VERSION, "approvals", namespace)
+            listed = await self._list(path, f"the Approvals in {namespace}")
         return [a for a in listed if (a.get("spec") or {}).get("promotion") == promotion]
 
-    async def _list(self, path: str, what: str, seconds: float, field_selector: str = "") -> list[dict[str, Any]]:
-        """Every item of a collection, in pages; ``Unreadable`` naming ``what`` if the API does not answer in time."""
+    async def _list(self, path: str, what: str, field_selector: str = "") -> list[dict[str, Any]]:
+        """Every item of a collection, in pages; ``Unreadable`` naming ``what`` if the API refuses or fails."""
         items: list[dict[str, Any]] = []
         params = {"limit": str(PAGE)}
         if field_selector:
             params["fieldSelector"] = field_selector
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    page = await self.api.get(path, params=dict(params), agent=f"fresh {path.rsplit('/', 1)[-1]}")
-                    items.extend(page.get("items") or [])
-                    token = (page.get("metadata") or {}).get("continue")
-                    if not token:
-                        return items
-                    params["continue"] = str(token)
-        except TimeoutError:
-            raise Unreadable(f"reading {what} failed: no answer within {seconds:g}s") from None
+            while True:
+                page = await self.api.get(path, params=dict(params), agent=f"fresh {path.rsplit('/', 1)[-1]}")
+                items.extend(page.get("items") or [])
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+                params["continue"] = str(token)
         except (kclient.ApiError, kclient.ApiUnavailable) as exc:
             raise Unreadable(f"reading {what} failed: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def _within(seconds: float, what: str) -> AsyncIterator[None]:
+    """``Unreadable`` naming ``what`` if the reads inside take longer than ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise Unreadable(f"reading {what} failed: no answer within {seconds:g}s") from None

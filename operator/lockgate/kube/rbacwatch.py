@@ -1,10 +1,14 @@
 """Watching RBAC objects so cached approver answers are forgotten the moment RBAC changes.
 
-One informer per kind (Roles, RoleBindings, ClusterRoles, ClusterRoleBindings; ``kube/informer.py``).
-Every change, and every listed object, forgets the cached answers (``ApproverAccess.rbac_changed``); a
-kind counts as watched only while its stream is open and proved healthy (``watch_opened`` /
+One informer per kind (Roles, RoleBindings, ClusterRoles, ClusterRoleBindings; ``kube/informer.py``). A
+kind counts as watched only while its stream is open and has lasted a second (``watch_opened`` /
 ``watch_lost``, from the informer's ``on_current``), so an expired, refused or dead watch, or the moment
 between two streams, makes the decision to deploy ask the authorizer again instead of trusting the cache.
+Every change on an open stream forgets the cached answers (``ApproverAccess.rbac_changed``) and re-judges
+the waiting Promotions (``on_change``). What arrives while the kind is not open (a listing, a resumed
+stream's backlog) is noted once: opening forgets the answers anyway, and re-judges only if something came.
+So a listing of thousands of objects does not overtake every answer asked meanwhile, and a stream renewed
+with nothing new (every few minutes) re-judges nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class RbacWatch:
         """``on_change()``: RBAC changed, or a watch (re)opened after changes may have been missed."""
         self.approvers = approvers
         self.on_change = on_change
+        self._open: set[str] = set()  # kinds whose stream is open and lasted a second
+        self._unseen: set[str] = set()  # kinds with changes delivered while not open
         self.informers = [
             informer.Informer(
                 api,
@@ -61,6 +67,9 @@ class RbacWatch:
 
     def _changed(self, plural: str) -> Callable[[str, dict[str, Any]], None]:
         def changed(type_: str, obj: dict[str, Any]) -> None:
+            if plural not in self._open:  # listed, or a backlog: opening the kind forgets the answers
+                self._unseen.add(plural)
+                return
             self.approvers.rbac_changed(plural)
             self.on_change()
 
@@ -69,9 +78,13 @@ class RbacWatch:
     def _current(self, plural: str) -> Callable[[bool], None]:
         def current(streaming: bool) -> None:
             if streaming:
+                self._open.add(plural)
                 self.approvers.watch_opened(plural)  # forgets answers: changes may have been missed meanwhile
-                self.on_change()
+                if plural in self._unseen:
+                    self._unseen.discard(plural)
+                    self.on_change()
             else:
+                self._open.discard(plural)
                 self.approvers.watch_lost(plural)
 
         return current

@@ -87,13 +87,17 @@ def _deployment(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHe
 
 def _on_delete(kind: str, spec: Mapping[str, Any], updated: int, total: int) -> RolloutHealth | None:
     """A workload whose Pods take a new template only when deleted, not all of them yet: say what to do."""
-    if (spec.get("updateStrategy") or {}).get("type") != "OnDelete" or updated >= total:
+    if not _is_on_delete(spec) or updated >= total:
         return None
     return _progressing(
         "OnDeleteStrategy",
         f"{updated} of {total} pods updated: the {kind}'s spec.updateStrategy is OnDelete, so a Pod takes the new "
-        "image only when it is deleted; delete its Pods before the verification timeout, or use RollingUpdate",
+        "template only when it is deleted; delete its Pods to roll it out, or use RollingUpdate",
     )
+
+
+def _is_on_delete(spec: Mapping[str, Any]) -> bool:
+    return (spec.get("updateStrategy") or {}).get("type") == "OnDelete"
 
 
 def _statefulset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutHealth:
@@ -106,22 +110,35 @@ def _statefulset(spec: Mapping[str, Any], status: Mapping[str, Any]) -> RolloutH
     if ready < replicas:
         return _progressing("WaitingForReadiness", f"{ready} of {replicas} pods ready")
     partition = _int(((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition"))
-    if partition > 0:  # only ordinals >= partition take the new revision (a staged rollout): kubectl's rule
-        wanted = max(replicas - partition, 0)
+    revision, current = status.get("updateRevision"), status.get("currentRevision")
+    # A staged rollout (kubectl's rule): only ordinals >= partition take the new revision, and the controller
+    # never makes it current. When the template's revision is the current one (a rollback, or a deploy of what
+    # the Pods below the partition run), every Pod must be back at it: updatedReplicas counts them all.
+    if partition > 0 and not _is_on_delete(spec) and revision and revision != current:
+        wanted = replicas - partition
+        if wanted <= 0:
+            return _progressing(
+                "PartitionHoldsAllPods",
+                f"spec.updateStrategy.rollingUpdate.partition {partition} is not below the {replicas} replicas: no "
+                "Pod takes the new image until the partition is lowered",
+            )
         if updated < wanted:
             return _progressing(
-                "UpdatingPartition", f"{updated} of {wanted} pods updated (ordinals {partition} and up: partition)"
+                "UpdatingPartition",
+                f"{updated} of {wanted} pods updated (partition {partition}: ordinals {partition} and up take it)",
             )
         return RolloutHealth(
             RolloutState.COMPLETE,
             "PartitionedRolloutComplete",
-            f"{wanted} pods at the new revision (ordinals {partition} and up); spec.updateStrategy.rollingUpdate."
-            f"partition {partition} keeps the {min(partition, replicas)} below it on the previous image until lowered",
+            f"{updated} of {replicas} pods at the new revision; spec.updateStrategy.rollingUpdate.partition "
+            f"{partition} keeps the other {replicas - updated} on the previous one until it is lowered",
         )
     if updated < replicas:
         return _progressing("UpdatingReplicas", f"{updated} of {replicas} pods updated")
-    if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
-        return _progressing("WaitingForRevision", f"waiting for revision {status.get('updateRevision')}")
+    # With OnDelete the controller may never make the new revision current (kubernetes#106055): every Pod
+    # updated and ready is the whole rollout.
+    if not _is_on_delete(spec) and revision and current != revision:
+        return _progressing("WaitingForRevision", f"waiting for revision {revision}")
     return RolloutHealth(RolloutState.COMPLETE, "RolloutComplete", f"{replicas} pods at the new revision")
 
 
