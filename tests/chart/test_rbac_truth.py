@@ -7,11 +7,15 @@ passes without a single refused request; with any one of the operator's rules re
 
 from __future__ import annotations
 
+import asyncio
+import pathlib
 import shutil
 from typing import Any
 
 import pytest
 
+from lockgate.kube import client as kclient
+from lockgate.kube import config, freshreads
 from tests.chart import installed, rendering, scenario
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="drives the real kubectl")
@@ -44,6 +48,25 @@ def test_the_lifecycle_passes_with_the_charts_permissions_and_uses_every_rule(va
         }
     unused = [ref.id for ref in refs if not any(_matches(ref.rule, *call) for call in calls)]
     assert not unused, f"rules the operator never used: {unused}"
+
+
+@pytest.mark.parametrize("values", [installed.chart_values(), SCOPED], ids=["cluster-wide", "scoped-to-production"])
+def test_the_chart_permits_what_is_read_afresh_while_a_watch_is_not_streaming(values: dict[str, Any]) -> None:
+    """At every stream renewal, and while a watch is down, the decision to deploy and the image guard read the
+    GatePolicies, a Namespace and a Promotion's Approvals from the API: the chart's RBAC must allow those reads
+    (the scenario above rarely meets such a moment, so they are made here as the operator makes them)."""
+
+    async def read(kubeconfig: pathlib.Path) -> tuple[int, dict[str, str], int]:
+        async with kclient.Client(config.load(kubeconfig, installed.OPERATOR_CONTEXT)) as api:
+            reads = freshreads.FreshReads(api)
+            policies, labels = await reads.policies("production", {})
+            return len(policies), labels, len(await reads.approvals("production", "web-2"))
+
+    with installed.installed(rendering.render(values)) as s:
+        s.kubectl("apply", "-f", str(rendering.REPO / "examples" / "gatepolicy-production.yaml"))
+        policies, labels, approvals = asyncio.run(read(s.workdir / "operator-kubeconfig"))
+        assert (policies, labels.get("lockgate.dev/environment"), approvals) == (1, "production", 0)
+        assert scenario.refused(s) == []
 
 
 @pytest.mark.parametrize("ref", RULES, ids=[ref.id for ref in RULES])
