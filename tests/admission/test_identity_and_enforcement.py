@@ -237,6 +237,19 @@ def test_new_workloads_in_a_gated_namespace_are_refused_when_guarded() -> None:
         stack.kubectl("apply", "-n", "staging", "-f", "-", input=json.dumps(api))  # ungated: fine
 
 
+def test_a_gate_policy_rule_reading_a_field_no_promotion_has_is_refused_naming_it(lockgate: testing.Stack) -> None:
+    """A typo in a rule would fail every Promotion with "no such key": refused at admission, naming the fields."""
+    doc = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())
+    doc["spec"]["rules"][0]["expression"] = "promotion.spec.evidence.securityScan.critcal == 0"
+    refused = lockgate.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "policy-valid.lockgate.dev" denied the request' in refused.stderr
+    assert "rules[no-critical-vulnerabilities].expression reads promotion.spec.evidence.securityScan.critcal" in (
+        refused.stderr
+    )
+    assert "critical, high, medium, reportUrl, status" in refused.stderr
+
+
 def test_a_gate_policy_allowing_self_approval_is_refused_naming_the_rule(lockgate: testing.Stack) -> None:
     """Separation of duties is not a policy's choice: the policy-valid webhook refuses forbidSelfApproval: false."""
     doc = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())

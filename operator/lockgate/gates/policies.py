@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from lockgate.api import durations, gatepolicy
-from lockgate.gates import celrules, windows
+from lockgate.gates import celfields, celrules, windows
 
 
 def selects(selector: gatepolicy.LabelSelector, labels: Mapping[str, str]) -> bool:
@@ -36,6 +36,18 @@ def matching(
     )
 
 
+def _expression_problems(where: str, expression: str) -> list[str]:
+    """Why a CEL expression cannot work: it does not compile, or it reads a field no Promotion has (every
+    Promotion would then fail it with "no such key")."""
+    compiled = celrules.compile_expression(expression)
+    if compiled.error is not None:
+        return [f"{where} does not compile: {compiled.error}"]
+    return [
+        f"{where} reads {unknown}: check the name (kubectl explain promotion.spec)"
+        for unknown in celfields.unknown_fields(expression)
+    ]
+
+
 def validate_policy(policy: gatepolicy.GatePolicy | gatepolicy.GatePolicySpec) -> list[str]:
     """Problems that make a policy unusable, each naming the field; empty when valid."""
     spec = policy.spec if isinstance(policy, gatepolicy.GatePolicy) else policy
@@ -47,25 +59,17 @@ def validate_policy(policy: gatepolicy.GatePolicy | gatepolicy.GatePolicySpec) -
         problems.append(f"approvals.rules: duplicate rule name {name!r}")
     for rule in spec.approvals.rules:
         if rule.count > 0 and not rule.groups and not rule.users:
-            problems.append(
-                f"approvals.rules[{rule.name}]: count {rule.count} but no groups or users can fill it"
-            )
+            problems.append(f"approvals.rules[{rule.name}]: count {rule.count} but no groups or users can fill it")
     names = [r.name for r in spec.rules]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"rules: duplicate rule name {name!r}")
     for cel_rule in spec.rules:
-        compiled = celrules.compile_expression(cel_rule.expression)
-        if compiled.error is not None:
-            problems.append(f"rules[{cel_rule.name}].expression does not compile: {compiled.error}")
+        problems.extend(_expression_problems(f"rules[{cel_rule.name}].expression", cel_rule.expression))
     for threshold in spec.risk_thresholds:
-        compiled = celrules.compile_expression(threshold.when)
-        if compiled.error is not None:
-            problems.append(f"riskThresholds[{threshold.name}].when does not compile: {compiled.error}")
+        problems.extend(_expression_problems(f"riskThresholds[{threshold.name}].when", threshold.when))
         for rule_name, count in sorted(threshold.counts.items()):
             if rule_name not in rule_names:
-                problems.append(
-                    f"riskThresholds[{threshold.name}].counts: no approval rule named {rule_name!r}"
-                )
+                problems.append(f"riskThresholds[{threshold.name}].counts: no approval rule named {rule_name!r}")
             if count < 0:
                 problems.append(f"riskThresholds[{threshold.name}].counts[{rule_name}] must not be negative")
     if spec.change_windows is not None:
