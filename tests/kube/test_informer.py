@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import pathlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
@@ -376,6 +377,42 @@ async def test_an_expired_version_lists_again_at_once_and_a_second_in_a_row_wait
             assert warnings and all("410" in w for w in warnings)
             assert len(warnings) <= scripted.verbs().count("watch") - 1 - ("cut" in watches)  # not the first's
             assert copy.names() == {"only"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _keepalive_timers(port: int) -> list[str]:
+    """The timer ("tr") of each established client connection to ``port`` on 127.0.0.1 (02: keepalive)."""
+    timers = []
+    for line in pathlib.Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, timer = fields[2], fields[3], fields[5].split(":")[0]
+        if state == "01" and remote == f"0100007F:{port:04X}":
+            timers.append(timer)
+    return timers
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/net/tcp").exists(), reason="reads Linux's table of TCP connections")
+async def test_a_watch_connection_keeps_tcp_keepalive_so_a_silently_dead_one_fails(
+    cluster: runner.RunningCluster,
+) -> None:
+    """A node, NAT or load balancer that drops the connection without a reset would otherwise leave the stream
+    looking open (and the view current) until its deadline; with keepalive the kernel probes and fails it."""
+    port = int(cluster.url.rsplit(":", 1)[1])
+    opened = asyncio.Event()
+    async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as api:
+        stream = api.watch(CONFIGMAPS, "", server_seconds=30, opened=opened.set)
+
+        async def drain() -> None:
+            async for _ in stream:
+                pass
+
+        task = asyncio.create_task(drain())
+        try:
+            await asyncio.wait_for(opened.wait(), 10)
+            assert _keepalive_timers(port) == ["02"]  # the watch's one connection, its keepalive timer running
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

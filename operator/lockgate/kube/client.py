@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import ssl
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -28,6 +29,7 @@ JSON_PATCH = "application/json-patch+json"
 RETRIABLE = frozenset({429, 500, 502, 503, 504})
 MAX_LINE = 64 * 1024 * 1024  # a watch event, at most (an object is at most ~1.5 MB in etcd)
 WATCH_CONNECT_SECONDS = 10.0
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL = 30, 10  # seconds: a silently dead watch connection fails within ~1 min
 
 
 class ApiError(Exception):
@@ -99,7 +101,7 @@ class Client:
             # never waits behind a burst of requests (the RBAC watch counts as open meanwhile).
             connector = aiohttp.TCPConnector(ssl=ssl_context, limit=CONNECTIONS)
             self._session = aiohttp.ClientSession(self.creds.server, headers=headers, connector=connector)
-            streams = aiohttp.TCPConnector(ssl=ssl_context, limit=0)
+            streams = aiohttp.TCPConnector(ssl=ssl_context, limit=0, socket_factory=watch_socket)
             self._streams = aiohttp.ClientSession(self.creds.server, headers=headers, connector=streams)
 
     async def close(self) -> None:
@@ -222,6 +224,19 @@ class Client:
 
     async def patch(self, path: str, body: Any, *, content_type: str = MERGE_PATCH, **kw: Any) -> dict[str, Any]:
         return await self.request("PATCH", path, body=body, content_type=content_type, **kw)
+
+
+def watch_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A watch stream's socket, with TCP keepalive: a connection that died silently (a node, NAT or load balancer
+    that dropped it without a reset) fails after ~``KEEPALIVE_IDLE`` + 3 x ``KEEPALIVE_INTERVAL`` seconds instead
+    of looking open until the stream's deadline, so the informer resumes it (client-go pings HTTP/2 for this)."""
+    family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux (and most others); elsewhere the system's defaults apply
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
