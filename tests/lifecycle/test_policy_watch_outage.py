@@ -39,7 +39,7 @@ class Access:
 
     def __init__(self, resource: str) -> None:
         self.resource = resource
-        self.watch = "served"  # "cut": every stream ends after 1.5 s; "refused": 403
+        self.watch = "served"  # "cut": every stream ends after 1.5 s; "refused": its lists and watches get 403
         self.fresh_reads = "served"
         self.refused = 0
         self.watched = 0  # watch requests served
@@ -50,7 +50,7 @@ class Access:
         mode = self.fresh_reads if "(fresh " in record.user_agent else self.watch
         if mode == "cut" and record.verb == "watch":
             return server.Fault(drop_watch_after=1.5)
-        if mode == "refused":
+        if mode == "refused" and (record.verb in ("list", "watch") or "(fresh " in record.user_agent):
             self.refused += 1
             return server.Fault(code=403, reason="Forbidden", message=f"injected: {self.resource} is forbidden")
         self.watched += record.verb == "watch"
@@ -176,4 +176,18 @@ def test_an_approval_withdrawn_while_the_approval_watch_is_down_no_longer_counts
             message="web-2 waiting for a security approval again",
         )
         assert waiting["status"]["phase"] == "AwaitingApproval"
+        no_deploy(stack)
+
+
+def test_a_promotion_deleted_while_the_promotion_watch_is_down_is_not_deployed() -> None:
+    """web-2 is approved but held (its Deployment is paused); its author deletes it while the operator cannot see
+    that. When the Deployment is resumed, the decision to deploy reads the Promotion and finds it gone."""
+    with watch_refused("promotions", paused=True) as (stack, _):
+        stack.kubectl("delete", "promotion", "web-2", "-n", "production", "--wait=false")
+        stack.kubectl("rollout", "resume", "deployment/web", "-n", "production")
+        stack.wait_for(
+            lambda: [r for r in list(stack.cluster.cluster.requests) if "(fresh promotions)" in r.user_agent],
+            message="the operator reading web-2 afresh at its decisive moment",
+        )
+        stack.wait_for(lambda: stack.get("deployment", "web")["status"].get("updatedReplicas"), message="resumed")
         no_deploy(stack)

@@ -1,10 +1,10 @@
 """Facts read from the API itself, for when the view's watch of them may have missed a change: every
-GatePolicy, one Namespace's labels, the Approvals of one Promotion.
+GatePolicy, one Namespace's labels, one Promotion and its Approvals.
 
-The view (kept by the watches) answers these at every pass. Only while the stream of GatePolicies,
-Namespaces or Approvals is not open (down, or between two streams) does a decision to deploy (and, for
-the policies, the image guard) read them here instead: a policy tightened, a namespace labelled into a
-policy or an Approval withdrawn meanwhile must apply. Each read is bounded in time as a whole (``seconds``).
+The view (kept by the watches) answers these at every pass. Only while the stream of their kind is not
+open (down, or between two streams) does a decision to deploy (and, for the policies, the image guard)
+read them here instead: a policy tightened, a namespace labelled into a policy, a Promotion deleted or an
+Approval withdrawn meanwhile must apply. Each read is bounded in time as a whole (``seconds``).
 """
 
 from __future__ import annotations
@@ -73,6 +73,15 @@ class FreshReads:
             path = kclient.resource_path(GROUP, VERSION, "approvals", namespace)
             listed = await self._list(path, f"the Approvals in {namespace}")
         return [a for a in listed if (a.get("spec") or {}).get("promotion") == promotion]
+
+    async def promotion(self, namespace: str, name: str, *, seconds: float = TIMEOUT_SECONDS) -> dict[str, Any] | None:
+        """Promotion ``namespace``/``name`` as the API has it now (None: deleted), within ``seconds``."""
+        async with _within(seconds, f"Promotion {namespace}/{name}"):
+            try:
+                path = kclient.resource_path(GROUP, VERSION, "promotions", namespace, name)
+                return await self.api.get_or_none(path, agent="fresh promotions")
+            except (kclient.ApiError, kclient.ApiUnavailable) as exc:
+                raise Unreadable(f"reading Promotion {namespace}/{name} failed: {exc}") from None
 
     async def _list(self, path: str, what: str, field_selector: str = "") -> list[dict[str, Any]]:
         """Every item of a collection, in pages; ``Unreadable`` naming ``what`` if the API refuses or fails."""

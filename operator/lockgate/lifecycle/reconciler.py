@@ -363,6 +363,9 @@ class Reconciler:
             result = await self.gate.evaluate(obj, now)
             if result.view.may_deploy and not result.fresh:  # the decisive moment: no stale fact may open it
                 try:
+                    current = await self._as_it_is_now(key, obj)
+                    if current is not obj:
+                        return current is not None  # changed: the next step judges it; deleted: nothing to do
                     result = await self.gate.evaluate(obj, now, fresh=True)
                 except freshreads.Unreadable as exc:
                     unreadable = str(exc)
@@ -380,6 +383,22 @@ class Reconciler:
             step.message,
         )
         return await self._perform(key, obj, situation, step, result, now)
+
+    async def _as_it_is_now(self, key: view.Key, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """``obj`` while the Promotions' watch streams; else the Promotion as the API has it now (one deleted or
+        changed meanwhile must not deploy as the view last saw it): None if deleted (its watch's tombstone will
+        tell the view), the newer one, put into the view, if changed."""
+        reads = self.gate.fresh_reads
+        if reads is None or "promotions" in self.view.current_kinds:
+            return obj
+        found = await reads.promotion(*key)
+        if found is None:
+            logger.info("promotion %s/%s: deleted meanwhile (its watch is not streaming): not deployed", *key)
+            return None
+        if (found.get("metadata") or {}).get("resourceVersion") == (obj.get("metadata") or {}).get("resourceVersion"):
+            return obj
+        self.view.put_promotion(found)
+        return found
 
     async def _situation(self, key: view.Key, obj: Mapping[str, Any], phase: str) -> steps.Situation:
         spec = obj.get("spec", {})
