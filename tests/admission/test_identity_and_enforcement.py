@@ -250,6 +250,26 @@ def test_a_gate_policy_rule_reading_a_field_no_promotion_has_is_refused_naming_i
     assert "critical, high, medium, reportUrl, status" in refused.stderr
 
 
+def test_a_stored_policy_with_such_a_rule_can_still_be_labelled_but_not_given_another() -> None:
+    """Stored before the webhook checked field names, its problem shows in status.problems; an update refuses only
+    what it brings in, so a label or a GitOps annotation still lands."""
+    doc = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())
+    doc["spec"]["rules"][0]["expression"] = "promotion.spec.evidence.securityScan.critcal == 0"
+    with testing.stack(operator=False) as stack:
+        stack.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))  # no webhook yet: stored as it is
+        stack.start_operator()
+        stack.wait_for(
+            lambda: "critcal" in str(stack.get("gatepolicy", "production", namespace="").get("status", {})),
+            message="the stored policy's problem in its status",
+        )
+        stack.kubectl("label", "gatepolicy", "production", "team=platform")
+        doc["spec"]["rules"][1]["expression"] = "promotion.spec.evidence.securityScan.hihg <= 5"
+        refused = stack.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+        denial = refused.stderr.split("denied the request:", 1)[-1]
+        assert refused.returncode != 0 and "securityScan.hihg" in denial
+        assert "critcal" not in denial  # the problem it had is not held against the update
+
+
 def test_a_gate_policy_allowing_self_approval_is_refused_naming_the_rule(lockgate: testing.Stack) -> None:
     """Separation of duties is not a policy's choice: the policy-valid webhook refuses forbidSelfApproval: false."""
     doc = yaml.safe_load((REPO / "examples" / "gatepolicy-production.yaml").read_text())

@@ -22,6 +22,9 @@ DEFAULT_RULES = [rule["expression"] for rule in samples.gate_policy_dict()["spec
         "source.healthy && source.availableSince < now - duration('1h')",
         "promotion.requestedBy.username != promotion.spec.change.author",
         "'promotion.spec.nothing' != promotion.spec.image",  # in a string literal: not a selection
+        "// TODO: promotion.spec.evidence.sbom.spdx once CI sends it\npromotion.spec.risk != 'High'",  # a comment
+        "source.image.endsWith(r'\\') && promotion.metadata.labels['source.x/y'] == 'a'",  # a raw string
+        "promotion.spec.verification.http.all(source, source.url.startsWith('https://'))",  # a macro's variable
     ],
 )
 def test_fields_a_promotion_has_pass(expression: str) -> None:
@@ -36,6 +39,8 @@ def test_fields_a_promotion_has_pass(expression: str) -> None:
         ("source.imag == promotion.spec.image", "source.imag", "availableSince, healthy, image, imageId"),
         ("promotion.requestedBy.user == 'x'", "requestedBy.user", "groups, username"),
         ("promotion.spec.verification.rollback", "verification.rollback", "http, rollbackOnFailure, timeout"),
+        ("// don't\npromotion.spec.imag != ''", "promotion.spec.imag", "image"),  # a quote in a comment
+        ("'a // b' == promotion.spec.imag", "promotion.spec.imag", "image"),  # a // in a string
     ],
 )
 def test_a_field_no_promotion_has_is_named_with_the_fields_there_are(expression: str, named: str, listed: str) -> None:
@@ -55,3 +60,13 @@ def test_a_policy_with_such_a_rule_or_threshold_is_invalid_naming_where() -> Non
     assert any(p.startswith("riskThresholds[big].when reads promotion.spec.rsk") for p in problems)
     assert all("kubectl explain promotion.spec" in p for p in problems)
     assert policies.validate_policy(samples.gate_policy()) == []
+
+
+def test_a_variable_rules_are_not_given_is_named() -> None:
+    policy = samples.gate_policy(
+        rules=[{"name": "plural", "expression": "promotions.spec.risk != 'High' && [1].all(x, x > 0)", "message": "m"}]
+    )
+    [problem] = policies.validate_policy(policy)
+    assert problem == (
+        "rules[plural].expression reads promotions, which is not a variable: rules see promotion, source and now"
+    )

@@ -140,7 +140,7 @@ def gate_reading(api: ApiNow, *streaming: str) -> tuple[gating.Gate, view.Cluste
     return gating.Gate(cluster, approvers, KEY, fresh_reads=reads), cluster, body
 
 
-EVERY_KIND = ("gatepolicies", "namespaces", "approvals", "promotions")
+EVERY_KIND = ("gatepolicies", "namespaces", "approvals")
 
 
 async def test_while_every_watch_streams_the_view_decides_and_nothing_is_read() -> None:

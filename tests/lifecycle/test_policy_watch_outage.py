@@ -191,3 +191,17 @@ def test_a_promotion_deleted_while_the_promotion_watch_is_down_is_not_deployed()
         )
         stack.wait_for(lambda: stack.get("deployment", "web")["status"].get("updatedReplicas"), message="resumed")
         no_deploy(stack)
+
+
+def test_a_promotion_changed_while_the_promotion_watch_is_down_is_judged_as_it_is_now() -> None:
+    """web-2's spec changes (a new approval cycle: bob's and carol's approvals were for the old spec) while the
+    operator cannot see it; at the decisive moment it reads the Promotion, and does not deploy the old spec."""
+    with watch_refused("promotions", paused=True) as (stack, _):
+        changed = manifests.promotion().replace(
+            'description: "Release web-2"', 'description: "Release web-2, reworded"'
+        )
+        assert changed != manifests.promotion()
+        stack.apply(changed)  # the release manager edits it
+        stack.kubectl("rollout", "resume", "deployment/web", "-n", "production")
+        stack.wait_phase("web-2", "AwaitingApproval")  # a new cycle: earlier approvals no longer count
+        no_deploy(stack)

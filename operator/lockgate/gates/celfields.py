@@ -12,14 +12,34 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any
 
 import pydantic
 
 from lockgate.api import promotion
 
-_STRINGS = re.compile(r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*\"""", re.S)
+# String literals (raw ones first: a backslash in them escapes nothing) and line comments, in one pass, so a
+# quote inside a comment or a // inside a string is read as what it is.
+_LITERALS = re.compile(
+    "|".join(
+        (
+            r"[rR]'''.*?'''",  # raw triple-quoted
+            r'[rR]""".*?"""',
+            r"'''(?:\\.|.)*?'''",  # triple-quoted
+            r'"""(?:\\.|.)*?"""',
+            r"[rR]'[^'\n]*'",  # raw
+            r'[rR]"[^"\n]*"',
+            r"'(?:\\.|[^'\\\n])*'",
+            r'"(?:\\.|[^"\\\n])*"',
+            r"//[^\n]*",  # a line comment
+        )
+    ),
+    re.S,
+)
 _CHAIN = re.compile(r"(?<![\w.])(promotion|source)((?:\s*\.\s*[A-Za-z_]\w*)+)")
+_BOUND = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+VARIABLES = frozenset({"promotion", "source", "now"})  # what rules and risk thresholds are given
 
 # A node of the shape rules see: a model class (its fields by camelCase name), a dict of names to nodes, or
 # None (a map, list or scalar: the walk ends).
@@ -37,8 +57,12 @@ ROOTS: dict[str, Node] = {
 
 def unknown_fields(expression: str) -> list[str]:
     """Each selection of ``expression`` that names no field, as ``path (X has: a, b, c)``, in order, once."""
+    code = _code(expression)
+    bound = set(_BOUND.findall(code))  # a macro's variable may shadow promotion or source
     found: list[str] = []
-    for match in _CHAIN.finditer(_STRINGS.sub("''", expression)):
+    for match in _CHAIN.finditer(code):
+        if match.group(1) in bound:
+            continue
         node: Node = ROOTS[match.group(1)]
         path = match.group(1)
         for name in re.findall(r"[A-Za-z_]\w*", match.group(2)):
@@ -52,6 +76,18 @@ def unknown_fields(expression: str) -> list[str]:
                 break
             node, path = fields[name], f"{path}.{name}"
     return found
+
+
+def unknown_variables(expression: str, variables: Iterable[str]) -> list[str]:
+    """The names ``expression`` reads as variables (``variables``: what CEL's parser found) that rules are not
+    given, and no macro binds: ``promotions.spec.image`` fails every Promotion with "undeclared reference"."""
+    bound = set(_BOUND.findall(_code(expression)))
+    return sorted(set(variables) - VARIABLES - bound)
+
+
+def _code(expression: str) -> str:
+    """``expression`` with its string literals emptied and its comments removed."""
+    return _LITERALS.sub(lambda m: " " if m.group(0).startswith("//") else "''", expression)
 
 
 def _fields(node: Node) -> dict[str, Node] | None:

@@ -37,15 +37,20 @@ def matching(
 
 
 def _expression_problems(where: str, expression: str) -> list[str]:
-    """Why a CEL expression cannot work: it does not compile, or it reads a field no Promotion has (every
-    Promotion would then fail it with "no such key")."""
+    """Why a CEL expression cannot work: it does not compile, reads a variable rules are not given, or reads a
+    field no Promotion (or source workload) has; every Promotion would fail it ("undeclared reference", "no
+    such key")."""
     compiled = celrules.compile_expression(expression)
-    if compiled.error is not None:
+    if compiled.program is None:
         return [f"{where} does not compile: {compiled.error}"]
-    return [
-        f"{where} reads {unknown}: check the name (kubectl explain promotion.spec)"
-        for unknown in celfields.unknown_fields(expression)
+    problems = [
+        f"{where} reads {name}, which is not a variable: rules see promotion, source and now"
+        for name in celfields.unknown_variables(expression, compiled.program.variables())
     ]
+    for unknown in celfields.unknown_fields(expression):
+        hint = " (kubectl explain promotion.spec)" if unknown.startswith("promotion.spec.") else ""
+        problems.append(f"{where} reads {unknown}: check the name{hint}")
+    return problems
 
 
 def validate_policy(policy: gatepolicy.GatePolicy | gatepolicy.GatePolicySpec) -> list[str]:

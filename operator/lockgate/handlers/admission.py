@@ -173,12 +173,18 @@ def register(
             raise kopf.AdmissionError("Approval spec is immutable; create a new Approval", code=422)
 
     @kopf.on.validate(GROUP, "gatepolicies", operations=["CREATE", "UPDATE"], registry=registry, id="policy-valid")
-    def policy_valid(body: kopf.Body, **_: Any) -> None:
+    def policy_valid(body: kopf.Body, old: Any = None, **_: Any) -> None:
         try:
             policy = gatepolicy.GatePolicy.from_k8s(dict(body))
         except ValueError as exc:
             raise kopf.AdmissionError(f"GatePolicy is malformed: {exc}", code=422) from None
         problems = policies.validate_policy(policy)
+        if problems and old:  # an update: what the stored policy already had (its status lists it) does not block
+            try:  # a label or an annotation; only what the update brings in is refused
+                before = set(policies.validate_policy(gatepolicy.GatePolicy.from_k8s(dict(old))))
+            except ValueError:
+                before = set()
+            problems = [p for p in problems if p not in before]
         if problems:
             raise kopf.AdmissionError("GatePolicy is invalid: " + "; ".join(problems), code=422)
 

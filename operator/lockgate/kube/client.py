@@ -232,10 +232,17 @@ def watch_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     of looking open until the stream's deadline, so the informer resumes it (client-go pings HTTP/2 for this)."""
     family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
     sock = socket.socket(family=family, type=kind, proto=proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, option):  # Linux (and most others); elsewhere the system's defaults apply
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        probes = (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL), ("TCP_KEEPCNT", 3))
+        for option, value in probes:
+            if hasattr(socket, option):  # Linux (and most others); elsewhere the system's defaults apply
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    except OSError as exc:  # a kernel that refuses an option: the stream still works, only without the probes
+        logger.warning("watch connections without TCP keepalive: %s", exc)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 

@@ -36,8 +36,7 @@ class GateResult:
     fresh: bool = False
     """Its facts are as fresh as a decision to deploy needs: the approver answers (asked with ``fresh``, or
     cached while the RBAC watch would have forgotten any answer that a change made stale), and the policies,
-    namespace labels and Approvals (read with ``fresh``, or from the view while their watches streamed); not
-    fresh either while the Promotions' watch does not stream (the reconciler then reads the Promotion)."""
+    namespace labels and Approvals (read with ``fresh``, or from the view while their watches streamed)."""
 
 
 def _time(value: Any) -> datetime.datetime | None:
@@ -134,7 +133,6 @@ class Gate:
         reads = self.fresh_reads
         policies_current = reads is None or self.view.current_kinds >= view.POLICY_KINDS
         approvals_current = reads is None or "approvals" in self.view.current_kinds
-        promotion_current = reads is None or "promotions" in self.view.current_kinds  # the reconciler reads it
         model, requester = self.parsed.get("Promotion", obj, self._promotion)
         namespace, name = view.key_of(obj)
         if fresh and reads is not None and not policies_current:
@@ -177,8 +175,7 @@ class Gate:
         comments = {str(a["metadata"]["name"]): a.get("spec", {}).get("comment") for a in raw_approvals}
         unchanged = watched and self.access.watching_rbac and self.access.generation == generation
         shaped = self._shape(obj, made, requester, comments)
-        current = policies_current and approvals_current and promotion_current
-        return dataclasses.replace(shaped, fresh=fresh or (unchanged and current))
+        return dataclasses.replace(shaped, fresh=fresh or (unchanged and policies_current and approvals_current))
 
     def _shape(
         self,

@@ -358,21 +358,21 @@ class Reconciler:
         if phase in steps.TERMINAL and statuses.retro_review_open(status, situation.spec_hash):
             await self._retro_review(key, obj, situation, now)
             return False
-        unreadable = ""
         if phase in steps.WAITING:
             result = await self.gate.evaluate(obj, now)
-            if result.view.may_deploy and not result.fresh:  # the decisive moment: no stale fact may open it
-                try:
-                    current = await self._as_it_is_now(key, obj)
-                    if current is not obj:
-                        return current is not None  # changed: the next step judges it; deleted: nothing to do
-                    result = await self.gate.evaluate(obj, now, fresh=True)
-                except freshreads.Unreadable as exc:
-                    unreadable = str(exc)
             situation = dataclasses.replace(situation, cycle_hash=situation.cycle_hash or situation.spec_hash)
         step = steps.next_step(situation, result.view if result else None, now)
-        if unreadable and step.action is steps.Action.START_DEPLOY:  # only the deploy needs the fresh facts
-            step = steps.facts_unreadable(unreadable, now)
+        if step.action is steps.Action.START_DEPLOY:  # the decisive moment: no stale fact may open it
+            assert result is not None
+            try:
+                current = await self._as_it_is_now(key, obj)
+                if current is not obj:
+                    return current is not None  # changed: the next step judges it; deleted: nothing to do
+                if not result.fresh:
+                    result = await self.gate.evaluate(obj, now, fresh=True)
+                    step = steps.next_step(situation, result.view, now)
+            except freshreads.Unreadable as exc:
+                step = steps.facts_unreadable(str(exc), now)
         logger.log(
             logging.DEBUG if step.action is steps.Action.DONE else logging.INFO,
             "promotion %s/%s: %s (%s) %s",
@@ -397,7 +397,12 @@ class Reconciler:
             return None
         if (found.get("metadata") or {}).get("resourceVersion") == (obj.get("metadata") or {}).get("resourceVersion"):
             return obj
-        self.view.put_promotion(found)
+        if self.view.put_promotion(found):  # its watch event will be taken as seen: touch what it would have
+            for changed in {self.view.target_of(obj), self.view.target_of(found)} - {None}:
+                assert changed is not None
+                for other in self.view.promotions_targeting(changed):
+                    self.queue.touch(other)
+            self.queue.touch(key)
         return found
 
     async def _situation(self, key: view.Key, obj: Mapping[str, Any], phase: str) -> steps.Situation:

@@ -148,11 +148,11 @@ def facts_unreadable(problem: str, now: datetime.datetime) -> Step:
     return Step(
         Action.HOLD,
         "PoliciesUnverified",
-        "approved by the operator's last view, but not deployed: its watch of GatePolicies, Namespaces or Approvals "
-        "is not streaming, so before deploying it reads them from the API (a policy tightened or an Approval "
-        f"withdrawn meanwhile must apply), and {problem}. It tries again every {FACTS_RETRY.seconds}s; the operator "
-        "must be able to list gatepolicies, namespaces and approvals (metric lockgate_watch_up, alert "
-        "LockgateWatchDown)",
+        "approved by the operator's last view, but not deployed: its watch of GatePolicies, Namespaces, Approvals "
+        "or Promotions is not streaming, so before deploying it reads them from the API (a policy tightened, an "
+        f"Approval withdrawn or a Promotion deleted meanwhile must apply), and {problem}. It tries again every "
+        f"{FACTS_RETRY.seconds}s; the operator must be able to list gatepolicies, namespaces and approvals and get "
+        "promotions (metric lockgate_watch_up, alert LockgateWatchDown)",
         now + FACTS_RETRY,
     )
 
