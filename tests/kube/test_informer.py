@@ -104,6 +104,14 @@ class Requests:
         return self.fault(record.verb)
 
 
+def cutting_streams(cluster: runner.RunningCluster, *, after: float) -> Requests:
+    """The informer's requests, each of its watch streams cut ``after`` seconds (without a clean end)."""
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(drop_watch_after=after) if verb == "watch" else None
+    cluster.cluster.fault_hook = requests
+    return requests
+
+
 async def test_lists_in_pages_then_delivers_each_change_once_in_order(cluster: runner.RunningCluster) -> None:
     requests = Requests()
     cluster.cluster.fault_hook = requests
@@ -129,9 +137,7 @@ async def test_lists_in_pages_then_delivers_each_change_once_in_order(cluster: r
 async def test_a_dropped_stream_continues_from_the_last_version_without_listing_again(
     cluster: runner.RunningCluster,
 ) -> None:
-    requests = Requests()
-    requests.fault = lambda verb: server.Fault(drop_watch_after=0.2) if verb == "watch" else None
-    cluster.cluster.fault_hook = requests
+    requests = cutting_streams(cluster, after=0.2)
     copy = Copy()
     async with informing(cluster, copy) as (watch, admin):
         await asyncio.wait_for(watch.synced.wait(), 10)
@@ -263,9 +269,7 @@ async def test_it_says_whether_a_stream_is_open_each_time_one_ends_and_proves_he
     cluster: runner.RunningCluster,
 ) -> None:
     """``on_current``: what a decision to deploy trusts the view by; ``on_state`` (the gauge) does not flap."""
-    requests = Requests()
-    requests.fault = lambda verb: server.Fault(drop_watch_after=1.5) if verb == "watch" else None
-    cluster.cluster.fault_hook = requests
+    requests = cutting_streams(cluster, after=1.5)
     states: list[bool] = []
     current: list[bool] = []
     async with informing(cluster, Copy(), on_state=states.append, on_current=current.append):

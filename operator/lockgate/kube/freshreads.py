@@ -19,12 +19,12 @@ import pydantic
 
 from lockgate.api import gatepolicy
 from lockgate.kube import client as kclient
+from lockgate.kube import informer, objects
 
 logger = logging.getLogger("lockgate.gate")
 
-PAGE = 250
 TIMEOUT_SECONDS = 5.0
-GROUP, VERSION = "lockgate.dev", "v1alpha1"
+GROUP, VERSION = objects.GROUP, objects.VERSION
 NAMESPACES = kclient.resource_path("", "v1", "namespaces")
 
 Policies = tuple[list[gatepolicy.GatePolicy], dict[str, str]]  # every GatePolicy, and one namespace's labels
@@ -78,15 +78,14 @@ class FreshReads:
         """Promotion ``namespace``/``name`` as the API has it now (None: deleted), within ``seconds``."""
         async with _within(seconds, f"Promotion {namespace}/{name}"):
             try:
-                path = kclient.resource_path(GROUP, VERSION, "promotions", namespace, name)
-                return await self.api.get_or_none(path, agent="fresh promotions")
+                return await self.api.get_or_none(objects.promotion_path(namespace, name), agent="fresh promotions")
             except (kclient.ApiError, kclient.ApiUnavailable) as exc:
                 raise Unreadable(f"reading Promotion {namespace}/{name} failed: {exc}") from None
 
     async def _list(self, path: str, what: str, field_selector: str = "") -> list[dict[str, Any]]:
         """Every item of a collection, in pages; ``Unreadable`` naming ``what`` if the API refuses or fails."""
         items: list[dict[str, Any]] = []
-        params = {"limit": str(PAGE)}
+        params = {"limit": str(informer.PAGE)}
         if field_selector:
             params["fieldSelector"] = field_selector
         try:

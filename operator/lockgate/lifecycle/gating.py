@@ -131,7 +131,7 @@ class Gate:
         # the view's policies and Approvals while their watches stream.
         watched, generation = self.access.watching_rbac, self.access.generation
         reads = self.fresh_reads
-        policies_current = reads is None or self.view.current_kinds >= view.POLICY_KINDS
+        policies_current = reads is None or self.view.policies_current()
         approvals_current = reads is None or "approvals" in self.view.current_kinds
         model, requester = self.parsed.get("Promotion", obj, self._promotion)
         namespace, name = view.key_of(obj)
