@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import pathlib
@@ -30,8 +29,6 @@ import subprocess
 import sys
 import time
 from typing import Any
-
-import aiohttp
 
 import harness
 from lockgate.devcluster import runner
@@ -42,53 +39,63 @@ NEW_IMAGE = f"registry.example/web:2.0@{harness.DIGEST}"
 FLOOR_HASH = "sha256:" + "0" * 64
 
 
-class DeploymentWatch:
-    """Admin's watch on every Deployment: when each first showed the image it waits for."""
+class Probe:
+    """``bench/probe.py`` in a subprocess: creates each deciding Approval and times the image change."""
 
-    def __init__(self, api: harness.Api) -> None:
-        self.api = api
-        self.waiting: dict[tuple[str, str], tuple[str, asyncio.Future[float]]] = {}
-        self.task: asyncio.Task[None] | None = None
+    def __init__(self, running: runner.RunningCluster, work: pathlib.Path) -> None:
+        self.running = running
+        self.cafile = work / "ca.pem"
+        self.cafile.write_bytes(running.running.ca_pem)
+        self.proc: asyncio.subprocess.Process | None = None
 
-    def expect(self, namespace: str, name: str, image: str) -> asyncio.Future[float]:
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.waiting[(namespace, name)] = (image, future)
-        return future
+    async def __aenter__(self) -> Probe:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(pathlib.Path(__file__).with_name("probe.py")),
+            "--url",
+            self.running.url,
+            f"--token={self.running.users['admin'].token}",  # one argument: a token may begin with "-"
+            "--cafile",
+            str(self.cafile),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        await self._answer()  # {"ready": true}: its watch streams
+        return self
 
-    async def run(self) -> None:
-        assert self.api.session is not None
-        version = ""
-        while True:
-            params = {"watch": "true", "allowWatchBookmarks": "true"}
-            if version:
-                params["resourceVersion"] = version
-            async with self.api.session.get(
-                "/apis/apps/v1/deployments",
-                params=params,
-                headers=self.api._headers("admin"),
-                timeout=aiohttp.ClientTimeout(total=None),
-            ) as stream:
-                async for line in stream.content:
-                    now = time.monotonic()
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    obj = event.get("object") or {}
-                    meta = obj.get("metadata", {})
-                    version = meta.get("resourceVersion") or version
-                    key = (str(meta.get("namespace")), str(meta.get("name")))
-                    wanted = self.waiting.get(key)
-                    if wanted and harness.image_of(obj) == wanted[0] and not wanted[1].done():
-                        wanted[1].set_result(now)
+    async def __aexit__(self, *_: object) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.run())
+    async def _answer(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the latency probe exited")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"latency probe: {answer['error']}")
+        return answer
 
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+    async def seconds(self, body: dict[str, Any], user: str, image: str) -> float:
+        """Create ``body`` as ``user``; seconds from its 201 until the Deployment it names shows ``image``."""
+        assert self.proc is not None and self.proc.stdin is not None
+        meta = body["metadata"]
+        command = {
+            "path": harness.collection_path(body),
+            "token": self.running.users[user].token,
+            "body": body,
+            "expect": [meta["namespace"], body["spec"]["promotion"], image],
+        }
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        await self.proc.stdin.drain()
+        return float((await self._answer())["seconds"])
 
 
 async def phases(api: harness.Api, namespace: str) -> dict[str, dict[str, Any]]:
@@ -166,6 +173,7 @@ async def measure(
     fillers: int,
     measured: int,
     filler_namespaces: int,
+    work: pathlib.Path,
     floor_unguarded: bool = False,
 ) -> dict[str, Any]:
     async with harness.Api(running, concurrency=32) as api:
@@ -230,30 +238,22 @@ async def measure(
 
         settled = await harness.wait_until(fillers_waiting, within=600, interval=1.0, what="filler promotions waiting")
         await asyncio.sleep(1.0)
-        watch = DeploymentWatch(api)
-        watch.start()
-        await asyncio.sleep(0.5)
         spy = profile_measurement(operator)
         gate: list[float] = []
         base: list[float] = []
         since = len(running.cluster.requests)
-        for i in range(measured):
-            for kind in ("operator", "floor"):
-                if kind == "operator":
-                    done = watch.expect(LIVE_NS, f"m-{i}", NEW_IMAGE)
-                    body = harness.approval_body(LIVE_NS, f"m-{i}-carol", f"m-{i}")
-                else:
-                    done = watch.expect(FLOOR_NS, f"f-{i}", NEW_IMAGE)
-                    body = harness.approval_body(FLOOR_NS, f"f-{i}-carol", f"f-{i}", FLOOR_HASH)
-                    body["metadata"]["annotations"] = {"lockgate.dev/image": NEW_IMAGE}
-                await api.create(body, user="carol")
-                t0 = time.monotonic()
-                t1 = await asyncio.wait_for(done, 30)
-                (gate if kind == "operator" else base).append(t1 - t0)
-                if kind == "operator":  # the rollout's own work (status, records, Events) stays out of the floor's
-                    await settled_promotion(api, LIVE_NS, f"m-{i}")
+        async with Probe(running, work) as probe:
+            await asyncio.sleep(0.5)
+            for i in range(measured):
                 await asyncio.sleep(0.05)
-        await watch.stop()
+                body = harness.approval_body(LIVE_NS, f"m-{i}-carol", f"m-{i}")
+                gate.append(await probe.seconds(body, "carol", NEW_IMAGE))
+                # the rollout's own work (status, records, Events) stays out of the floor's sample
+                await settled_promotion(api, LIVE_NS, f"m-{i}")
+                await asyncio.sleep(0.05)
+                body = harness.approval_body(FLOOR_NS, f"f-{i}-carol", f"f-{i}", FLOOR_HASH)
+                body["metadata"]["annotations"] = {"lockgate.dev/image": NEW_IMAGE}
+                base.append(await probe.seconds(body, "carol", NEW_IMAGE))
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -279,7 +279,7 @@ def run_one(fillers: int, measured: int, *, floor_unguarded: bool = False) -> di
         floor = start_floor(running, work)
         try:
             ready = operator.wait_ready()
-            result = asyncio.run(measure(running, operator, fillers, measured, namespaces, floor_unguarded))
+            result = asyncio.run(measure(running, operator, fillers, measured, namespaces, work, floor_unguarded))
         finally:
             floor.terminate()
             floor.wait(10)
