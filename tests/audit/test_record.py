@@ -98,3 +98,25 @@ def test_the_stored_text_of_a_linked_record_is_its_canonical_json(event: str, se
     assert text == linked.canonical().decode("utf-8")
     assert linked == chain.link(Samples.make(event, Samples.promotion(uid=linked.promotion.uid)), head)
     assert record.parse(text) == linked
+
+
+_json_values = strategies.recursive(
+    strategies.none() | strategies.booleans() | strategies.integers() | strategies.text(max_size=8),
+    lambda inner: strategies.lists(inner, max_size=3) | strategies.dictionaries(strategies.text(max_size=6), inner),
+    max_leaves=12,
+)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(
+    document=strategies.dictionaries(
+        strategies.sampled_from(["", "a", "hasg", "hash", "hashes", "hi", "prevHash", "zz", "é"]) | strategies.text(),
+        _json_values,
+    )
+)
+def test_sealing_a_document_gives_its_content_hash_and_the_canonical_json_that_carries_it(
+    document: dict[str, Any],
+) -> None:
+    digest, text = record.sealed(document)
+    assert digest == record.content_hash(document)
+    assert text == record.canonical_json({**document, "hash": digest})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Annotated
 
@@ -20,6 +21,7 @@ _COMPONENT = re.compile(r"([0-9]+)([smhdy])")
 _WHOLE = re.compile(PATTERN)
 
 
+@functools.lru_cache(maxsize=1024)  # policies name a handful of durations, judged at every decision
 def parse(text: str) -> datetime.timedelta:
     """Parse a duration string; raise ``ValueError`` naming the problem when it is malformed."""
     if not _WHOLE.match(text):

@@ -80,10 +80,8 @@ def link_text(record: record_.AuditRecord, head: ChainHead | None) -> tuple[reco
     seq = head.seq + 1 if head else 1
     prev = head.hash if head else ""
     unhashed = record.model_copy(update={"seq": seq, "prev_hash": prev, "hash": ""})
-    document = unhashed.document()
-    digest = record_.content_hash(document)
-    document["hash"] = digest
-    return unhashed.model_copy(update={"hash": digest}), record_.canonical_json(document).decode("utf-8")
+    digest, text = record_.sealed(unhashed.document())
+    return unhashed.model_copy(update={"hash": digest}), text.decode("utf-8")
 
 
 def head_of(record: record_.AuditRecord) -> ChainHead:

@@ -174,6 +174,21 @@ def content_hash(document: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def sealed(document: Mapping[str, Any]) -> tuple[str, bytes]:
+    """``content_hash(document)`` and the canonical JSON of ``document`` carrying that hash, serialised once.
+
+    Canonical JSON lists the keys in order, so the fields before ``hash`` and those after it are two
+    runs of the same bytes in both documents: the hashed one joins them, the stored one puts the hash
+    between them (what ``canonical_json({**document, "hash": digest})`` gives, on the record's path
+    to every deploy at half the cost).
+    """
+    head = canonical_json({k: v for k, v in document.items() if k < "hash"})[:-1]  # b'{...' or b'{'
+    tail = canonical_json({k: v for k, v in document.items() if k > "hash"})[1:]  # b'...}' or b'}'
+    digest = "sha256:" + hashlib.sha256(head + (b"," if len(head) > 1 < len(tail) else b"") + tail).hexdigest()
+    field = b'"hash":' + canonical_json(digest)
+    return digest, head + (b"," if len(head) > 1 else b"") + field + (b"," if len(tail) > 1 else b"") + tail
+
+
 def record_id(promotion_uid: str, spec_hash: str, event: str, key: str | None = None) -> str:
     """The deterministic id of a decision: the same decision always gets the same id.
 

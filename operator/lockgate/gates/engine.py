@@ -40,6 +40,22 @@ Judgements = dict[str, list[approvals_mod.Judgement]]
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 4096
 _cache: collections.OrderedDict[Hashable, tuple[datetime.datetime, decision.Decision]] = collections.OrderedDict()
+# Spec hashes by (uid, resourceVersion), the identity the decisions are memoised by: a new Approval does not
+# change the Promotion, so the decision it brings need not serialise the spec again.
+_spec_hashes: dict[tuple[str, str], str] = {}
+
+
+def _spec_hash(obj: promotion.Promotion) -> str:
+    uid, version = obj.metadata.uid, obj.metadata.resource_version
+    if not uid or not version:
+        return spechash.of_promotion(obj)
+    key = (uid, version)
+    found = _spec_hashes.get(key)
+    if found is None:
+        if len(_spec_hashes) >= CACHE_SIZE:
+            _spec_hashes.clear()
+        found = _spec_hashes[key] = spechash.of_promotion(obj)
+    return found
 
 
 def _cache_key(
@@ -115,7 +131,7 @@ def _evaluate(
     known: facts.Facts,
     now: datetime.datetime,
 ) -> decision.Decision:
-    spec_hash = spechash.of_promotion(obj)
+    spec_hash = _spec_hash(obj)
     name, namespace = obj.metadata.name, obj.metadata.namespace or ""
     mine = sorted(
         (

@@ -58,15 +58,24 @@ class ApproverAccess:
         """Every RBAC kind's watch is open: any change reaches ``rbac_changed``."""
         return self._rbac_open >= RBAC_KINDS
 
+    def known(
+        self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False
+    ) -> tuple[bool, str] | None:
+        """The cached answer that ``can_approve`` would return without asking, if there is one."""
+        cached = self._cache.get((username, tuple(sorted(groups)), namespace))
+        if cached is not None and cached[0] > time.monotonic() and (not fresh or self.watching_rbac):
+            return cached[1], cached[2]
+        return None
+
     async def can_approve(
         self, username: str, groups: Sequence[str], namespace: str, *, fresh: bool = False
     ) -> tuple[bool, str]:
         """The authorizer's answer; ``fresh`` asks again unless RBAC changes are known to reach the cache."""
+        known = self.known(username, groups, namespace, fresh=fresh)
+        if known is not None:
+            return known
         key = (username, tuple(sorted(groups)), namespace)
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached[0] > now and (not fresh or self.watching_rbac):
-            return cached[1], cached[2]
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",

@@ -153,12 +153,16 @@ class Gate:
             for a in approvals
             if a.metadata.name in verified and a.spec.approver
         }
-        answers = await asyncio.gather(
-            *(self.access.can_approve(user, groups, namespace, fresh=fresh) for user, groups in sorted(identities))
-        )
+        asked = sorted(identities)
+        answers = [self.access.known(user, groups, namespace, fresh=fresh) for user, groups in asked]
+        if None in answers:  # ask the authorizer only about those without a cached answer (no task otherwise)
+            missing = [i for i, answer in enumerate(answers) if answer is None]
+            got = await asyncio.gather(*(self.access.can_approve(*asked[i], namespace, fresh=fresh) for i in missing))
+            for i, reply in zip(missing, got, strict=True):
+                answers[i] = reply
         can_approve: dict[str, bool] = {}
-        for (user, _), (allowed, _reason) in zip(sorted(identities), answers, strict=True):
-            can_approve[user] = can_approve.get(user, False) or allowed
+        for (user, _), answer in zip(asked, answers, strict=True):
+            can_approve[user] = can_approve.get(user, False) or bool(answer and answer[0])
         source = None
         if model.spec.source is not None:
             src = model.spec.source
