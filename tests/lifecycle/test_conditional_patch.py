@@ -7,7 +7,10 @@ write repeats the patch; the operator's own patch whose answer was lost counts a
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from lockgate.devcluster import server, world
 from lockgate.handlers import testing
@@ -166,3 +169,15 @@ def test_a_retried_decision_keeps_the_recorded_previous_image(lockgate: testing.
         assert_failed_without_overwriting(lockgate)
     finally:
         lockgate.cluster.cluster.fault_hook = None
+
+
+def test_the_decision_to_deploy_is_logged_once_right_after_its_patch(
+    lockgate: testing.Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lockgate.lifecycle")
+    approve(lockgate)
+    lockgate.wait_phase("web-2", "Succeeded", timeout=30)
+    decided = [r for r in caplog.records if "StartDeploy" in r.getMessage()]
+    assert [r.getMessage().split(": ", 1)[0] for r in decided] == ["promotion production/web-2"]
+    (patch,) = [r for r in operator_deploy_patches(lockgate) if 200 <= r.code < 300]
+    assert decided[0].created >= patch.time  # nothing of the operator's own goes ahead of the patch

@@ -97,6 +97,18 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _log_step(key: view.Key, step: steps.Step) -> None:
+    logger.log(
+        logging.DEBUG if step.action is steps.Action.DONE else logging.INFO,
+        "promotion %s/%s: %s (%s) %s",
+        key[0],
+        key[1],
+        step.action,
+        step.reason,
+        step.message,
+    )
+
+
 def _generation(obj: Mapping[str, Any]) -> int:
     return int(obj.get("metadata", {}).get("generation") or 0)
 
@@ -373,15 +385,8 @@ class Reconciler:
                     step = steps.next_step(situation, result.view, now)
             except freshreads.Unreadable as exc:
                 step = steps.facts_unreadable(str(exc), now)
-        logger.log(
-            logging.DEBUG if step.action is steps.Action.DONE else logging.INFO,
-            "promotion %s/%s: %s (%s) %s",
-            key[0],
-            key[1],
-            step.action,
-            step.reason,
-            step.message,
-        )
+        if step.action is not steps.Action.START_DEPLOY:  # a deploy's line follows its patch (``_perform``)
+            _log_step(key, step)
         return await self._perform(key, obj, situation, step, result, now)
 
     async def _as_it_is_now(self, key: view.Key, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -552,6 +557,7 @@ class Reconciler:
             previous = plan.current_image(s.workload, s.change.container)
             stored = await self._audit_all([("approved", None), ("deploying", previous)], obj, now, result, s, step)
             if stored is None:
+                _log_step(key, step)
                 return False
             # The decision as recorded (a retry keeps the stored record's previous image); the records
             # are durable, so the patch goes before any status: they, not a status, make it exactly-once.
@@ -560,7 +566,10 @@ class Reconciler:
             s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
             # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
             # it at the API server.
-            outcome = await self._set_image(key, s, now)
+            try:
+                outcome = await self._set_image(key, s, now)
+            finally:  # the decision's log line, after the patch: nothing of ours goes ahead of it
+                _log_step(key, step)
             deploying = statuses.deploying(obj, result, change, s.previous_image, now)
             if not isinstance(outcome, dict):  # not applied (refused, target changed, or to retry): say so
                 await self._write(obj, deploying, step)
