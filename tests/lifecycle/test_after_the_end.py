@@ -78,3 +78,36 @@ def test_a_promotion_deleted_while_its_watch_was_down_still_leaves_a_failed_reco
         assert "expired" in refused
         assert len(failed) == 1
         assert failed[0].image.endswith(manifests.DIGEST)
+
+
+def test_a_promotion_deleted_while_its_deploy_is_under_way_does_not_leave_the_trail_at_deploying(
+    lockgate: testing.Stack,
+) -> None:
+    """Deleted after its decision was recorded (approved, deploying), before any status said Deploying: the
+    image guard refuses the patch of a Promotion that is gone, and the trail says the deploy stopped."""
+    deleted: list[str] = []
+
+    def delete_at_the_patch(request: server.RequestRecord) -> server.Fault | None:
+        by_operator = request.user == world.OPERATOR_USERNAME
+        if not (by_operator and request.resource == "deployments" and request.verb == "patch") or deleted:
+            return None
+        lockgate.cluster.cluster.store.delete(("lockgate.dev", "promotions"), "production", "web-2")
+        deleted.append(request.name)
+        return server.Fault(delay=1.0)  # the guard's view has the deletion by the time it judges
+
+    lockgate.cluster.cluster.fault_hook = delete_at_the_patch
+    try:
+        approve(lockgate)
+        failed = lockgate.wait_for(
+            lambda: [r for r in lockgate.trail().records() if r.promotion.name == "web-2" and r.event == "failed"],
+            message="a failed record",
+        )
+    finally:
+        lockgate.cluster.cluster.fault_hook = None
+    assert deleted == ["web"]
+    time.sleep(2.5)  # the deploy's own pass has ended (it retries after 2 s, finds the Promotion gone)
+    events = [r.event for r in lockgate.trail().records() if r.promotion.name == "web-2"]
+    assert events == ["approved", "deploying", "failed"]
+    assert failed[0].extra["reason"] == "PromotionDeleted"
+    assert "the image change was not made" in (failed[0].verification or {})["message"]
+    assert lockgate.image() == "registry.example/web:1.0"

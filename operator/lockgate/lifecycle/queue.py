@@ -56,6 +56,10 @@ class KeyedQueue(Generic[K]):
         self._timers.pop(key, None)
         self.touch(key)
 
+    def busy(self, key: K) -> bool:
+        """Whether ``key`` is being handled right now."""
+        return key in self._busy
+
     def idle(self) -> bool:
         return not self._ready and not self._busy
 

@@ -35,6 +35,8 @@ PRIME_WAIT = datetime.timedelta(seconds=10)
 SETTLE = datetime.timedelta(seconds=1)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
+PASS_WAIT_LOOK = datetime.timedelta(milliseconds=50)  # a deleted Promotion's record waits for its pass under way,
+PASS_WAIT_LOOKS = 600  # for 30 s at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,20 +299,42 @@ class Reconciler:
         self._waiting_look = asyncio.get_running_loop().call_later(SETTLE.total_seconds(), self.touch_waiting)
 
     async def promotion_deleted(self, obj: Mapping[str, Any]) -> None:
-        """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so."""
+        """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so.
+
+        So too when it was deleted while its deploy was under way, before any status said so (its
+        ``deploying`` record is written before the patch): the trail must not end at ``deploying``.
+        """
         status = obj.get("status") or {}
         phase = str(status.get("phase") or "")
-        if phase not in steps.ACTIVE:
+        if phase not in steps.ACTIVE and phase not in steps.WAITING:
+            return
+        key = view.key_of(obj)
+        for _ in range(PASS_WAIT_LOOKS):  # a pass under way (a deploy: its patch, its records) comes first
+            if not self.queue.busy(key):
+                break
+            await asyncio.sleep(PASS_WAIT_LOOK.total_seconds())
+        if phase in steps.WAITING and not await self._deploy_recorded(obj):
             return
         uid = str(obj.get("metadata", {}).get("uid"))
         for run_key in [k for k in self._http if k[0] == uid]:
             self._http.pop(run_key).task.cancel()
-        message = (
-            f"the Promotion was deleted while {phase}: the image change stays in place and its verification "
-            "did not finish; review the workload"
-        )
+        situation = await self._situation(key, obj, phase)
+        if phase in steps.ACTIVE:
+            message = (
+                f"the Promotion was deleted while {phase}: the image change stays in place and its verification "
+                "did not finish; review the workload"
+            )
+        elif situation.deploy_applied:
+            message = (
+                "the Promotion was deleted while its deploy was under way: the image change is in place and its "
+                "verification did not run; review the workload"
+            )
+        else:
+            message = (
+                "the Promotion was deleted while its deploy was under way: the decision was recorded (deploying) "
+                "but the image change was not made"
+            )
         step = steps.Step(steps.Action.FAIL, "PromotionDeleted", message)
-        situation = await self._situation(view.key_of(obj), obj, phase)
         for _ in range(3):  # the object is gone: no status to hold; retry the record a few times
             try:
                 await self.audit.record(
@@ -333,6 +357,22 @@ class Reconciler:
             except auditing.AuditUnavailableError as exc:
                 logger.error("promotion %s deleted mid-rollout; audit unavailable: %s", view.key_of(obj), exc)
                 await asyncio.sleep(2)
+
+    async def _deploy_recorded(self, obj: Mapping[str, Any]) -> bool:
+        """Whether this cycle of a deleted Promotion has its ``deploying`` record (asked a few times)."""
+        uid = str(obj.get("metadata", {}).get("uid"))
+        for _ in range(3):
+            try:
+                return await self.audit.find(uid, "deploying", spec_hash=statuses.cycle_hash(obj)) is not None
+            except auditing.AuditUnavailableError as exc:
+                logger.error(
+                    "promotion %s/%s deleted before any deploy status; cannot tell from the audit trail whether "
+                    "its deploy was under way: %s",
+                    *view.key_of(obj),
+                    exc,
+                )
+                await asyncio.sleep(2)
+        return False
 
     # -- one pass ------------------------------------------------------------------------------
     async def reconcile(self, key: view.Key) -> None:
