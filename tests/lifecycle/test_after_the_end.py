@@ -111,3 +111,37 @@ def test_a_promotion_deleted_while_its_deploy_is_under_way_does_not_leave_the_tr
     assert failed[0].extra["reason"] == "PromotionDeleted"
     assert "the image change was not made" in (failed[0].verification or {})["message"]
     assert lockgate.image() == "registry.example/web:1.0"
+
+
+def test_a_promotion_deleted_after_its_patch_landed_but_before_any_status_gets_failed_after_deployed(
+    lockgate: testing.Stack,
+) -> None:
+    """Deleted once its image change is in place, before its first status (Verifying): the trail records the
+    deploy and then that it was not verified."""
+    seen: list[str] = []
+
+    def delete_before_the_first_status(request: server.RequestRecord) -> server.Fault | None:
+        if request.user != world.OPERATOR_USERNAME or request.verb != "patch":
+            return None
+        if request.resource == "deployments":
+            seen.append("patch")
+        elif request.resource == "promotions" and request.subresource == "status" and seen == ["patch"]:
+            lockgate.cluster.cluster.store.delete(("lockgate.dev", "promotions"), "production", "web-2")
+            seen.append("deleted")
+        return None
+
+    lockgate.cluster.cluster.fault_hook = delete_before_the_first_status
+    try:
+        approve(lockgate)
+        lockgate.wait_for(
+            lambda: [r for r in lockgate.trail().records() if r.promotion.name == "web-2" and r.event == "failed"],
+            message="a failed record",
+        )
+    finally:
+        lockgate.cluster.cluster.fault_hook = None
+    assert seen == ["patch", "deleted"]
+    time.sleep(2.5)  # the deploy's own pass has ended
+    records = [r for r in lockgate.trail().records() if r.promotion.name == "web-2"]
+    assert [r.event for r in records] == ["approved", "deploying", "deployed", "failed"]
+    assert "the image change is in place" in (records[-1].verification or {})["message"]
+    assert lockgate.image().endswith(manifests.DIGEST)

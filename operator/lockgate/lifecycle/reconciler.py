@@ -309,11 +309,15 @@ class Reconciler:
         if phase not in steps.ACTIVE and phase not in steps.WAITING:
             return
         key = view.key_of(obj)
+        under_way = self.queue.busy(key)
         for _ in range(PASS_WAIT_LOOKS):  # a pass under way (a deploy: its patch, its records) comes first
             if not self.queue.busy(key):
                 break
             await asyncio.sleep(PASS_WAIT_LOOK.total_seconds())
-        if phase in steps.WAITING and not await self._deploy_recorded(obj):
+        # Waiting: only a deploy that was under way, or whose patch landed, can have left a deploying record.
+        if phase in steps.WAITING and not (
+            (under_way or self._carries_deploy(key, obj)) and await self._deploy_recorded(obj)
+        ):
             return
         uid = str(obj.get("metadata", {}).get("uid"))
         for run_key in [k for k in self._http if k[0] == uid]:
@@ -357,6 +361,12 @@ class Reconciler:
             except auditing.AuditUnavailableError as exc:
                 logger.error("promotion %s deleted mid-rollout; audit unavailable: %s", view.key_of(obj), exc)
                 await asyncio.sleep(2)
+
+    def _carries_deploy(self, key: view.Key, obj: Mapping[str, Any]) -> bool:
+        """Whether the watched target carries this cycle's deploy (its patch landed)."""
+        target = obj.get("spec", {}).get("target") or {}
+        workload = self.view.workloads.get((str(target.get("kind", "Deployment")), key[0], str(target.get("name"))))
+        return workload is not None and plan.carries_deploy(workload, key[0], key[1], statuses.cycle_hash(obj))
 
     async def _deploy_recorded(self, obj: Mapping[str, Any]) -> bool:
         """Whether this cycle of a deleted Promotion has its ``deploying`` record (asked a few times)."""
