@@ -421,3 +421,33 @@ async def test_a_watch_connection_keeps_tcp_keepalive_so_a_silently_dead_one_fai
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_after_a_handler_error_the_kind_is_not_current_until_it_is_listed_again(
+    cluster: runner.RunningCluster,
+) -> None:
+    """The caller lacks the change its handler failed on: a decision must not trust the view of that kind (it
+    reads afresh) until a listing has been delivered whole; a handler that keeps failing keeps it so."""
+    requests = Requests()
+    cluster.cluster.fault_hook = requests
+    copy = Copy(fail_on="bad")
+    current: list[bool] = []
+    async with informing(cluster, copy, on_current=current.append) as (_, admin):
+        await until(lambda: current == [True])
+        path = kclient.resource_path("", "v1", "configmaps", NS)
+        await admin.create(path, configmap("bad"))
+        await until(lambda: current == [True, False])
+        await asyncio.sleep(informer.RESYNC_SECONDS[0] + 0.2)
+        await admin.create(path, configmap("nudge-1"))  # past the wait, the next event (or bookmark) ends the stream
+        await until(lambda: requests.verbs.count("list") == 2)
+        await admin.create(path, configmap("nudge-2"))
+        await asyncio.sleep(informer.QUICK_END_SECONDS + 0.5)
+        assert current == [True, False]  # "bad" failed again in the listing: still not current
+        assert "bad" not in copy.names() and {"nudge-1", "nudge-2"} <= copy.names()
+
+        copy.fail_on = ""  # the handler copes now
+        await asyncio.sleep(informer.RESYNC_SECONDS[1] + 0.2)
+        await admin.create(path, configmap("nudge-3"))
+        await until(lambda: current[-1] is True and "nudge-3" in copy.names(), within=15)
+        assert requests.verbs.count("list") == 3 and current == [True, False, True]
+        assert "bad" in copy.names()

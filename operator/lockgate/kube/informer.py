@@ -7,7 +7,9 @@ included. ``410 Gone`` (that version is too old) lists again, and every object t
 (``known()``) that the new list lacks is delivered as ``DELETED``, a tombstone carrying its namespace
 and name only; so is one the list has under another uid (``held_uid``), before the new one. Repeated API
 errors are retried with backoff, each with a warning. An error raised by ``on_event`` is logged and never
-ends the watch.
+ends the watch of the other objects; but the caller then lacks that change, so the kind is not current
+(``on_current(False)``) until a new listing has been delivered without one: the stream ends at its next
+event once ``RESYNC_SECONDS`` have passed (doubling while the errors go on) and the kind is listed again.
 
 Why not Kopf's watching: Kopf takes every event through its per-object machinery (a worker task,
 memories, loggers, the handler's kwargs), made for handlers that keep state on the object; ours only
@@ -36,6 +38,7 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 PAGE = 250
 YIELD_EVERY = 100  # objects delivered between two turns of the event loop (webhooks answer meanwhile)
 QUICK_END_SECONDS = 1.0  # a stream that ends sooner, with no event, counts as a failure (no hot loop)
+RESYNC_SECONDS = (1.0, 5.0, 30.0, 300.0)  # after a handler error: list again no sooner than this, then longer
 
 
 def key_of(obj: dict[str, Any]) -> Key:
@@ -89,6 +92,8 @@ class Informer:
         self._healthy_timer: asyncio.TimerHandle | None = None  # until the current stream lasted QUICK_END_SECONDS
         self._proved = False  # the current stream proved healthy (on_state told)
         self._current = False  # on_current last told True
+        self._resync_at: float | None = None  # a handler failed: the caller lacks a change; list again from then
+        self._resyncs = 0  # listings in a row that a handler error made necessary
         self.kind = path.rstrip("/").rsplit("/", 1)[-1]
 
     async def run(self) -> None:
@@ -100,6 +105,8 @@ class Informer:
         while True:
             self.opened_at, self.delivered, expired_before, expired = None, 0, expired, False
             try:
+                if self._resync_at is not None and time.monotonic() >= self._resync_at:
+                    self.version = ""  # the caller lacks a change a handler failed on: what it holds is not the kind
                 if not self.version:
                     await self._list()
                     self.synced.set()
@@ -114,6 +121,8 @@ class Informer:
             except Exception as exc:  # never a silent end of the watch: say what, and go on
                 logger.exception("watch of %s failed", self.kind)
                 problem = repr(exc)
+            if not problem and self._resync_at is not None and time.monotonic() >= self._resync_at:
+                continue  # ended to list again after a handler error: not a failure of the watch
             healthy = self.opened_at is not None and (
                 self.delivered > 0 or time.monotonic() - self.opened_at >= QUICK_END_SECONDS
             )
@@ -149,8 +158,9 @@ class Informer:
         """The stream lasted ``QUICK_END_SECONDS``: healthy, and what changed before it has arrived, as a rule."""
         self._healthy_timer = None
         self._up()
-        self._current = True
-        self.on_current(True)
+        if self._resync_at is None:  # else the caller lacks a change until the kind is listed again
+            self._current = True
+            self.on_current(True)
 
     async def _list(self) -> None:
         params = {"limit": str(self.page)}
@@ -158,6 +168,7 @@ class Informer:
             params["fieldSelector"] = self.field_selector
         listed: set[Key] = set()
         version = ""
+        resyncing, self._resync_at = self._resync_at is not None, None
         while True:
             page = await self.api.get(self.path, params=dict(params), agent=f"watch {self.kind}")
             meta = page.get("metadata") or {}
@@ -185,6 +196,10 @@ class Informer:
         for key in sorted(set(self.known()) - listed):
             self._deliver("DELETED", tombstone(key))
         self.version = version
+        if self._resync_at is None:
+            self._resyncs = 0
+            if resyncing:
+                logger.info("watch of %s: listed again after a handler error; the view holds the kind", self.kind)
 
     async def _watch(self) -> None:
         """One stream from ``version``, counting the changes it delivers (``delivered``)."""
@@ -200,6 +215,8 @@ class Informer:
             async with contextlib.aclosing(stream):
                 try:
                     async for event in stream:
+                        if self._resync_at is not None and time.monotonic() >= self._resync_at:
+                            break  # list again (``run``); this event comes with the listing
                         obj = event.get("object") or {}
                         if event.get("type") != "BOOKMARK":
                             self._deliver(str(event.get("type")), obj)
@@ -219,4 +236,15 @@ class Informer:
         try:
             self.on_event(type_, obj)
         except Exception:  # one object's trouble never ends the watch of all others
-            logger.exception("watch of %s: handling %s of %s/%s failed", self.kind, type_, *key_of(obj))
+            logger.exception(
+                "watch of %s: handling %s of %s/%s failed; the kind counts as not current until it is listed again",
+                self.kind,
+                type_,
+                *key_of(obj),
+            )
+            if self._resync_at is None:
+                wait = RESYNC_SECONDS[min(self._resyncs, len(RESYNC_SECONDS) - 1)]
+                self._resync_at, self._resyncs = time.monotonic() + wait, self._resyncs + 1
+            if self._current:
+                self._current = False
+                self.on_current(False)
