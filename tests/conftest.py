@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import hypothesis
 import pytest
 
+from lockgate.gates import engine
 from lockgate.handlers import testing
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -48,3 +49,11 @@ def lockgate() -> Iterator[testing.Stack]:
     with testing.stack() as running:
         running.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_spec_hash_memo() -> Iterator[None]:
+    """Tests build Promotions with fixed uids and resourceVersions; the engine's spec-hash memo (one identity, one
+    spec: true of the API) must not carry one test's spec into another."""
+    engine._spec_hashes.clear()
+    yield

@@ -95,12 +95,14 @@ class Requests:
 
     def __init__(self) -> None:
         self.verbs: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of each
         self.fault: Callable[[str], server.Fault | None] = lambda verb: None
 
     def __call__(self, record: server.RequestRecord) -> server.Fault | None:
         if "(watch configmaps)" not in record.user_agent:
             return None
         self.verbs.append(record.verb)
+        self.times.append(time.monotonic())
         return self.fault(record.verb)
 
 
@@ -427,27 +429,49 @@ async def test_after_a_handler_error_the_kind_is_not_current_until_it_is_listed_
     cluster: runner.RunningCluster,
 ) -> None:
     """The caller lacks the change its handler failed on: a decision must not trust the view of that kind (it
-    reads afresh) until a listing has been delivered whole; a handler that keeps failing keeps it so."""
+    reads afresh) until a listing has been delivered whole, taken even while the kind is quiet; a handler that
+    keeps failing keeps it so, listing again less and less often."""
     requests = Requests()
     cluster.cluster.fault_hook = requests
+    cluster.cluster.bookmark_interval = 60.0  # no bookmark ends a stream: only the listing that is due does
     copy = Copy(fail_on="bad")
     current: list[bool] = []
     async with informing(cluster, copy, on_current=current.append) as (_, admin):
         await until(lambda: current == [True])
-        path = kclient.resource_path("", "v1", "configmaps", NS)
-        await admin.create(path, configmap("bad"))
+        await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap("bad"))
         await until(lambda: current == [True, False])
-        await asyncio.sleep(informer.RESYNC_SECONDS[0] + 0.2)
-        await admin.create(path, configmap("nudge-1"))  # past the wait, the next event (or bookmark) ends the stream
-        await until(lambda: requests.verbs.count("list") == 2)
-        await admin.create(path, configmap("nudge-2"))
+        # No other event: the stream ends by itself after RESYNC_SECONDS[0] and the kind is listed again;
+        # "bad" fails again there, so the next listing waits RESYNC_SECONDS[1] from the end of this one.
+        await until(lambda: requests.verbs.count("list") == 2, within=informer.RESYNC_SECONDS[0] + 5)
         await asyncio.sleep(informer.QUICK_END_SECONDS + 0.5)
-        assert current == [True, False]  # "bad" failed again in the listing: still not current
-        assert "bad" not in copy.names() and {"nudge-1", "nudge-2"} <= copy.names()
+        assert current == [True, False] and "bad" not in copy.names()
+        assert requests.verbs.count("list") == 2
 
         copy.fail_on = ""  # the handler copes now
-        await asyncio.sleep(informer.RESYNC_SECONDS[1] + 0.2)
-        await admin.create(path, configmap("nudge-3"))
-        await until(lambda: current[-1] is True and "nudge-3" in copy.names(), within=15)
+        await until(lambda: current[-1] is True, within=informer.RESYNC_SECONDS[1] + 5)
         assert requests.verbs.count("list") == 3 and current == [True, False, True]
         assert "bad" in copy.names()
+
+
+async def test_the_next_listing_after_a_handler_error_waits_from_the_end_of_the_last_one(
+    cluster: runner.RunningCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kind whose listing takes longer than the wait is not listed back to back while an object keeps failing."""
+    monkeypatch.setattr(informer, "RESYNC_SECONDS", (1.0,))
+    async with kclient.Client(config.load(cluster.kubeconfig, "admin")) as admin:
+        for name in ("a-bad", "b", "c", "d"):
+            await admin.create(kclient.resource_path("", "v1", "configmaps", NS), configmap(name))
+    requests = Requests()
+    requests.fault = lambda verb: server.Fault(delay=0.4) if verb == "list" else None  # each page: 0.4 s
+    cluster.cluster.fault_hook = requests
+    async with informing(cluster, Copy(fail_on="a-bad"), page=1):  # "a-bad" fails on the first page of each
+        await until(lambda: requests.verbs.count("watch") >= 3, within=30)
+    listings: list[tuple[int, int]] = []  # the first and the last page request of each listing
+    for i, verb in enumerate(requests.verbs):
+        if verb == "list" and listings and listings[-1][1] == i - 1:
+            listings[-1] = (listings[-1][0], i)
+        elif verb == "list":
+            listings.append((i, i))
+    assert len(listings) >= 3 and all(last > first for first, last in listings)  # pages: longer than the wait
+    for (_, last), (first, _) in itertools.pairwise(listings):
+        assert requests.times[first] - requests.times[last] >= 1.0  # the last page's 0.4 s, then the 1 s wait

@@ -56,7 +56,7 @@ def test_a_promotion_deleted_while_its_watch_was_down_still_leaves_a_failed_reco
             return server.Fault(code=503, reason="ServiceUnavailable", message="injected")
         return server.Fault(code=410, reason="Expired", message="too old resource version")
 
-    with testing.stack(operator=False, workload_delay=2.0) as stack:
+    with testing.stack(operator=False, workload_delay=30.0) as stack:  # not verified before the relisting
         stack.cluster.cluster.fault_hook = promotions_watch
         stack.kubectl("apply", "-f", str(REPO / "examples" / "gatepolicy-production.yaml"))
         stack.start_operator()
@@ -111,6 +111,9 @@ def test_a_promotion_deleted_while_its_deploy_is_under_way_does_not_leave_the_tr
     assert failed[0].extra["reason"] == "PromotionDeleted"
     assert "the image change was not made" in (failed[0].verification or {})["message"]
     assert lockgate.image() == "registry.example/web:1.0"
+    # the decision's own facts, from its deploying record (the waiting status holds neither)
+    assert failed[0].previous_image == "registry.example/web:1.0"
+    assert sorted(a.username for a in failed[0].approvers) == ["bob", "carol"]
 
 
 def test_a_promotion_deleted_after_its_patch_landed_but_before_any_status_gets_failed_after_deployed(
@@ -145,3 +148,4 @@ def test_a_promotion_deleted_after_its_patch_landed_but_before_any_status_gets_f
     assert [r.event for r in records] == ["approved", "deploying", "deployed", "failed"]
     assert "the image change is in place" in (records[-1].verification or {})["message"]
     assert lockgate.image().endswith(manifests.DIGEST)
+    assert records[-1].previous_image == "registry.example/web:1.0"

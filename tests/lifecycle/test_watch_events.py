@@ -34,7 +34,10 @@ class Reconciler:
     def touch_all(self, namespaces: list[str] | None = None) -> None:
         self.touched.append(("*", ",".join(namespaces or [])))
 
-    async def promotion_deleted(self, obj: dict[str, Any]) -> None:
+    def busy(self, key: view.Key) -> bool:
+        return False
+
+    async def promotion_deleted(self, obj: dict[str, Any], *, under_way: bool = False) -> None:
         await asyncio.sleep(self.deleting)
         self.deleted.append(obj)
 

@@ -161,7 +161,10 @@ class Watches:
             cluster.drop_promotion(key)
             if last is not None:
                 what = "recording the deletion of promotion {}/{}".format(*key)
-                self._later(("promotion", key), lambda: self.reconciler.promotion_deleted(last), what)
+                under_way = self.reconciler.busy(key)  # now: a deploy may be under way (it may be over by then)
+                self._later(
+                    ("promotion", key), lambda: self.reconciler.promotion_deleted(last, under_way=under_way), what
+                )
             return
         before = cluster.promotions.live.get(key)  # None: new, or settled (ended), so no decoding here
         if cluster.put_promotion(obj):

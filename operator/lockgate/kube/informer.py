@@ -8,8 +8,9 @@ included. ``410 Gone`` (that version is too old) lists again, and every object t
 and name only; so is one the list has under another uid (``held_uid``), before the new one. Repeated API
 errors are retried with backoff, each with a warning. An error raised by ``on_event`` is logged and never
 ends the watch of the other objects; but the caller then lacks that change, so the kind is not current
-(``on_current(False)``) until a new listing has been delivered without one: the stream ends at its next
-event once ``RESYNC_SECONDS`` have passed (doubling while the errors go on) and the kind is listed again.
+(``on_current(False)``) until a new listing has been delivered without one: the stream ends once
+``RESYNC_SECONDS`` have passed (longer while the errors go on, counted from the end of the last listing)
+and the kind is listed again.
 
 Why not Kopf's watching: Kopf takes every event through its per-object machinery (a worker task,
 memories, loggers, the handler's kwargs), made for handlers that keep state on the object; ours only
@@ -94,6 +95,7 @@ class Informer:
         self._current = False  # on_current last told True
         self._resync_at: float | None = None  # a handler failed: the caller lacks a change; list again from then
         self._resyncs = 0  # listings in a row that a handler error made necessary
+        self._stream_deadline: asyncio.Timeout | None = None  # ends the open stream when a listing is due
         self.kind = path.rstrip("/").rsplit("/", 1)[-1]
 
     async def run(self) -> None:
@@ -196,7 +198,9 @@ class Informer:
         for key in sorted(set(self.known()) - listed):
             self._deliver("DELETED", tombstone(key))
         self.version = version
-        if self._resync_at is None:
+        if self._resync_at is not None:  # a handler failed during this listing: wait from its end, not from then
+            self._resync_at = time.monotonic() + RESYNC_SECONDS[min(self._resyncs - 1, len(RESYNC_SECONDS) - 1)]
+        else:
             self._resyncs = 0
             if resyncing:
                 logger.info("watch of %s: listed again after a handler error; the view holds the kind", self.kind)
@@ -211,8 +215,11 @@ class Informer:
             agent=f"watch {self.kind}",
             opened=self._opened,
         )
+        deadline = asyncio.timeout(None)
         try:
-            async with contextlib.aclosing(stream):
+            async with deadline, contextlib.aclosing(stream):
+                self._stream_deadline = deadline
+                self._resync_when_due()  # a handler failed in the listing: not current until the next one
                 try:
                     async for event in stream:
                         if self._resync_at is not None and time.monotonic() >= self._resync_at:
@@ -227,7 +234,12 @@ class Informer:
                     if self._healthy_timer is not None:
                         self._healthy_timer.cancel()
                         self._healthy_timer = None
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            # the listing a handler error made due: ``run`` takes it now, a quiet stream waits for no event
         finally:
+            self._stream_deadline = None
             if self._current:  # the stream ended: changes may go unseen until the next one
                 self._current = False
                 self.on_current(False)
@@ -245,6 +257,13 @@ class Informer:
             if self._resync_at is None:
                 wait = RESYNC_SECONDS[min(self._resyncs, len(RESYNC_SECONDS) - 1)]
                 self._resync_at, self._resyncs = time.monotonic() + wait, self._resyncs + 1
+                self._resync_when_due()
             if self._current:
                 self._current = False
                 self.on_current(False)
+
+    def _resync_when_due(self) -> None:
+        """End the open stream when the listing a handler error made necessary is due."""
+        if self._stream_deadline is not None and self._resync_at is not None:
+            loop = asyncio.get_running_loop()
+            self._stream_deadline.reschedule(loop.time() + max(0.0, self._resync_at - time.monotonic()))

@@ -35,8 +35,8 @@ PRIME_WAIT = datetime.timedelta(seconds=10)
 SETTLE = datetime.timedelta(seconds=1)
 AUDIT_RETRY = datetime.timedelta(seconds=3)
 POLL = datetime.timedelta(seconds=5)
-PASS_WAIT_LOOK = datetime.timedelta(milliseconds=50)  # a deleted Promotion's record waits for its pass under way,
-PASS_WAIT_LOOKS = 600  # for 30 s at most
+PASS_WAIT = datetime.timedelta(seconds=1.5)  # a deleted Promotion's record waits for its pass under way (less
+PASS_WAIT_LOOK = datetime.timedelta(milliseconds=50)  # than a stop's drain of such records, ``watching``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,45 +298,60 @@ class Reconciler:
             self._waiting_look.cancel()
         self._waiting_look = asyncio.get_running_loop().call_later(SETTLE.total_seconds(), self.touch_waiting)
 
-    async def promotion_deleted(self, obj: Mapping[str, Any]) -> None:
+    def busy(self, key: view.Key) -> bool:
+        """Whether a pass over ``key`` is under way now (a deploy's patch and records, say)."""
+        return self.queue.busy(key)
+
+    async def promotion_deleted(self, obj: Mapping[str, Any], *, under_way: bool = False) -> None:
         """A Promotion deleted mid-rollout: its change stays in place, unverified; the trail must say so.
 
-        So too when it was deleted while its deploy was under way, before any status said so (its
-        ``deploying`` record is written before the patch): the trail must not end at ``deploying``.
+        So too when it was deleted while its deploy was under way (``under_way``: a pass over it was, at the
+        deletion's event), before any status said so: its ``deploying`` record is written before the patch,
+        and the trail must not end there. The record waits for that pass (``PASS_WAIT``), and none is written
+        for a cycle the trail has closed meanwhile (``verified``, ``rolled-back``, ``superseded``).
         """
         status = obj.get("status") or {}
         phase = str(status.get("phase") or "")
         if phase not in steps.ACTIVE and phase not in steps.WAITING:
             return
         key = view.key_of(obj)
-        under_way = self.queue.busy(key)
-        for _ in range(PASS_WAIT_LOOKS):  # a pass under way (a deploy: its patch, its records) comes first
-            if not self.queue.busy(key):
-                break
-            await asyncio.sleep(PASS_WAIT_LOOK.total_seconds())
         # Waiting: only a deploy that was under way, or whose patch landed, can have left a deploying record.
-        if phase in steps.WAITING and not (
-            (under_way or self._carries_deploy(key, obj)) and await self._deploy_recorded(obj)
-        ):
+        if phase in steps.WAITING and not (under_way or self.queue.busy(key) or self._carries_deploy(key, obj)):
+            return
+        waited = 0.0
+        while self.queue.busy(key) and waited < PASS_WAIT.total_seconds():  # its pass's own records come first
+            await asyncio.sleep(PASS_WAIT_LOOK.total_seconds())
+            waited += PASS_WAIT_LOOK.total_seconds()
+        found = await self._recorded(obj, ("deploying", "verified", "rolled-back", "superseded"))
+        if found is None or any(found[e] is not None for e in ("verified", "rolled-back", "superseded")):
+            return  # unreadable (said), or the cycle ended in the trail: nothing is left open
+        deploying = found["deploying"]
+        if phase in steps.WAITING and deploying is None:
             return
         uid = str(obj.get("metadata", {}).get("uid"))
         for run_key in [k for k in self._http if k[0] == uid]:
             self._http.pop(run_key).task.cancel()
-        situation = await self._situation(key, obj, phase)
+        approvers, policies = statuses.audit_context(status)
         if phase in steps.ACTIVE:
+            previous = (await self._situation(key, obj, phase)).previous_image
             message = (
                 f"the Promotion was deleted while {phase}: the image change stays in place and its verification "
                 "did not finish; review the workload"
             )
-        elif situation.deploy_applied:
-            message = (
-                "the Promotion was deleted while its deploy was under way: the image change is in place and its "
-                "verification did not run; review the workload"
-            )
         else:
+            assert deploying is not None
+            previous = deploying.previous_image  # what the decision recorded (the waiting status has none)
+            approvers = [a.model_dump() for a in deploying.approvers]
+            policies = [p.model_dump() for p in deploying.policies]
+            landed = {True: "the image change is in place", False: None, None: "the image change may be in place"}[
+                await self._deploy_landed(key, obj)
+            ]
             message = (
-                "the Promotion was deleted while its deploy was under way: the decision was recorded (deploying) "
-                "but the image change was not made"
+                f"the Promotion was deleted while its deploy was under way: {landed} and its verification did "
+                "not run; review the workload"
+                if landed
+                else "the Promotion was deleted while its deploy was under way: the decision was recorded "
+                "(deploying) but the image change was not made"
             )
         step = steps.Step(steps.Action.FAIL, "PromotionDeleted", message)
         for _ in range(3):  # the object is gone: no status to hold; retry the record a few times
@@ -351,9 +366,9 @@ class Reconciler:
                         },
                     },
                     at=self.clock(),
-                    approvers=statuses.audit_context(status)[0],
-                    policies=statuses.audit_context(status)[1],
-                    previous_image=situation.previous_image,
+                    approvers=approvers,
+                    policies=policies,
+                    previous_image=previous,
                     verification={"passed": False, "message": message},
                     extra={"reason": step.reason, "message": message},
                 )
@@ -368,21 +383,34 @@ class Reconciler:
         workload = self.view.workloads.get((str(target.get("kind", "Deployment")), key[0], str(target.get("name"))))
         return workload is not None and plan.carries_deploy(workload, key[0], key[1], statuses.cycle_hash(obj))
 
-    async def _deploy_recorded(self, obj: Mapping[str, Any]) -> bool:
-        """Whether this cycle of a deleted Promotion has its ``deploying`` record (asked a few times)."""
-        uid = str(obj.get("metadata", {}).get("uid"))
+    async def _deploy_landed(self, key: view.Key, obj: Mapping[str, Any]) -> bool | None:
+        """Whether a deleted Promotion's deploy patch landed: its target, read now, carries it (None: unreadable)."""
+        target = obj.get("spec", {}).get("target") or {}
+        try:
+            workload = await objects.get_workload(
+                self.api, str(target.get("kind", "Deployment")), key[0], str(target.get("name"))
+            )
+        except (kclient.ApiError, kclient.ApiUnavailable) as exc:
+            logger.warning("promotion %s/%s deleted: its target could not be read: %s", *key, exc)
+            return None
+        return workload is not None and plan.carries_deploy(workload, key[0], key[1], statuses.cycle_hash(obj))
+
+    async def _recorded(
+        self, obj: Mapping[str, Any], events: tuple[str, ...]
+    ) -> dict[str, record.AuditRecord | None] | None:
+        """This cycle's stored record of each of ``events`` (asked a few times; None if the trail cannot say)."""
+        uid, cycle = str(obj.get("metadata", {}).get("uid")), statuses.cycle_hash(obj)
         for _ in range(3):
             try:
-                return await self.audit.find(uid, "deploying", spec_hash=statuses.cycle_hash(obj)) is not None
+                return {event: await self.audit.find(uid, event, spec_hash=cycle) for event in events}
             except auditing.AuditUnavailableError as exc:
                 logger.error(
-                    "promotion %s/%s deleted before any deploy status; cannot tell from the audit trail whether "
-                    "its deploy was under way: %s",
+                    "promotion %s/%s deleted; the audit trail cannot say what its cycle recorded: %s",
                     *view.key_of(obj),
                     exc,
                 )
                 await asyncio.sleep(2)
-        return False
+        return None
 
     # -- one pass ------------------------------------------------------------------------------
     async def reconcile(self, key: view.Key) -> None:
@@ -605,20 +633,19 @@ class Reconciler:
             # The previous image comes from the watched view; the patch is conditional on that very
             # version of the workload (``_set_image``), so a stale view cannot mis-record it.
             previous = plan.current_image(s.workload, s.change.container)
-            stored = await self._audit_all([("approved", None), ("deploying", previous)], obj, now, result, s, step)
-            if stored is None:
-                _log_step(key, step)
-                return False
-            # The decision as recorded (a retry keeps the stored record's previous image); the records
-            # are durable, so the patch goes before any status: they, not a status, make it exactly-once.
-            counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
-            change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
-            s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
-            # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
-            # it at the API server.
-            try:
+            try:  # the decision's log line comes after its patch (or whatever ended the step before it)
+                stored = await self._audit_all([("approved", None), ("deploying", previous)], obj, now, result, s, step)
+                if stored is None:
+                    return False
+                # The decision as recorded (a retry keeps the stored record's previous image); the records
+                # are durable, so the patch goes before any status: they, not a status, make it exactly-once.
+                counted = tuple(a.get("approver", "") for a in result.status.get("approvals") or [] if a.get("counted"))
+                change = dataclasses.replace(s.change, approvers=counted)  # this decision's approvers, on the workload
+                s = dataclasses.replace(s, previous_image=stored[-1].previous_image, change=change)
+                # The patch alone first: it is what the rollout waits for, and nothing of ours competes with
+                # it at the API server (not even this log line).
                 outcome = await self._set_image(key, s, now)
-            finally:  # the decision's log line, after the patch: nothing of ours goes ahead of it
+            finally:
                 _log_step(key, step)
             deploying = statuses.deploying(obj, result, change, s.previous_image, now)
             if not isinstance(outcome, dict):  # not applied (refused, target changed, or to retry): say so
