@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import hypothesis
 import pytest
 
-from lockgate.gates import engine
+from lockgate.gates import spechash
 from lockgate.handlers import testing
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def lockgate() -> Iterator[testing.Stack]:
 
 @pytest.fixture(autouse=True)
 def _fresh_spec_hash_memo() -> Iterator[None]:
-    """Tests build Promotions with fixed uids and resourceVersions; the engine's spec-hash memo (one identity, one
-    spec: true of the API) must not carry one test's spec into another."""
-    engine._spec_hashes.clear()
+    """Tests build Promotions with fixed uids and resourceVersions; the spec-hash memo (one identity, one spec: true
+    of the API) must not carry one test's spec into another."""
+    spechash._memo.clear()
     yield

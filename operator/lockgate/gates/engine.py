@@ -40,22 +40,14 @@ Judgements = dict[str, list[approvals_mod.Judgement]]
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 4096
 _cache: collections.OrderedDict[Hashable, tuple[datetime.datetime, decision.Decision]] = collections.OrderedDict()
-# Spec hashes by (uid, resourceVersion), the identity the decisions are memoised by: a new Approval does not
-# change the Promotion, so the decision it brings need not serialise the spec again.
-_spec_hashes: dict[tuple[str, str], str] = {}
 
 
 def _spec_hash(obj: promotion.Promotion) -> str:
+    """Memoised by (uid, resourceVersion), the identity the decisions are memoised by: a new Approval does not
+    change the Promotion, so the decision it brings need not serialise the spec again."""
     uid, version = obj.metadata.uid, obj.metadata.resource_version
-    if not uid or not version:
-        return spechash.of_promotion(obj)
-    key = (uid, version)
-    found = _spec_hashes.get(key)
-    if found is None:
-        if len(_spec_hashes) >= CACHE_SIZE:
-            _spec_hashes.clear()
-        found = _spec_hashes[key] = spechash.of_promotion(obj)
-    return found
+    identity = ("version", uid, version) if uid and version else None
+    return spechash.remembered(identity, lambda: spechash.of_promotion(obj))
 
 
 def _cache_key(

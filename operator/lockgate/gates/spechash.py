@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import pydantic
 
 from lockgate.api import promotion
+
+MEMO_SIZE = 50_000
+_memo: dict[Hashable, str] = {}
+
+
+def remembered(identity: Hashable | None, compute: Callable[[], str]) -> str:
+    """``compute()``, memoised by ``identity``: one that names a single spec (a stored object's uid with its
+    generation or resourceVersion; not an object under admission, whose UPDATE still carries the old generation).
+    ``None``: not memoised. Bounded: emptied when full."""
+    if identity is None:
+        return compute()
+    found = _memo.get(identity)
+    if found is None:
+        if len(_memo) >= MEMO_SIZE:
+            _memo.clear()
+        found = _memo[identity] = compute()
+    return found
 
 
 def canonical(spec: Mapping[str, Any]) -> bytes:

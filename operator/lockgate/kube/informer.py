@@ -107,7 +107,7 @@ class Informer:
         while True:
             self.opened_at, self.delivered, expired_before, expired = None, 0, expired, False
             try:
-                if self._resync_at is not None and time.monotonic() >= self._resync_at:
+                if self._resync_due():
                     self.version = ""  # the caller lacks a change a handler failed on: what it holds is not the kind
                 if not self.version:
                     await self._list()
@@ -123,7 +123,7 @@ class Informer:
             except Exception as exc:  # never a silent end of the watch: say what, and go on
                 logger.exception("watch of %s failed", self.kind)
                 problem = repr(exc)
-            if not problem and self._resync_at is not None and time.monotonic() >= self._resync_at:
+            if not problem and self._resync_due():
                 continue  # ended to list again after a handler error: not a failure of the watch
             healthy = self.opened_at is not None and (
                 self.delivered > 0 or time.monotonic() - self.opened_at >= QUICK_END_SECONDS
@@ -222,8 +222,6 @@ class Informer:
                 self._resync_when_due()  # a handler failed in the listing: not current until the next one
                 try:
                     async for event in stream:
-                        if self._resync_at is not None and time.monotonic() >= self._resync_at:
-                            break  # list again (``run``); this event comes with the listing
                         obj = event.get("object") or {}
                         if event.get("type") != "BOOKMARK":
                             self._deliver(str(event.get("type")), obj)
@@ -261,6 +259,10 @@ class Informer:
             if self._current:
                 self._current = False
                 self.on_current(False)
+
+    def _resync_due(self) -> bool:
+        """A handler failed and the listing that must follow is due."""
+        return self._resync_at is not None and time.monotonic() >= self._resync_at
 
     def _resync_when_due(self) -> None:
         """End the open stream when the listing a handler error made necessary is due."""

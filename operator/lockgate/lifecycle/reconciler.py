@@ -379,17 +379,15 @@ class Reconciler:
 
     def _carries_deploy(self, key: view.Key, obj: Mapping[str, Any]) -> bool:
         """Whether the watched target carries this cycle's deploy (its patch landed)."""
-        target = obj.get("spec", {}).get("target") or {}
-        workload = self.view.workloads.get((str(target.get("kind", "Deployment")), key[0], str(target.get("name"))))
+        target = self.view.target_of(obj)
+        workload = self.view.workloads.get(target) if target else None
         return workload is not None and plan.carries_deploy(workload, key[0], key[1], statuses.cycle_hash(obj))
 
     async def _deploy_landed(self, key: view.Key, obj: Mapping[str, Any]) -> bool | None:
         """Whether a deleted Promotion's deploy patch landed: its target, read now, carries it (None: unreadable)."""
-        target = obj.get("spec", {}).get("target") or {}
+        target = self.view.target_of(obj)
         try:
-            workload = await objects.get_workload(
-                self.api, str(target.get("kind", "Deployment")), key[0], str(target.get("name"))
-            )
+            workload = await objects.get_workload(self.api, *target) if target else None
         except (kclient.ApiError, kclient.ApiUnavailable) as exc:
             logger.warning("promotion %s/%s deleted: its target could not be read: %s", *key, exc)
             return None

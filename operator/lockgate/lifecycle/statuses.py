@@ -45,9 +45,6 @@ class GateResultLike(Protocol):
     emergency: bool
 
 
-_SPEC_HASHES: dict[tuple[str, int], str] = {}  # (uid, generation): the spec changes only with a new generation
-_SPEC_HASHES_MAX = 50_000
-
 
 def cycle_hash(obj: Mapping[str, Any]) -> str:
     """The spec hash of the cycle a Promotion is in: its status's, or with none yet its spec's as it is now."""
@@ -57,16 +54,9 @@ def cycle_hash(obj: Mapping[str, Any]) -> str:
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """The gate's spec hash (``gates.spechash.of_object``), memoised by uid and generation."""
     meta = obj.get("metadata", {})
-    uid, generation = meta.get("uid"), meta.get("generation")
-    key = (str(uid), int(generation)) if uid and generation else None
-    if key is not None and key in _SPEC_HASHES:
-        return _SPEC_HASHES[key]
-    value = spechash.of_object(obj)
-    if key is not None:
-        if len(_SPEC_HASHES) >= _SPEC_HASHES_MAX:
-            _SPEC_HASHES.clear()
-        _SPEC_HASHES[key] = value
-    return value
+    uid, generation = meta.get("uid"), meta.get("generation")  # the spec changes only with a new generation
+    identity = ("generation", str(uid), int(generation)) if uid and generation else None
+    return spechash.remembered(identity, lambda: spechash.of_object(obj))
 
 
 def fmt(when: datetime.datetime) -> str:
